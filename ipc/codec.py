@@ -1,0 +1,47 @@
+"""Encoders and decoders for each channel, built once at import.
+
+``decode_*`` raise ``ProtocolError`` for bytes that are not a message of that channel or
+that carry another protocol version, so a receiver can log and drop them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from ipc import messages as m
+
+T = TypeVar("T")
+
+
+class ProtocolError(Exception):
+    """Bytes on a socket that are not a valid message for that channel."""
+
+
+class Codec(Generic[T]):
+    """msgpack encoder/decoder pair for one channel's union type."""
+
+    def __init__(self, union: Any) -> None:
+        self._encoder = msgspec.msgpack.Encoder()
+        self._decoder: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(union)
+
+    def encode(self, msg: m.Message) -> bytes:
+        """Serialize one message."""
+        return self._encoder.encode(msg)
+
+    def decode(self, data: bytes) -> T:
+        """Parse one message; raise ``ProtocolError`` when it is not valid here."""
+        try:
+            msg = self._decoder.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ProtocolError(f"undecodable message: {exc}") from exc
+        if msg.v != m.PROTOCOL_VERSION:
+            raise ProtocolError(f"protocol version {msg.v} received, this peer speaks {m.PROTOCOL_VERSION}")
+        return msg  # type: ignore[no-any-return]
+
+
+children: Codec[m.ChildMessage] = Codec(m.ChildMessage)
+control: Codec[m.ControlMessage] = Codec(m.ControlMessage)
+events: Codec[m.EventMessage] = Codec(m.EventMessage)
+service: Codec[m.ServiceMessage] = Codec(m.ServiceMessage)

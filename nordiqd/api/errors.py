@@ -1,0 +1,74 @@
+"""The one exception-to-HTTP table, and the JSON shape of every error.
+
+Every error body is ``{"success": false, "error": "<one sentence>", ...}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import falcon
+
+from ipc.client import RequestTimeout
+from ipc.codec import ProtocolError
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error with its HTTP status and optional structured details."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+def _send(resp: falcon.Response, status: int, message: str, **extra: Any) -> None:
+    resp.status = falcon.code_to_http_status(status)
+    resp.media = {"success": False, "error": message, **extra}
+
+
+def _api_error(req: falcon.Request, resp: falcon.Response, exc: ApiError, params: Any) -> None:
+    _send(resp, exc.status, exc.message, **exc.extra)
+
+
+def _timeout(req: falcon.Request, resp: falcon.Response, exc: RequestTimeout, params: Any) -> None:
+    log.warning("%s %s: %s", req.method, req.path, exc)
+    _send(resp, 503, f"the daemon did not answer in time: {exc}")
+
+
+def _protocol(req: falcon.Request, resp: falcon.Response, exc: ProtocolError, params: Any) -> None:
+    log.error("%s %s: %s", req.method, req.path, exc)
+    _send(resp, 502, f"a daemon role answered something unexpected: {exc}")
+
+
+def _http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError, params: Any) -> None:
+    message = exc.description or exc.title or "request failed"
+    if exc.status_code == 404 and not exc.description:
+        message = f"no such endpoint: {req.method} {req.path}"
+    elif exc.status_code == 405:
+        message = f"method {req.method} not allowed on {req.path}"
+    elif exc.status_code == 413 and not exc.description:
+        message = "request body too large"
+    resp.status = exc.status
+    for name, value in (exc.headers or {}).items():
+        resp.set_header(name, value)
+    resp.media = {"success": False, "error": message}
+
+
+def _internal(req: falcon.Request, resp: falcon.Response, exc: Exception, params: Any) -> None:
+    log.exception("%s %s failed", req.method, req.path)
+    _send(resp, 500, f"internal error: {type(exc).__name__}: {exc}")
+
+
+def install(app: falcon.App) -> None:
+    """Register the table on ``app``; the most general handler first (Falcon picks the
+    most specific class match)."""
+    app.add_error_handler(Exception, _internal)
+    app.add_error_handler(falcon.HTTPError, _http_error)
+    app.add_error_handler(ApiError, _api_error)
+    app.add_error_handler(RequestTimeout, _timeout)
+    app.add_error_handler(ProtocolError, _protocol)

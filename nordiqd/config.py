@@ -1,0 +1,245 @@
+"""The configuration: one TOML file loaded into typed, frozen Structs, one per section.
+
+Every key has a default, so an empty file (or none) is a valid configuration. Unknown
+keys, wrong types and impossible values raise ``ConfigError`` naming the key, which the
+CLI turns into exit code 78 ("configuration error") so that nothing respawns it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+PositiveFloat = Annotated[float, Meta(gt=0)]
+PositiveInt = Annotated[int, Meta(gt=0)]
+Port = Annotated[int, Meta(ge=1, le=65535)]
+
+DEFAULT_METRICS = [
+    "cpu_user_pct", "cpu_sys_pct", "cpu_iowait_pct", "cpu_idle_pct", "java_cpu_pct",
+    "mem_used_pct", "swap_used_pct", "disk_usage_pct", "net_in_mb_s", "net_out_mb_s",
+    "back_close_wait", "front_close_wait", "load_average", "uptime_days",
+]  # fmt: skip
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and the file."""
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class DaemonConfig(_Section, frozen=True):
+    """[daemon]: where state and sockets live, and logging."""
+
+    data_dir: str = "/var/lib/nordiqd"
+    run_dir: str = "/run/nordiqd"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class SupervisorConfig(_Section, frozen=True):
+    """[supervisor]: heartbeats, restart back-off and intensity, shutdown grace."""
+
+    heartbeat_interval_s: PositiveFloat = 1.0
+    heartbeat_liveness: PositiveInt = 3
+    start_timeout_s: PositiveFloat = 60.0
+    stop_grace_s: PositiveFloat = 10.0
+    backoff_initial_s: PositiveFloat = 0.1
+    backoff_factor: Annotated[float, Meta(ge=1)] = 2.0
+    backoff_max_s: PositiveFloat = 30.0
+    backoff_reset_after_s: PositiveFloat = 60.0
+    max_restarts: PositiveInt = 5
+    restart_period_s: PositiveFloat = 60.0
+
+
+class EndpointsConfig(_Section, frozen=True):
+    """[endpoints]: zmq endpoints; empty means ``ipc://<run_dir>/<name>.sock``."""
+
+    control: str = ""
+    children: str = ""
+    events: str = ""
+    ingest: str = ""
+    ingest_publish: str = ""
+    predictor: str = ""
+    trainer: str = ""
+
+
+class ApiConfig(_Section, frozen=True):
+    """[api]: the REST admin port."""
+
+    host: str = "127.0.0.1"
+    port: Port = 8000
+    key_file: str = "/etc/nordiqd/api_key"
+    threads: Annotated[int, Meta(ge=1, le=64)] = 4
+    request_timeout_s: PositiveFloat = 10.0
+    max_body_mb: PositiveFloat = 16.0
+
+
+class BufferConfig(_Section, frozen=True):
+    """[buffer]: the durable daily-Parquet buffer."""
+
+    retention_days: PositiveInt = 60
+    fsync: str = "1000ms"
+    max_future_s: Annotated[float, Meta(ge=0)] = 300.0
+    max_batch_records: PositiveInt = 100_000
+    compact_interval_s: PositiveFloat = 10.0
+
+
+class SchemaConfig(_Section, frozen=True):
+    """[schema]: accepted metrics and how a profile is inferred from a server name."""
+
+    metrics: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_METRICS))
+    profile_patterns: list[list[str]] = msgspec.field(
+        default_factory=lambda: [
+            ["web*", "web"],
+            ["api*", "api"],
+            ["db*", "database"],
+            ["ml*", "ml_compute"],
+            ["etl*", "batch_etl"],
+            ["cache*", "cache"],
+        ]  # fmt: skip
+    )
+
+
+class TrainingConfig(_Section, frozen=True):
+    """[training]: what a training job reads and when it may run."""
+
+    training_days: PositiveInt = 30
+    min_records: Annotated[int, Meta(ge=0)] = 100_000
+    default_epochs: PositiveInt = 5
+    cpu_threads: PositiveInt = 1
+    cancel_grace_s: PositiveFloat = 10.0
+
+
+class ModelConfig(_Section, frozen=True):
+    """[model]: the forecasting model's shape."""
+
+    targets: list[str] = msgspec.field(
+        default_factory=lambda: [
+            "cpu_user_pct",
+            "cpu_iowait_pct",
+            "mem_used_pct",
+            "swap_used_pct",
+            "load_average",
+        ]
+    )
+    step_seconds: PositiveInt = 300
+    encoder_steps: PositiveInt = 288
+    horizon_steps: PositiveInt = 96
+    quantiles: list[float] = msgspec.field(default_factory=lambda: [0.1, 0.5, 0.9])
+    hidden_size: PositiveInt = 16
+
+
+class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """The whole configuration, one field per TOML section."""
+
+    daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
+    supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
+    endpoints: EndpointsConfig = msgspec.field(default_factory=EndpointsConfig)
+    api: ApiConfig = msgspec.field(default_factory=ApiConfig)
+    buffer: BufferConfig = msgspec.field(default_factory=BufferConfig)
+    schema: SchemaConfig = msgspec.field(default_factory=SchemaConfig)
+    training: TrainingConfig = msgspec.field(default_factory=TrainingConfig)
+    model: ModelConfig = msgspec.field(default_factory=ModelConfig)
+
+    def endpoint(self, name: str) -> str:
+        """The zmq endpoint for ``name``, defaulting to an ipc socket in ``run_dir``."""
+        value: str = getattr(self.endpoints, name)
+        return value or f"ipc://{os.path.join(self.daemon.run_dir, name)}.sock"
+
+    @property
+    def buffer_dir(self) -> str:
+        return os.path.join(self.daemon.data_dir, "buffer")
+
+    @property
+    def models_dir(self) -> str:
+        return os.path.join(self.daemon.data_dir, "models")
+
+    @property
+    def state_dir(self) -> str:
+        return os.path.join(self.daemon.data_dir, "state")
+
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_FSYNC = re.compile(r"^(always|[1-9][0-9]*ms)$")
+
+
+def load(path: str | None) -> Config:
+    """Load ``path`` (or ``$NORDIQD_CONFIG``, or the built-in defaults) and check it."""
+    path = path or os.environ.get("NORDIQD_CONFIG") or None
+    if path is None:
+        return _check(Config(), "<defaults>")
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return from_dict(data, path)
+
+
+def from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
+    """Build a ``Config`` from parsed TOML, naming the offending key on error."""
+    try:
+        cfg = msgspec.convert(data, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(str(exc))}") from None
+    return _check(cfg, source)
+
+
+def _describe(msg: str) -> str:
+    # msgspec says "Expected `int`, got `str` - at `$.api.port`"; operators think in keys.
+    unknown = re.match(r"Object contains unknown field `([^`]+)`(?: - at `\$\.?([^`]*)`)?", msg)
+    if unknown:
+        key = ".".join(p for p in (unknown.group(2), unknown.group(1)) if p)
+        section = unknown.group(2)
+        if not section:
+            return f"unknown section [{key}]"
+        return f"unknown key '{key}'"
+    at = re.search(r" - at `\$\.?([^`]*)`", msg)
+    if at:
+        key = re.sub(r"\[(\d+)\]", r"[\1]", at.group(1))
+        return f"key '{key}': {msg[: at.start()]}"
+    return msg
+
+
+def _check(cfg: Config, source: str) -> Config:
+    def fail(key: str, why: str) -> ConfigError:
+        return ConfigError(f"{source}: key '{key}': {why}")
+
+    if not _FSYNC.match(cfg.buffer.fsync):
+        raise fail(
+            "buffer.fsync",
+            f"must be 'always' or a number of milliseconds like '1000ms', not {cfg.buffer.fsync!r}",
+        )
+    if not cfg.schema.metrics:
+        raise fail("schema.metrics", "must name at least one metric")
+    for name in cfg.schema.metrics:
+        if not _NAME.match(name) or name in ("timestamp", "server_name", "profile"):
+            raise fail("schema.metrics", f"{name!r} is not a usable metric name")
+    if len(set(cfg.schema.metrics)) != len(cfg.schema.metrics):
+        raise fail("schema.metrics", "lists a metric twice")
+    for pair in cfg.schema.profile_patterns:
+        if len(pair) != 2:
+            raise fail("schema.profile_patterns", f"each entry must be [pattern, profile], not {pair!r}")
+    if not cfg.model.targets:
+        raise fail("model.targets", "must name at least one metric")
+    for t in cfg.model.targets:
+        if t not in cfg.schema.metrics:
+            raise fail("model.targets", f"{t!r} is not in schema.metrics")
+    qs = cfg.model.quantiles
+    if not qs or any(not 0 < q < 1 for q in qs) or sorted(set(qs)) != list(qs):
+        raise fail("model.quantiles", f"must be strictly increasing numbers between 0 and 1, not {qs!r}")
+    if 0.5 not in qs:
+        raise fail("model.quantiles", "must include 0.5 (the median forecast)")
+    if cfg.supervisor.backoff_max_s < cfg.supervisor.backoff_initial_s:
+        raise fail("supervisor.backoff_max_s", "must not be below supervisor.backoff_initial_s")
+    return cfg

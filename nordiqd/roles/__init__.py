@@ -1,0 +1,3 @@
+"""The four roles: thin process adapters over the plain domain modules."""
+
+ORDER = ("ingest", "predictor", "trainer", "api")

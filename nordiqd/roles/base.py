@@ -1,0 +1,100 @@
+"""The role lifecycle: a pure constructor, ``init()`` in the child, ``handle()``, ``close()``.
+
+A role that serves requests binds a ROUTER on its service endpoint; ``ServiceRole`` reads
+``[identity, rid, request]`` frames, calls ``handle(msg)`` and sends the reply, turning an
+unexpected exception into an ``ErrorReply`` with the traceback in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import zmq
+
+from ipc import codec
+from ipc import messages as m
+from ipc.client import reply
+from ipc.codec import ProtocolError
+from ipc.sockets import make_socket
+from nordiqd.config import Config
+
+log = logging.getLogger(__name__)
+
+
+class Role:
+    """Base of every role. Subclasses override the lifecycle hooks they need."""
+
+    name: str = ""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.ctx: zmq.Context[zmq.Socket[bytes]] | None = None
+
+    def init(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+        """Open sockets and load state; runs in the child before Ready is sent."""
+        self.ctx = ctx
+
+    def sockets(self) -> list[zmq.Socket[bytes]]:
+        """Sockets the runner polls and hands to ``on_readable``."""
+        return []
+
+    def on_readable(self, sock: zmq.Socket[bytes]) -> None:
+        """Serve what arrived on ``sock``."""
+
+    def tick(self, now: float) -> None:
+        """Periodic work, called at least every poll interval."""
+
+    def close(self) -> None:
+        """Release sockets and files; runs once on the way out."""
+
+
+class ServiceRole(Role):
+    """A role answering requests on its own ROUTER (``[endpoints] <name>``)."""
+
+    def init(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+        super().init(ctx)
+        self.service = make_socket(ctx, zmq.ROUTER, bind=self.config.endpoint(self.name))
+
+    def sockets(self) -> list[zmq.Socket[bytes]]:
+        return [self.service]
+
+    def on_readable(self, sock: zmq.Socket[bytes]) -> None:
+        if sock is not self.service:
+            return
+        for _ in range(64):  # bounded, so ticks are not starved by a flood
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) != 3:
+                continue
+            reply(sock, frames, codec.service.encode(self._answer(frames[2])))
+
+    def _answer(self, payload: bytes) -> m.Message:
+        started = time.monotonic()
+        try:
+            msg = codec.service.decode(payload)
+        except ProtocolError as exc:
+            return m.ErrorReply(kind="protocol", message=str(exc))
+        try:
+            result = self.handle(msg)
+        except Exception as exc:
+            log.exception("%s failed on %s", self.name, type(msg).__name__)
+            return m.ErrorReply(kind="internal", message=f"{self.name} failed: {exc}")
+        elapsed = time.monotonic() - started
+        if elapsed > 1.0:
+            log.info("%s took %.2f s for %s", self.name, elapsed, type(msg).__name__)
+        return result
+
+    def handle(self, msg: Any) -> m.Message:
+        """Answer one request; subclasses extend the match with their own messages."""
+        match msg:
+            case m.Ping():
+                return m.Pong(role=self.name, pid=os.getpid())
+            case _:
+                return m.ErrorReply(
+                    kind="bad_request", message=f"{self.name} does not handle {type(msg).__name__}"
+                )

@@ -1,0 +1,105 @@
+"""Runs one role in this process: ``python -m nordiqd worker <role> -c CONFIG``.
+
+How it runs: logging and signals are set up, the supervisor link starts heartbeating,
+``role.init()`` runs, Ready is sent, then the main thread polls the role's sockets and
+calls ``tick()``. How it stops: SIGTERM (or the supervisor's Shutdown, or its silence)
+sets a flag that the loop checks at least every 200 ms; then ``close()`` runs and the
+link says Goodbye. SIGINT is ignored: Ctrl-C belongs to the supervisor, which stops the
+roles in order.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import sys
+import time
+
+import zmq
+
+from nordiqd import config as config_mod
+from nordiqd import logsetup
+from nordiqd.roles.base import Role
+from supervisor.child import EX_CONFIG
+from supervisor.link import SupervisorLink
+
+log = logging.getLogger(__name__)
+
+ROLE_CLASSES = {
+    "ingest": "nordiqd.roles.ingest:IngestRole",
+    "predictor": "nordiqd.roles.predictor:PredictorRole",
+    "trainer": "nordiqd.roles.trainer:TrainerRole",
+    "api": "nordiqd.roles.api:ApiRole",
+}
+POLL_MS = 200
+
+
+def run_role(name: str, config_path: str | None) -> int:
+    """Run role ``name`` until stopped; return the exit code."""
+    try:
+        cfg = config_mod.load(config_path)
+    except config_mod.ConfigError as exc:
+        logsetup.setup(name)
+        log.error("configuration error: %s", exc)
+        return EX_CONFIG
+    logsetup.setup(name, cfg.daemon.log_level)
+    module, _, cls = ROLE_CLASSES[name].partition(":")
+    role: Role = getattr(importlib.import_module(module), cls)(cfg)
+
+    stopping = False
+
+    def on_term(_sig: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sv = cfg.supervisor
+    link = SupervisorLink(
+        cfg.endpoint("children"), name, interval=sv.heartbeat_interval_s, liveness=sv.heartbeat_liveness
+    )
+    link.start()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    reason = "stopped"
+    code = 0
+    try:
+        role.init(ctx)
+        link.ready()
+        log.info("%s ready", name)
+        poller = zmq.Poller()
+        for sock in role.sockets():
+            poller.register(sock, zmq.POLLIN)
+        while not stopping:
+            for sock, _ in poller.poll(POLL_MS):
+                role.on_readable(sock)
+            role.tick(time.monotonic())
+    except config_mod.ConfigError as exc:
+        log.error("configuration error: %s", exc)
+        reason, code = f"configuration error: {exc}", EX_CONFIG
+    except Exception as exc:
+        log.exception("%s failed", name)
+        reason, code = f"{type(exc).__name__}: {exc}", 1
+    finally:
+        try:
+            role.close()
+        except Exception:
+            log.exception("%s failed to close cleanly", name)
+        link.close(reason)
+        ctx.destroy(0)
+    log.info("%s exiting (%s)", name, reason)
+    return code
+
+
+def main(argv: list[str]) -> int:
+    """Entry for ``python -m nordiqd worker ROLE [-c CONFIG]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="nordiqd worker")
+    parser.add_argument("role", choices=sorted(ROLE_CLASSES))
+    parser.add_argument("-c", "--config", default=None)
+    args = parser.parse_args(argv)
+    sys.stdout.flush()
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    return run_role(args.role, args.config)
