@@ -19,5 +19,5 @@ class ModelLoadError(ModelError):
     """A model directory is missing, corrupt or incompatible; the message names why."""
 
 
-class IncompatibleModel(ModelError):
+class IncompatibleModel(ModelLoadError):
     """A model does not match what its caller expects (targets, quantiles, sizes)."""

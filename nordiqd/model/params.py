@@ -126,8 +126,8 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         }
 
     def to_dict(self) -> dict[str, object]:
-        """Plain JSON-ready dict of every field."""
-        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+        """Plain JSON-ready dict of every field (sequences as lists, as JSON reads them)."""
+        return msgspec.json.decode(msgspec.json.encode(self))  # type: ignore[no-any-return]
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> ModelSpec:
