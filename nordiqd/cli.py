@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     ctl.add_argument("--json", action="store_true", help="print the raw reply as JSON")
     ctl.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the reply (default 30)")
     with_config(sub.add_parser("keygen", help="create the API key file (0600) if missing and print the key"))
+    demo = sub.add_parser("demo", help="run a private demo daemon under ~/.nordiqd-demo")
+    demo.add_argument("--dir", default=None, help="demo folder (default ~/.nordiqd-demo)")
+    demo.add_argument("--port", type=int, default=8000, help="REST port (default 8000)")
     sub.add_parser("version", help="print the version")
     worker = sub.add_parser("worker")  # internal: how the supervisor starts a role
     worker.add_argument("rest", nargs=argparse.REMAINDER)
@@ -51,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         from nordiqd.roles.runner import main as worker_main
 
         return worker_main(args.rest)
+    if args.command == "demo":
+        from nordiqd.demo import main as demo_main
+
+        return demo_main(args.dir, args.port)
     if args.command == "version":
         print(f"nordiqd {__version__}")
         return 0

@@ -1,0 +1,39 @@
+# nordiqd — the two commands a new user needs: `make demo` and `make test`.
+#
+# TORCH_SPEC picks the torch build: the default is the CPU wheel (no multi-GB CUDA
+# download); override it, e.g. `make TORCH_SPEC=torch==2.13.0+cu128 test`, for a GPU host.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PIP_FLAGS ?= --disable-pip-version-check -q
+PYTEST_ARGS ?=
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: all install test test-deb lint demo deb clean
+
+all: test
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
+	$(BIN)/pip install $(PIP_FLAGS) "$(TORCH_SPEC)"
+	$(BIN)/pip install $(PIP_FLAGS) -e '.[test]' "$(TORCH_SPEC)"
+	touch $@
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check ipc supervisor nordiqd tests bench
+	$(BIN)/mypy
+
+demo: $(STAMP)
+	$(BIN)/nordiqd demo
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,57 @@
+"""Config: defaults, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nordiqd import config
+
+
+def test_defaults_hold_the_fixed_keys() -> None:
+    cfg = config.load(None)
+    assert cfg.api.host == "127.0.0.1" and cfg.api.port == 8000
+    assert cfg.buffer.retention_days == 60
+    assert cfg.training.training_days == 30 and cfg.training.min_records == 100_000
+    assert len(cfg.schema.metrics) == 14
+    assert cfg.model.quantiles == [0.1, 0.5, 0.9]
+    assert (cfg.model.step_seconds, cfg.model.encoder_steps, cfg.model.horizon_steps) == (300, 288, 96)
+    assert set(cfg.model.targets) <= set(cfg.schema.metrics)
+    assert cfg.daemon.data_dir and cfg.daemon.run_dir and cfg.api.key_file and cfg.model.hidden_size
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"daemon": {"dta_dir": "/x"}}, "unknown key 'daemon.dta_dir'"),
+        ({"nope": {}}, "unknown section [nope]"),
+        ({"api": {"port": "80"}}, "key 'api.port': Expected `int`, got `str`"),
+        ({"api": {"port": 70000}}, "key 'api.port'"),
+        ({"buffer": {"fsync": "sometimes"}}, "key 'buffer.fsync'"),
+        ({"model": {"targets": ["gpu_pct"]}}, "key 'model.targets': 'gpu_pct' is not in schema.metrics"),
+        ({"model": {"quantiles": [0.9, 0.5]}}, "key 'model.quantiles'"),
+        ({"schema": {"metrics": ["a", "a"]}}, "key 'schema.metrics'"),
+        ({"training": {"min_records": -1}}, "key 'training.min_records'"),
+    ],
+)
+def test_errors_name_the_key(data: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(config.ConfigError) as err:
+        config.from_dict(data, "my.toml")
+    assert message in str(err.value)
+    assert str(err.value).startswith("my.toml: ")
+
+
+def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[api\nport=1")
+    with pytest.raises(config.ConfigError, match="not valid TOML"):
+        config.load(str(bad))
+    with pytest.raises(config.ConfigError, match="no such configuration file"):
+        config.load(str(tmp_path / "missing.toml"))
+
+
+def test_endpoints_default_to_ipc_under_run_dir() -> None:
+    cfg = config.from_dict({"daemon": {"run_dir": "/r"}, "endpoints": {"ingest": "tcp://0.0.0.0:5555"}})
+    assert cfg.endpoint("control") == "ipc:///r/control.sock"
+    assert cfg.endpoint("ingest") == "tcp://0.0.0.0:5555"
