@@ -1,0 +1,48 @@
+"""Deterministic fleet simulator: realistic, physically consistent server metrics.
+
+The generator behind ``nordiqd simulate`` and the demo. It is a plain module:
+it produces records and knows nothing about how they are sent.
+
+Example:
+    >>> from nordiqd.simulate import Fleet
+    >>> fleet = Fleet(size=50, seed=1, interval_s=5.0,
+    ...               scenarios=["memory_leak:web-003@2026-11-26T14:00Z+6h"])
+    >>> for batch in fleet.batches(t0, t1, max_records=1000):
+    ...     send(batch.to_records())
+"""
+
+from __future__ import annotations
+
+from nordiqd.simulate.batch import Batch
+from nordiqd.simulate.fleet import Fleet, epoch
+from nordiqd.simulate.incidents import Incident
+from nordiqd.simulate.metrics import METRICS, SWAP_THRESHOLD
+from nordiqd.simulate.profiles import PROFILES, Profile, compose
+from nordiqd.simulate.scenarios import (
+    SCENARIO_KINDS,
+    SYNTAX,
+    Scenario,
+    ScenarioError,
+    parse_duration,
+    parse_scenario,
+)
+from nordiqd.simulate.servers import Server
+
+__all__ = [
+    "METRICS",
+    "PROFILES",
+    "SCENARIO_KINDS",
+    "SWAP_THRESHOLD",
+    "SYNTAX",
+    "Batch",
+    "Fleet",
+    "Incident",
+    "Profile",
+    "Scenario",
+    "ScenarioError",
+    "Server",
+    "compose",
+    "epoch",
+    "parse_duration",
+    "parse_scenario",
+]
