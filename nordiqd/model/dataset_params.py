@@ -31,8 +31,8 @@ _FRAME_SPECIFIC = ("min_prediction_idx", "predict_mode")
 def to_json(parameters: dict[str, Any]) -> dict[str, Any]:
     """Encode ``TimeSeriesDataSet.get_parameters()`` as JSON-ready builtins.
 
-    Group-id encoders are left out: they name series of one frame and are refitted
-    by every dataset.
+    Series-id encoders are left out: they name the series of one frame and every
+    dataset refits its own.
 
     Raises:
         ModelError: A parameter holds an object of a class this module cannot write.
@@ -42,7 +42,8 @@ def to_json(parameters: dict[str, Any]) -> dict[str, Any]:
         if key in _FRAME_SPECIFIC:
             continue
         if key == "categorical_encoders":
-            value = {k: v for k, v in value.items() if not k.startswith("__group_id__")}
+            groups = set(parameters["group_ids"])
+            value = {k: v for k, v in value.items() if k not in groups and not k.startswith("__group_id__")}
         out[key] = _encode(value, key)
     return out
 

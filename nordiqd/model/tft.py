@@ -127,6 +127,22 @@ def dataset_kwargs(frame: pd.DataFrame, spec: ModelSpec) -> dict[str, Any]:
     )
 
 
+def model_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    """Dataset parameters without the series-id encoders.
+
+    Series ids name the segments of one frame; a later frame has other ones, and a
+    fitted id encoder would refuse them. Every dataset refits its own.
+    """
+    groups = set(parameters["group_ids"])
+    out = dict(parameters)
+    out["categorical_encoders"] = {
+        k: v
+        for k, v in parameters["categorical_encoders"].items()
+        if k not in groups and not k.startswith("__group_id__")
+    }
+    return out
+
+
 def build_dataset(
     frame: pd.DataFrame,
     spec: ModelSpec,
@@ -150,7 +166,7 @@ def build_dataset(
             if predict:
                 dataset = TimeSeriesDataSet.from_dataset(dataset, frame, predict=True)
             return dataset
-        return TimeSeriesDataSet.from_parameters(parameters, frame, predict=predict)
+        return TimeSeriesDataSet.from_parameters(model_parameters(parameters), frame, predict=predict)
 
 
 def build_network(dataset: TimeSeriesDataSet, spec: ModelSpec, loss_weights: list[float]) -> TemporalFusionTransformer:
@@ -303,12 +319,12 @@ def fit(
     train_ds = build_dataset(train_frame, spec, parameters)
     if continued:
         weights = list(base.loss_weights)
-        network = network_from_hparams(base.hparams, train_ds.get_parameters(), spec, weights)
+        network = network_from_hparams(base.hparams, model_parameters(train_ds.get_parameters()), spec, weights)
         network.load_state_dict(base.network.state_dict())
     else:
         weights = loss_weights(train_frame, spec)
         network = build_network(train_ds, spec, weights)
-    params_out = train_ds.get_parameters()
+    params_out = model_parameters(train_ds.get_parameters())
     device = run_trainer(network, train_ds, spec, epochs, threads, accelerator, on_progress, should_stop, seed)
     network = network.cpu().eval()
     val_ds = build_dataset(val_frame, spec, params_out, predict=True)
