@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import time
 from collections import deque
 from collections.abc import Callable
@@ -424,8 +425,8 @@ class Arbiter:
                     self._begin_stop(EXIT_OK)
                     return
                 case m.RestartRequest(role=role):
-                    c = self._by_name.get(role)
-                    if c is None:
+                    target = self._by_name.get(role)
+                    if target is None:
                         names = ", ".join(self._by_name)
                         self._answer(
                             cmd,
@@ -434,8 +435,8 @@ class Arbiter:
                             ),
                         )
                         continue
-                    self._restart(c, now)
-                    cmd.waiting_for = c.name
+                    self._restart(target, now)
+                    cmd.waiting_for = target.name
                     cmd.since = now
                     cmd.deadline = now + self.settings.stop_grace + self.settings.start_timeout
                     self._commands.appendleft(cmd)
@@ -477,12 +478,12 @@ class Arbiter:
             c.signal(signal.SIGTERM)
             try:
                 c.proc.wait(self.settings.stop_grace)
-            except Exception:
+            except subprocess.TimeoutExpired:
                 log.warning(
                     "%s pid=%d ignored SIGTERM for %.0f s: killing", c.name, c.pid, self.settings.stop_grace
                 )
                 c.signal(signal.SIGKILL)
                 c.proc.wait()
-            log.info("%s pid=%d stopped (%s)", c.name, c.pid, c.exit_reason(c.proc.returncode))
+            log.info("%s pid=%d stopped (%s)", c.name, c.pid, c.exit_reason(c.proc.returncode or 0))
             c.state = State.STOPPED
         log.info("supervisor stopped with exit code %d", self._exit_code)

@@ -85,7 +85,9 @@ class Daemon:
 
     # --- lifecycle --------------------------------------------------------------
 
-    def cli(self, *args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, timeout: float = 60, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "nordiqd", *args],
             capture_output=True,

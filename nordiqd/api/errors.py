@@ -54,8 +54,7 @@ def _http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPErro
     elif exc.status_code == 413 and not exc.description:
         message = "request body too large"
     resp.status = exc.status
-    for name, value in (exc.headers or {}).items():
-        resp.set_header(name, value)
+    resp.set_headers(exc.headers or {})
     resp.media = {"success": False, "error": message}
 
 

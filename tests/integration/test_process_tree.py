@@ -60,7 +60,10 @@ def test_kill_9_role_is_ready_again_within_3s(daemon, role: str) -> None:  # typ
 def test_frozen_role_is_killed_and_restarted(daemon) -> None:  # type: ignore[no-untyped-def]
     old = daemon.role("trainer").pid
     os.kill(old, signal.SIGSTOP)
-    assert wait_for(lambda: daemon.role("trainer").pid not in (None, old) and daemon.role("trainer").state == "ready", 10.0)
+    assert wait_for(
+        lambda: daemon.role("trainer").pid not in (None, old) and daemon.role("trainer").state == "ready",
+        10.0,
+    )
     r = daemon.role("trainer")
     assert r.restarts == 1
     assert "missed heartbeats" in (r.last_exit or "")
@@ -141,7 +144,11 @@ def test_concurrent_control_commands_are_queued(daemon) -> None:  # type: ignore
 
     cmds = [["restart", "trainer"], ["status"], ["restart", "ingest"], ["status"]]
     procs = [
-        subprocess.Popen([sys.executable, "-m", "nordiqd", "ctl", "-c", str(daemon.config), *c], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-m", "nordiqd", "ctl", "-c", str(daemon.config), *c],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for c in cmds
     ]
     codes = [p.wait(60) for p in procs]
@@ -166,7 +173,7 @@ def test_rest_health_and_status_auth(daemon) -> None:  # type: ignore[no-untyped
     ("text", "needle"),
     [
         ("[daemon]\nbogus_key = 1\n", "daemon.bogus_key"),
-        ("[api]\nport = \"eighty\"\n", "api.port"),
+        ('[api]\nport = "eighty"\n', "api.port"),
         ("[api]\nport = 0\n", "api.port"),
         ("[nosuchsection]\nx = 1\n", "nosuchsection"),
     ],
@@ -177,7 +184,9 @@ def test_bad_config_exits_with_config_error_naming_the_key(tmp_path: Path, text:
 
     cfg = tmp_path / "bad.toml"
     cfg.write_text(text)
-    out = subprocess.run([sys.executable, "-m", "nordiqd", "run", "-c", str(cfg)], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "nordiqd", "run", "-c", str(cfg)], capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 78
     assert needle in out.stderr
 

@@ -16,10 +16,9 @@ KEY = "k" * 43
 
 class FakeBackends:
     def __init__(self, status: m.StatusReply | None = None) -> None:
-        self.reply = status or m.StatusReply(
-            pid=1, state="running", uptime_s=3.0,
-            roles=[m.RoleStatus(name=n, state="ready", pid=10 + i) for i, n in enumerate(["ingest", "predictor", "trainer", "api"])],
-        )  # fmt: skip
+        names = ["ingest", "predictor", "trainer", "api"]
+        roles = [m.RoleStatus(name=n, state="ready", pid=10 + i) for i, n in enumerate(names)]
+        self.reply = status or m.StatusReply(pid=1, state="running", uptime_s=3.0, roles=roles)
 
     def control(self, msg: m.Message, timeout_s: float | None = None) -> Any:
         if self.reply is None:
@@ -39,13 +38,19 @@ def test_health_needs_no_key(client: falcon.testing.TestClient) -> None:
 
 
 def test_health_is_503_when_a_role_is_not_ready() -> None:
-    b = FakeBackends(m.StatusReply(pid=1, state="running", uptime_s=1, roles=[m.RoleStatus(name="ingest", state="backoff")]))
+    b = FakeBackends(
+        m.StatusReply(
+            pid=1, state="running", uptime_s=1, roles=[m.RoleStatus(name="ingest", state="backoff")]
+        )
+    )
     r = falcon.testing.TestClient(create_app(Deps(api_key=KEY, backends=b))).simulate_get("/health")
     assert r.status_code == 503 and r.json["status"] == "degraded"
 
 
 @pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}, {"X-API-Key": KEY[:-1]}])
-def test_status_refuses_missing_or_wrong_key(client: falcon.testing.TestClient, headers: dict[str, str]) -> None:
+def test_status_refuses_missing_or_wrong_key(
+    client: falcon.testing.TestClient, headers: dict[str, str]
+) -> None:
     r = client.simulate_get("/status", headers=headers)
     assert r.status_code == 401
     assert r.json["success"] is False and "X-API-Key" in r.json["error"]
