@@ -113,7 +113,7 @@ class IncidentPlan:
     def intensities(self, t: F64) -> dict[str, F64]:
         """Intensity curves per kind, shape ``(n_servers, len(t))``, kinds present only.
 
-        ``db_wait`` is the database incident as felt by each dependent server.
+        ``db_wait`` is a database's incident as felt by each server that uses it.
         """
         if not len(t):
             return {}
@@ -127,11 +127,15 @@ class IncidentPlan:
             arr = out.setdefault(inc.kind, np.zeros((n, len(t))))
             row = self._row[inc.server]
             arr[row, lo:hi] = np.maximum(arr[row, lo:hi], shape)
-        if "db_outage" in out:
-            dependent = self._table.db_row >= 0
+        # Dependents feel their database: fully in an outage, partly in its I/O storm
+        # (slow queries hold connections longer).
+        felt = np.maximum(out.get("db_outage", 0.0), 0.35 * out.get("io_storm", 0.0))
+        dependent = self._table.db_row >= 0
+        if np.ndim(felt) and dependent.any():
             wait = np.zeros((n, len(t)))
-            wait[dependent] = out["db_outage"][self._table.db_row[dependent]]
-            out["db_wait"] = wait
+            wait[dependent] = felt[self._table.db_row[dependent]]
+            if wait.any():
+                out["db_wait"] = wait
         return out
 
 

@@ -10,6 +10,8 @@ grows until a reboot sets it back to zero (taking the slow memory leak with it).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from nordiqd.simulate.lifecycle import last_event
@@ -27,6 +29,26 @@ SWAP_THRESHOLD = 85.0
 _CPU_CEILING = 99.5
 _DAY = 86400.0
 _HOURS = np.arange(25, dtype=np.float64)
+
+
+class Demand(NamedTuple):
+    """What drives a server at each sample, all ``(n_servers, n_samples)``.
+
+    Attributes:
+        cpu: CPU demand, roughly 0..1.4 (1 = a busy weekday peak).
+        io: disk I/O demand, same scale.
+        net: network demand, same scale.
+        mem: working-set demand, 0..1.
+        traffic: the autocorrelated traffic noise behind ``cpu``, in [-1, 1].
+        wobble: slow noise in [-1, 1] that keeps incidents from being flat lines.
+    """
+
+    cpu: F64
+    io: F64
+    net: F64
+    mem: F64
+    traffic: F64
+    wobble: F64
 
 
 class MetricModel:
@@ -47,8 +69,8 @@ class MetricModel:
     def _jitter(self, salt: int, steps: np.ndarray) -> F64:
         return jitter(substream(self._keys[Stream.JITTER], 0, salt), steps)
 
-    def activity(self, t: F64) -> tuple[F64, F64, F64, F64, F64]:
-        """Demand drivers in roughly [0, 1.4]: CPU, I/O, network, memory, traffic noise.
+    def activity(self, t: F64) -> Demand:
+        """What each server is asked to do at each time.
 
         Daily and weekly seasonality per profile, autocorrelated noise, short
         traffic bursts, ETL's night window and hourly loads, ML's long jobs and
@@ -93,7 +115,7 @@ class MetricModel:
             io_act[rows] = 0.2 * job + edges
             net_act[rows] = 0.08 + 0.1 * job + 0.9 * edges
             mem_act[rows] = job
-        return a, io_act, net_act, mem_act, traffic
+        return Demand(a, io_act, net_act, mem_act, traffic, ion)
 
     def compute(self, t: F64, steps: np.ndarray, incidents: dict[str, F64]) -> dict[str, F64]:
         """All 14 metrics, each of shape ``(n_servers, len(t))``.
@@ -114,7 +136,10 @@ class MetricModel:
         fill = incidents.get("disk_fill", zero)
         col = np.newaxis
 
-        a, io_act, net_act, mem_act, traffic = self.activity(t)
+        a, io_act, net_act, mem_act, traffic, wobble = self.activity(t)
+        # Real incidents flicker; a flat plateau would look scripted.
+        flicker = 0.85 + 0.15 * wobble
+        storm, outage, wait = storm * flicker, outage * flicker, wait * flicker
         jvm = (tb.java_share > 0)[:, col]
         user = np.maximum(0.0, tb.user0[:, col] + tb.user1[:, col] * a + 0.5 * self._jitter(1, steps))
         sys = np.maximum(0.0, tb.sys_ratio[:, col] * user + 0.4 + 0.2 * self._jitter(2, steps))
@@ -132,8 +157,9 @@ class MetricModel:
         share = tb.java_share[:, col] + (0.95 - tb.java_share[:, col]) * runaway * jvm
         java = user * share
 
-        uptime = (t[None, :] - last_event(self._keys[Stream.REBOOT], t, tb.reboot_s,
-                                          tb.reboot_phase, 0.3)) / _DAY
+        rebooted = last_event(self._keys[Stream.REBOOT], t, tb.reboot_s, tb.reboot_phase, 0.3,
+                              window=(self.offset_s, 2.0, 3.0))
+        uptime = (t[None, :] - rebooted) / _DAY
         slow_leak = np.minimum(tb.leak_per_day[:, col] * uptime, tb.leak_cap[:, col])
         mem_noise = octaves(self._keys[Stream.MEMORY], t, (7200.0, 900.0), (0.7, 0.3))
         mem = (tb.mem_base[:, col] + tb.mem_span[:, col] * mem_act + slow_leak

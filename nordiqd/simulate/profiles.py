@@ -137,12 +137,16 @@ def compose(size: int, shares: dict[str, float] | None = None) -> list[tuple[str
         counts = {n: int(n in names[:size]) for n in names}
     else:
         total = sum(weights[n] for n in names)
-        rest = size - len(names)
-        exact = {n: rest * weights[n] / total for n in names}
-        counts = {n: 1 + int(exact[n]) for n in names}
-        by_remainder = sorted(names, key=lambda n: (-(exact[n] - int(exact[n])), names.index(n)))
+        exact = {n: size * weights[n] / total for n in names}
+        counts = {n: int(exact[n]) for n in names}
+        by_remainder = sorted(names, key=lambda n: (-(exact[n] - counts[n]), names.index(n)))
         for n in by_remainder[: size - sum(counts.values())]:
             counts[n] += 1
+        # Every profile gets at least one server, lent by the biggest group.
+        for n in names:
+            if counts[n] == 0:
+                counts[max(names, key=lambda k: counts[k])] -= 1
+                counts[n] = 1
     return [
         (f"{PROFILES[n].prefix}-{i:03d}", n)
         for n in PROFILES
