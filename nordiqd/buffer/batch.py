@@ -18,6 +18,7 @@ __all__ = [
     "METRIC_TYPE",
     "TIMESTAMP_TYPE",
     "batch_schema",
+    "conform",
     "decode_batch",
     "encode_batch",
     "order_and_dedup",
@@ -107,3 +108,22 @@ def order_and_dedup(table: pa.Table) -> pa.Table:
     if order is None:
         order = np.arange(len(ts))
     return table.take(pa.array(order[~duplicate]))
+
+
+def conform(table: pa.Table | pa.RecordBatch, schema: pa.Schema) -> pa.Table:
+    """Returns ``table`` with exactly ``schema``'s columns: missing metrics as nulls.
+
+    Files written before a metric was added to ``[schema] metrics`` lack its column;
+    columns of metrics since removed are dropped.
+    """
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    if table.schema.remove_metadata() == schema.remove_metadata():
+        return table.replace_schema_metadata(schema.metadata)
+    columns = []
+    for field in schema:
+        if field.name in table.column_names:
+            columns.append(table.column(field.name).cast(field.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
