@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from nordiqd.simulate.batch import Batch
-from nordiqd.simulate.incidents import Incident, IncidentPlan
+from nordiqd.simulate.incidents import FELT_BY_DEPENDENTS, Incident, IncidentPlan
 from nordiqd.simulate.metrics import METRICS, MetricModel
 from nordiqd.simulate.profiles import compose
 from nordiqd.simulate.scenarios import Scenario, ScenarioError, parse_scenario
@@ -104,13 +104,13 @@ class Fleet:
                         f"scenario {sc.text or sc.kind!r} names {name}, which is not in this "
                         f"fleet of {len(self.servers)} servers ({self._name_ranges()})"
                     )
+                if sc.kind == "db_outage" and server.profile != "database":
+                    raise ScenarioError(
+                        f"scenario {sc.text or sc.kind!r}: db_outage needs a database "
+                        f"server, but {name} is a {server.profile} server"
+                    )
                 affects: tuple[str, ...] = ()
-                if sc.kind == "db_outage":
-                    if server.profile != "database":
-                        raise ScenarioError(
-                            f"scenario {sc.text or sc.kind!r}: db_outage needs a database "
-                            f"server, but {name} is a {server.profile} server"
-                        )
+                if sc.kind in FELT_BY_DEPENDENTS:
                     affects = tuple(s.name for s in self.servers if s.database == name)
                 out.append(Incident(sc.kind, name, start, start + sc.duration_s,
                                     sc.severity, "scenario", affects))

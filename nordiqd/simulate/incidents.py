@@ -1,11 +1,12 @@
 """Incidents: spontaneous ones drawn per server, scripted ones from scenarios.
 
-Spontaneous incidents are rare on purpose. Time is cut into 6-hour slots per
-server; a slot holds at most one incident, with probability
-``rate_per_week * 6h / 1 week``, and that incident starts and ends inside its
-slot. Whether a slot has an incident, and its kind, start, length and
-severity, are drawn from ``(server key, slot index)``, so any time range can be
-generated alone and agree with every other.
+Spontaneous incidents are rare on purpose. Time is cut into one-day slots per
+server (UTC days); a slot holds at most one incident, with probability
+``rate_per_week / 7``, and that incident starts and ends inside its slot, so
+no server ever has more than one spontaneous incident a day. Whether a slot
+has an incident, and its kind, start, length and severity, are drawn from
+``(server key, slot index)``, so any time range can be generated alone and
+agree with every other.
 
 Each incident becomes an intensity curve in [0, 1] per sample: a ramp for
 ``memory_leak`` and ``disk_fill`` (the quantity grows steadily over the window,
@@ -23,11 +24,13 @@ from nordiqd.simulate.profiles import PROFILES
 from nordiqd.simulate.scenarios import SCENARIO_KINDS
 from nordiqd.simulate.servers import ServerTable
 
-SLOT_S = 6 * 3600.0
+SLOT_S = 86400.0
 WEEK_S = 7 * 86400.0
 _MIN_S = 20 * 60.0
 _MAX_S = 3 * 3600.0
 RAMPS = frozenset({"memory_leak", "disk_fill"})
+# Incidents on a database that the servers using it feel (see ``intensities``).
+FELT_BY_DEPENDENTS = frozenset({"db_outage", "io_storm"})
 KINDS = tuple(SCENARIO_KINDS)
 
 
@@ -42,7 +45,7 @@ class Incident:
         end: end, epoch seconds (exclusive).
         severity: strength in (0, 1].
         cause: ``scenario`` (scripted) or ``spontaneous``.
-        affects: servers degraded by it (dependents of a database in a db_outage).
+        affects: other servers it degrades (the dependents of a database).
     """
 
     kind: str
@@ -64,7 +67,7 @@ class IncidentPlan:
             table: the fleet's server parameters.
             scripted: incidents from scenarios, already checked against the fleet.
             rate_per_week: mean spontaneous incidents per server per week
-                (at most one per 6-hour slot, so at most 28).
+                (at most one a day, so capped at 7).
         """
         self._table = table
         self._scripted = scripted
@@ -103,7 +106,7 @@ class IncidentPlan:
                 continue
             out.append(Incident(kind, self._table.names[r], float(start), float(start + length),
                                 round(0.35 + 0.65 * float(detail[3][j]), 3), "spontaneous",
-                                self.dependents(int(r)) if kind == "db_outage" else ()))
+                                self.dependents(int(r)) if kind in FELT_BY_DEPENDENTS else ()))
         return out
 
     def dependents(self, row: int) -> tuple[str, ...]:

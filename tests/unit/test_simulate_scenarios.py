@@ -153,3 +153,12 @@ def test_spontaneous_incidents_stay_rare() -> None:
         episodes = 0 if not len(on) else 1 + int((np.diff(on) > gap).sum())
         assert episodes <= 6
     assert hot.mean() < 0.01
+
+
+def test_never_more_than_one_spontaneous_incident_a_day() -> None:
+    fleet = Fleet(size=12, seed=2, incident_rate_per_week=50.0)
+    incidents = fleet.incidents(MONDAY, MONDAY + 7 * DAY)
+    for server in fleet.servers:
+        days = [int((i.start - MONDAY) // DAY) for i in incidents if i.server == server.name]
+        assert days == sorted(set(days)), server.name
+        assert days == list(range(7)), "at full rate: exactly one a day"
