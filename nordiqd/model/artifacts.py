@@ -135,7 +135,10 @@ def publish(models_root: Path | str, trained: TrainedModel, *, now: datetime | N
         "format": FORMAT,
         "version": version,
         "created_at": _iso(created),
-        "training_window": {"start": _iso(trained.training_window[0]), "end": _iso(trained.training_window[1])},
+        "training_window": {
+            "start": _iso(trained.training_window[0]),
+            "end": _iso(trained.training_window[1]),
+        },
         "records": trained.records,
         "servers": trained.servers,
         "epochs": trained.epochs,
@@ -266,21 +269,24 @@ def verify(path: Path | str, *, expect: ModelSpec | None = None) -> dict[str, An
         found = _sha256(directory / name)
         if found != expected:
             raise ModelLoadError(
-                f"{directory.name}: checksum mismatch for {name} (manifest {expected[:12]}..., file {found[:12]}...)"
+                f"{directory.name}: checksum mismatch for {name} "
+                f"(manifest {expected[:12]}..., file {found[:12]}...)"
             )
     spec = _stored_spec(directory)
     stored = spec.to_dict()
     for key in _SHAPE_KEYS:
         if manifest.get(key) != stored[key]:
             raise ModelLoadError(
-                f"{directory.name}: manifest {key} {manifest.get(key)!r} differ from the model's {stored[key]!r}"
+                f"{directory.name}: manifest {key} {manifest.get(key)!r} "
+                f"differ from the model's {stored[key]!r}"
             )
     if expect is not None:
         wanted = expect.to_dict()
         for key in _SHAPE_KEYS:
             if stored[key] != wanted[key]:
                 raise IncompatibleModel(
-                    f"{directory.name}: model {key} {stored[key]!r} differ from the configured {wanted[key]!r}"
+                    f"{directory.name}: model {key} {stored[key]!r} "
+                    f"differ from the configured {wanted[key]!r}"
                 )
     return manifest
 

@@ -40,7 +40,9 @@ class _JobCallback(Callback):
         self.on_progress = on_progress
         self.should_stop = should_stop
 
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         """Cancel before the batch runs when the caller asked to stop."""
         if self.should_stop is not None and self.should_stop():
             raise TrainingCancelled(f"training cancelled after {self.done} of {self.total} batches")
@@ -113,8 +115,12 @@ def run_trainer(
     for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="nordiqd-fit-") as root, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning)
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*feature names.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        # Validation runs once after fitting (``validate``), never inside the loop.
+        warnings.filterwarnings("ignore", message=".*ReduceLROnPlateau conditioned.*")
+        warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
         trainer = Trainer(
             max_epochs=epochs,
             accelerator=device,
@@ -153,12 +159,16 @@ def validate(
     """
     from nordiqd.model.tft import Validation
 
-    loader = DataLoader(dataset, batch_size=max(spec.batch_size, 256), shuffle=False, collate_fn=dataset._collate_fn)
+    loader = DataLoader(
+        dataset, batch_size=max(spec.batch_size, 256), shuffle=False, collate_fn=dataset._collate_fn
+    )
     preds: list[list[torch.Tensor]] = [[] for _ in spec.targets]
     actual: list[list[torch.Tensor]] = [[] for _ in spec.targets]
     history: list[list[torch.Tensor]] = [[] for _ in spec.targets]
     network.eval()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # sklearn notes the scalers were fitted on arrays; the dataset passes frames.
+        warnings.filterwarnings("ignore", message=".*feature names.*")
         for x, (y, _) in loader:
             out = network(x)["prediction"]
             for i in range(len(spec.targets)):

@@ -11,6 +11,7 @@ static inputs with the saved scalers, builds the TFT's input dict and runs the n
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,7 +63,7 @@ def _seconds(last_bucket: int | float | datetime | np.ndarray, n: int) -> np.nda
 def _fill(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Carry values forward then backward over NaNs; mark windows with an empty target."""
     x = np.array(windows, dtype=np.float64, copy=True)  # [n, T, m]
-    valid = np.isfinite(x).any(axis=1).all(axis=1)
+    valid = np.asarray(np.isfinite(x).any(axis=1).all(axis=-1))
     t = np.arange(x.shape[1])[None, :, None]
     last = np.maximum.accumulate(np.where(np.isfinite(x), t, 0), axis=1)
     x = np.take_along_axis(x, last, axis=1)  # forward fill (leading NaNs stay)
@@ -135,14 +136,21 @@ class FleetForecaster:
             normed = (y[:, :, i] - center[:, i, None]) / scale[:, i, None]
             columns[target] = torch.cat([normed, torch.zeros(n, hor)], dim=1)
             for stat, value in (("center", center[:, i]), ("scale", scale[:, i])):
-                columns[f"{target}_{stat}"] = self._scaled(f"{target}_{stat}", value)[:, None].expand(n, enc + hor)
+                columns[f"{target}_{stat}"] = self._scaled(f"{target}_{stat}", value)[:, None].expand(
+                    n, enc + hor
+                )
         try:
             cont = torch.stack([columns[name] for name in self._x_reals], dim=-1)
         except KeyError as exc:
-            raise ModelError(f"the model needs input {exc}, which the fleet forecaster cannot build") from None
+            raise ModelError(
+                f"the model needs input {exc}, which the fleet forecaster cannot build"
+            ) from None
         labels = {"server_name": server_names, "profile": profiles}
         cat = torch.stack(
-            [torch.as_tensor(self._codes(name, labels[name]))[:, None].expand(n, enc + hor) for name in self._x_cats],
+            [
+                torch.as_tensor(self._codes(name, labels[name]))[:, None].expand(n, enc + hor)
+                for name in self._x_cats
+            ],
             dim=-1,
         )
         return {
@@ -152,7 +160,9 @@ class FleetForecaster:
             "decoder_cont": cont[:, enc:],
             "encoder_lengths": torch.full((n,), enc, dtype=torch.long),
             "decoder_lengths": torch.full((n,), hor, dtype=torch.long),
-            "target_scale": [torch.stack([center[:, i], scale[:, i]], dim=-1) for i in range(len(spec.targets))],
+            "target_scale": [
+                torch.stack([center[:, i], scale[:, i]], dim=-1) for i in range(len(spec.targets))
+            ],
         }
 
     def forecast(
@@ -192,7 +202,10 @@ class FleetForecaster:
             for lo in range(0, n, self.batch_size):
                 hi = min(n, lo + self.batch_size)
                 x = self.inputs(filled[lo:hi], names[lo:hi], profs[lo:hi], last[lo:hi])
-                x = {k: [t.to(self.device) for t in v] if isinstance(v, list) else v.to(self.device) for k, v in x.items()}
+                x = {
+                    k: [t.to(self.device) for t in v] if isinstance(v, list) else v.to(self.device)
+                    for k, v in x.items()
+                }
                 pred = self.network(x)["prediction"]
                 out[lo:hi] = torch.stack([p.float() for p in pred], dim=1).cpu().numpy()
         out[~valid] = np.nan
@@ -237,5 +250,11 @@ def predict_via_dataframe(
     values = np.concatenate([np.asarray(windows, dtype=np.float64), future], axis=1)
     for i, target in enumerate(spec.targets):
         frame[target] = values[:, :, i].reshape(-1)
-    pred = model.network.predict(frame, mode="quantiles", batch_size=max(64, min(n, 1024)))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*feature names.*")
+        warnings.filterwarnings("ignore", message=".*tensorboardX.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        pred = model.network.predict(
+            frame, mode="quantiles", batch_size=max(64, min(n, 1024)), trainer_kwargs={"logger": False}
+        )
     return torch.stack([p.float() for p in pred], dim=1).cpu().numpy()

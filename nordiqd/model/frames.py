@@ -41,9 +41,7 @@ def time_features(bucket_seconds: np.ndarray) -> np.ndarray:
     t = np.asarray(bucket_seconds, dtype=np.float64)
     day = 2.0 * np.pi * np.mod(t, _DAY) / _DAY
     week = 2.0 * np.pi * np.mod(t + _MONDAY_SHIFT, _WEEK) / _WEEK
-    return np.stack([np.sin(day), np.cos(day), np.sin(week), np.cos(week)], axis=-1).astype(
-        np.float32
-    )
+    return np.stack([np.sin(day), np.cos(day), np.sin(week), np.cos(week)], axis=-1).astype(np.float32)
 
 
 def aggregate(table: pa.Table, spec: ModelSpec, metrics: Sequence[str] | None = None) -> pd.DataFrame:
@@ -80,9 +78,7 @@ def aggregate(table: pa.Table, spec: ModelSpec, metrics: Sequence[str] | None = 
         }
     )
     grouped = slim.group_by(["server_name", "bucket"]).aggregate([(m, "mean") for m in metrics])
-    frame = grouped.rename_columns(
-        [c.removesuffix("_mean") for c in grouped.column_names]
-    ).to_pandas()
+    frame = grouped.rename_columns([c.removesuffix("_mean") for c in grouped.column_names]).to_pandas()
     frame = frame.sort_values(["server_name", "bucket"], kind="stable").reset_index(drop=True)
     # A server's latest profile wins: a re-profiled server is forecast as what it is now.
     latest = pa.table({"server_name": table["server_name"], "ms": ms, "profile": table["profile"]})
@@ -155,7 +151,7 @@ def to_frame(table: pa.Table, spec: ModelSpec, *, min_steps: int | None = None) 
         complete = np.isfinite(grid).all(axis=1)
         # Contiguous runs of complete steps are the segments.
         edges = np.flatnonzero(np.diff(np.concatenate(([0], complete.astype(np.int8), [0]))))
-        for n, (lo, hi) in enumerate(zip(edges[::2], edges[1::2])):
+        for n, (lo, hi) in enumerate(zip(edges[::2], edges[1::2], strict=True)):
             if hi - lo < min_steps:
                 continue
             time_idx = ticks[0] + np.arange(lo, hi, dtype=np.int64)

@@ -24,9 +24,7 @@ DEFAULT_TARGETS: tuple[str, ...] = (
 )
 
 # Names the dataset reserves for its own columns; a metric cannot use them.
-_RESERVED = frozenset(
-    {"timestamp", "server_name", "profile", "series", "time_idx", "relative_time_idx"}
-)
+_RESERVED = frozenset({"timestamp", "server_name", "profile", "series", "time_idx", "relative_time_idx"})
 
 
 class ModelSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -81,12 +79,19 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         qs = self.quantiles
         if not qs or any(not 0.0 < q < 1.0 for q in qs):
             raise ValueError("quantiles must lie strictly between 0 and 1")
-        if any(b <= a for a, b in zip(qs, qs[1:])):
+        if any(b <= a for a, b in zip(qs, qs[1:], strict=False)):
             raise ValueError("quantiles must be strictly increasing")
         if 0.5 not in qs:
             raise ValueError("quantiles must contain 0.5 (the point forecast)")
-        for key in ("step_seconds", "encoder_steps", "horizon_steps", "hidden_size",
-                    "attention_heads", "hidden_continuous_size", "batch_size"):
+        for key in (
+            "step_seconds",
+            "encoder_steps",
+            "horizon_steps",
+            "hidden_size",
+            "attention_heads",
+            "hidden_continuous_size",
+            "batch_size",
+        ):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be at least 1")
         if self.encoder_steps < 2:

@@ -169,8 +169,19 @@ def build_dataset(
         return TimeSeriesDataSet.from_parameters(model_parameters(parameters), frame, predict=predict)
 
 
-def build_network(dataset: TimeSeriesDataSet, spec: ModelSpec, loss_weights: list[float]) -> TemporalFusionTransformer:
+def build_network(
+    dataset: TimeSeriesDataSet, spec: ModelSpec, loss_weights: list[float]
+) -> TemporalFusionTransformer:
     """A new, untrained TFT sized by ``spec`` for ``dataset``."""
+    with warnings.catch_warnings():
+        # Lightning's advice to keep nn.Module hyperparameters out of hparams: they are.
+        warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`.*")
+        return _new_network(dataset, spec, loss_weights)
+
+
+def _new_network(
+    dataset: TimeSeriesDataSet, spec: ModelSpec, loss_weights: list[float]
+) -> TemporalFusionTransformer:
     return TemporalFusionTransformer.from_dataset(
         dataset,
         hidden_size=spec.hidden_size,
@@ -181,6 +192,8 @@ def build_network(dataset: TimeSeriesDataSet, spec: ModelSpec, loss_weights: lis
         output_size=[len(spec.quantiles)] * len(spec.targets),
         loss=_loss(spec, loss_weights),
         log_interval=-1,
+        # Effectively no plateau schedule: validation runs once after fitting. (None
+        # breaks pytorch-forecasting 1.8's optimizer config under Lightning 2.6.)
         reduce_on_plateau_patience=1000,
     )
 
@@ -207,13 +220,15 @@ def network_from_hparams(
     loss_weights: list[float],
 ) -> TemporalFusionTransformer:
     """Rebuild an (untrained) TFT from stored hyperparameters and dataset parameters."""
-    return TemporalFusionTransformer(
-        **hparams,
-        loss=_loss(spec, loss_weights),
-        logging_metrics=torch.nn.ModuleList([]),
-        output_transformer=dataset_parameters["target_normalizer"],
-        dataset_parameters=dataset_parameters,
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is an instance of `nn.Module`.*")
+        return TemporalFusionTransformer(
+            **hparams,
+            loss=_loss(spec, loss_weights),
+            logging_metrics=torch.nn.ModuleList([]),
+            output_transformer=dataset_parameters["target_normalizer"],
+            dataset_parameters=dataset_parameters,
+        )
 
 
 def hide_names(frame: pd.DataFrame, share: float, seed: int = 0) -> pd.DataFrame:
@@ -311,21 +326,28 @@ def fit(
         if base is None:
             notes.append("incremental requested but there is no current model: trained from scratch")
         elif base.spec.structure() != spec.structure():
-            notes.append("incremental requested but the current model's shape differs from the config: trained from scratch")
+            notes.append(
+                "incremental requested but the current model's shape differs from the config: "
+                "trained from scratch"
+            )
         else:
             parameters = base.dataset_parameters
-    continued = parameters is not None
+    continued = base is not None and parameters is not None
 
     train_ds = build_dataset(train_frame, spec, parameters)
-    if continued:
+    if continued and base is not None:
         weights = list(base.loss_weights)
-        network = network_from_hparams(base.hparams, model_parameters(train_ds.get_parameters()), spec, weights)
+        network = network_from_hparams(
+            base.hparams, model_parameters(train_ds.get_parameters()), spec, weights
+        )
         network.load_state_dict(base.network.state_dict())
     else:
         weights = loss_weights(train_frame, spec)
         network = build_network(train_ds, spec, weights)
     params_out = model_parameters(train_ds.get_parameters())
-    device = run_trainer(network, train_ds, spec, epochs, threads, accelerator, on_progress, should_stop, seed)
+    device = run_trainer(
+        network, train_ds, spec, epochs, threads, accelerator, on_progress, should_stop, seed
+    )
     network = network.cpu().eval()
     val_ds = build_dataset(val_frame, spec, params_out, predict=True)
     validation = validate(network, val_ds, spec)

@@ -15,7 +15,7 @@ def test_defaults_hold_the_fixed_keys() -> None:
     assert cfg.buffer.retention_days == 60
     assert cfg.training.training_days == 30 and cfg.training.min_records == 100_000
     assert len(cfg.schema.metrics) == 14
-    assert cfg.model.quantiles == [0.1, 0.5, 0.9]
+    assert list(cfg.model.quantiles) == [0.1, 0.5, 0.9]
     assert (cfg.model.step_seconds, cfg.model.encoder_steps, cfg.model.horizon_steps) == (300, 288, 96)
     assert set(cfg.model.targets) <= set(cfg.schema.metrics)
     assert cfg.daemon.data_dir and cfg.daemon.run_dir and cfg.api.key_file and cfg.model.hidden_size
@@ -30,7 +30,8 @@ def test_defaults_hold_the_fixed_keys() -> None:
         ({"api": {"port": 70000}}, "key 'api.port'"),
         ({"buffer": {"fsync": "sometimes"}}, "key 'buffer.fsync'"),
         ({"model": {"targets": ["gpu_pct"]}}, "key 'model.targets': 'gpu_pct' is not in schema.metrics"),
-        ({"model": {"quantiles": [0.9, 0.5]}}, "key 'model.quantiles'"),
+        ({"model": {"quantiles": [0.9, 0.5]}}, "[model]: quantiles must be strictly increasing"),
+        ({"model": {"hidden_sise": 8}}, "unknown key 'model.hidden_sise'"),
         ({"schema": {"metrics": ["a", "a"]}}, "key 'schema.metrics'"),
         ({"training": {"min_records": -1}}, "key 'training.min_records'"),
     ],

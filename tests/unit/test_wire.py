@@ -52,7 +52,7 @@ MESSAGES = [
     for _, obj in inspect.getmembers(m, inspect.isclass)
     if issubclass(obj, m.Message) and obj is not m.Message
 ]
-CHANNELS = [codec.children, codec.control, codec.events, codec.service]
+CHANNELS = [codec.children, codec.control, codec.events, codec.service, codec.publish, codec.job]
 
 
 def _channel_for(cls: type) -> codec.Codec[object]:
