@@ -46,6 +46,10 @@ def epoch(t: Time) -> float:
 class Fleet:
     """A deterministic simulated fleet.
 
+    For live streaming, call ``generate(last, now)`` with each ``now`` becoming
+    the next call's ``last``: the half-open ranges tile time, so every sample
+    comes out exactly once and equal to what a backfill over it would give.
+
     Example:
         >>> fleet = Fleet(size=20, seed=1, interval_s=5.0)
         >>> batch = fleet.generate(1_790_000_000, 1_790_000_060)   # 12 steps x 20 servers
