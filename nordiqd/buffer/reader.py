@@ -29,6 +29,7 @@ from .wal import scan_segments
 __all__ = ["buffer_stats", "read_window"]
 
 _KEYS = ("timestamp", "server_name")
+_DICTIONARY = ["server_name", "profile"]  # read as stored: no string copies
 _ATTEMPTS = 5
 Instant = dt.datetime | float | int
 
@@ -58,8 +59,9 @@ def read_window(
         servers: Only these servers; None: all.
         include_log: Also read records still in the write-ahead log (not yet in
             Parquet), so the window includes the last seconds.
-        dictionary_names: Return server_name dictionary-encoded (much smaller for
-            millions of rows; pandas turns it into a categorical).
+        dictionary_names: Return server_name and profile dictionary-encoded, as
+            stored (smaller and faster for millions of rows; pandas makes them
+            categoricals); False casts them to plain strings.
         clock: Returns the current time as epoch seconds (for ``days``).
 
     Returns:
@@ -77,9 +79,10 @@ def read_window(
         except FileNotFoundError:
             if attempt == _ATTEMPTS - 1:
                 raise
-    if not dictionary_names and "server_name" in table.column_names:
-        index = table.column_names.index("server_name")
-        table = table.set_column(index, "server_name", table.column(index).cast(pa.string()))
+    for name in _DICTIONARY if not dictionary_names else ():
+        if name in table.column_names:
+            index = table.column_names.index(name)
+            table = table.set_column(index, name, table.column(index).cast(pa.string()))
     return table
 
 
@@ -118,9 +121,11 @@ def _ms(value: Instant | None) -> float | None:
     return float(value) * 1000.0
 
 
-def _live_files(layout: BufferLayout, first_day: float, last_day: float) -> tuple[list[Path], int]:
-    """Lists the day files and unreplaced parts in a day range, plus the log checkpoint."""
-    files: list[Path] = []
+def _live_files(
+    layout: BufferLayout, first_day: float, last_day: float
+) -> tuple[list[tuple[int, Path]], int]:
+    """Lists (day, file) of day files and unreplaced parts in a range, and the checkpoint."""
+    files: list[tuple[int, Path]] = []
     wal_before = 0
     for day in layout.days():
         final = layout.final_path(day)
@@ -135,8 +140,8 @@ def _live_files(layout: BufferLayout, first_day: float, last_day: float) -> tupl
             replaced |= info.replaces
             wal_before = max(wal_before, info.wal_before)
         if first_day <= day <= last_day:
-            files += [final] if final.exists() else []
-            files += [p.path for p in parts if p.path.name not in replaced]
+            files += [(day, final)] if final.exists() else []
+            files += [(day, p.path) for p in parts if p.path.name not in replaced]
     return files, wal_before
 
 
@@ -151,12 +156,8 @@ def _read(
     first_day = -math.inf if start_ms is None else math.floor(start_ms / DAY_MS)
     last_day = math.inf if end_ms is None else math.floor(end_ms / DAY_MS)
     files, wal_before = _live_files(layout, first_day, last_day)
-    tables = []
-    schemas = []
-    if files:
-        fmt = ds.ParquetFileFormat(read_options={"dictionary_columns": ["server_name"]})
-        # Newest file first: its column order wins, older files' extra metrics follow.
-        schemas = [pq.read_schema(p) for p in reversed(files)]
+    # Newest file first: its column order wins, older files' extra metrics follow.
+    schemas = [pq.read_schema(path) for _, path in reversed(files)]
     log_tables = _log_tables(layout, wal_before) if include_log else []
     schemas += [t.schema for t in log_tables]
     if not schemas:
@@ -167,15 +168,32 @@ def _read(
         if name not in schema.names:
             schema = schema.append(pa.field(name, pa.float32()))
     read = list(dict.fromkeys([*_KEYS, *wanted]))
+    schema = pa.schema([schema.field(name) for name in read])
+    tables = []
+    for day, path in files:
+        # Days wholly inside the window need no per-row time filter.
+        inside = (start_ms is None or day * DAY_MS >= start_ms) and (
+            end_ms is None or (day + 1) * DAY_MS <= end_ms
+        )
+        predicate = _predicate(None if inside else start_ms, None if inside else end_ms, servers)
+        tables.append(_read_file(path, schema, predicate))
     predicate = _predicate(start_ms, end_ms, servers)
-    if files:
-        dataset = ds.dataset([str(p) for p in files], schema=schema, format=fmt)
-        tables.append(dataset.to_table(columns=read, filter=predicate))
     for table in log_tables:
-        table = conform(table, schema).select(read)
+        table = conform(table, schema)
         tables.append(table.filter(predicate) if predicate is not None else table)
-    table = order_and_dedup(pa.concat_tables(tables).unify_dictionaries())
-    return table.select(wanted)
+    table = pa.concat_tables(tables).unify_dictionaries()
+    del tables
+    return order_and_dedup(table).select(wanted)
+
+
+def _read_file(path: Path, schema: pa.Schema, predicate: Any) -> pa.Table:
+    present = set(pq.read_schema(path).names)
+    columns = [name for name in schema.names if name in present]
+    if predicate is None:
+        table = pq.read_table(path, columns=columns, read_dictionary=_DICTIONARY)
+    else:
+        table = pq.read_table(path, columns=columns, read_dictionary=_DICTIONARY, filters=predicate)
+    return conform(table, schema)
 
 
 def _log_tables(layout: BufferLayout, wal_before: int) -> list[pa.Table]:
@@ -183,14 +201,19 @@ def _log_tables(layout: BufferLayout, wal_before: int) -> list[pa.Table]:
     for frame in scan_segments(layout.wal_dir):
         if frame.segment >= wal_before and frame.payload is not None:
             table = decode_batch(frame.payload)
-            index = table.column_names.index("server_name")
-            tables.append(table.set_column(index, "server_name", table.column(index).dictionary_encode()))
+            for name in _DICTIONARY:
+                index = table.column_names.index(name)
+                table = table.set_column(index, name, table.column(index).dictionary_encode())
+            tables.append(table)
     return tables
 
 
 def _dictionary_names(schema: pa.Schema) -> pa.Schema:
-    index = schema.get_field_index("server_name")
-    return schema.set(index, pa.field("server_name", pa.dictionary(pa.int32(), pa.string()), False))
+    for name in _DICTIONARY:
+        index = schema.get_field_index(name)
+        if index >= 0:
+            schema = schema.set(index, pa.field(name, pa.dictionary(pa.int32(), pa.string()), False))
+    return schema
 
 
 def _predicate(start_ms: float | None, end_ms: float | None, servers: Sequence[str] | None) -> Any:
@@ -209,7 +232,8 @@ def _predicate(start_ms: float | None, end_ms: float | None, servers: Sequence[s
 
 def _empty(columns: Sequence[str] | None) -> pa.Table:
     names = list(columns) if columns is not None else list(_KEYS)
-    fields = {"timestamp": TIMESTAMP_TYPE, "server_name": pa.dictionary(pa.int32(), pa.string()), "profile": pa.string()}
+    names_type = pa.dictionary(pa.int32(), pa.string())
+    fields = {"timestamp": TIMESTAMP_TYPE, "server_name": names_type, "profile": names_type}
     return pa.schema([pa.field(n, fields.get(n, pa.float32())) for n in names]).empty_table()
 
 
