@@ -154,4 +154,162 @@ class Pong(Message, frozen=True, tag="pong"):
     pid: int
 
 
-ServiceMessage = Union[Ping, Pong, Ack, ErrorReply]
+# --- ingest (service requests, and the PUB of accepted batches) -------------------
+
+
+class IngestBatch(Message, frozen=True, tag="ingest"):
+    """Service -> ingest: one batch, accepted or rejected as a whole.
+
+    ``body`` is ``{"records": [...]}`` encoded as ``format`` ("json" from REST, "msgpack"
+    from agents). Reply: ``IngestAck`` once the batch is in the write-ahead log, or
+    ``ErrorReply`` with kind ``invalid_batch``/``batch_too_large`` and the problems (record
+    index, field, message) in ``details``. Safe to retry: duplicates are stored once.
+    """
+
+    format: str
+    body: bytes
+
+
+class IngestAck(Message, frozen=True, tag="ingest_ack"):
+    """Reply to ``IngestBatch``: records accepted (a record repeated inside the batch counts
+    once); ``seq`` numbers the batches this ingest process has accepted."""
+
+    accepted: int
+    seq: int = 0
+
+
+class BufferStatsRequest(Message, frozen=True, tag="buffer_stats"):
+    """Service -> ingest: the buffer's statistics. Reply: ``BufferStatsReply``."""
+
+
+class BufferStatsReply(Message, frozen=True, tag="buffer_stats_reply"):
+    """The seed manual's ``data_buffer`` block (total_records, file_count, date_range,
+    disk_usage_mb), read from Parquet metadata, plus ingest counters."""
+
+    data_buffer: dict[str, Any]
+    counters: dict[str, float] = {}
+
+
+class AcceptedBatch(Message, frozen=True, tag="accepted"):
+    """Ingest PUB -> predictor: an accepted batch, columnar, as Arrow IPC stream bytes.
+
+    ``seq`` counts batches since the ingest process started (``epoch`` is its start
+    time), so a subscriber can tell a gap from a restart.
+    """
+
+    epoch: float
+    seq: int
+    records: int
+    arrow: bytes
+
+
+PublishMessage = Union[AcceptedBatch]
+
+
+# --- trainer (service requests) and its job subprocesses --------------------------
+
+
+class TriggerTraining(Message, frozen=True, tag="trigger_training"):
+    """Service -> trainer: start a job. Reply: ``TriggerReply`` (refused jobs included)."""
+
+    epochs: int
+    incremental: bool = True
+
+
+class TriggerReply(Message, frozen=True, tag="trigger_reply"):
+    """The seed manual's trigger response; ``status`` is "queued" or "rejected"."""
+
+    success: bool
+    status: str
+    job_id: str | None = None
+    message: str | None = None
+    error: str | None = None
+    epochs: int | None = None
+    incremental: bool | None = None
+
+
+class JobStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """One training job, with exactly the seed manual's status fields plus a few more."""
+
+    job_id: str
+    status: str
+    progress_pct: float
+    epochs: int
+    incremental: bool
+    started_at: str | None = None
+    completed_at: str | None = None
+    duration_seconds: float | None = None
+    model_path: str | None = None
+    error: str | None = None
+    queued_at: str | None = None
+    notes: list[str] = []
+    records: int | None = None
+    validation: dict[str, Any] | None = None
+
+
+class TrainingStatusRequest(Message, frozen=True, tag="training_status"):
+    """Service -> trainer: one job (``job_id``) or the current/last one. Reply: ``JobStatusReply``."""
+
+    job_id: str | None = None
+
+
+class JobStatusReply(Message, frozen=True, tag="job_status"):
+    """Reply to ``TrainingStatusRequest``: the job, or None when there is none."""
+
+    job: JobStatus | None
+
+
+class TrainingStatsRequest(Message, frozen=True, tag="training_stats"):
+    """Service -> trainer: the seed's training statistics. Reply: ``TrainingStatsReply``."""
+
+
+class TrainingStatsReply(Message, frozen=True, tag="training_stats_reply"):
+    """The seed manual's ``/admin/training-stats`` body, field for field."""
+
+    current_job: dict[str, Any] | None
+    history: dict[str, Any]
+    data_buffer: dict[str, Any]
+    ready_to_train: bool
+    ready_reason: str
+    config: dict[str, Any]
+
+
+class CancelTraining(Message, frozen=True, tag="cancel_training"):
+    """Service -> trainer: cancel the running job. Reply: ``CancelReply``."""
+
+
+class CancelReply(Message, frozen=True, tag="cancel_reply"):
+    """The seed manual's cancel response."""
+
+    success: bool
+    message: str
+    job_id: str | None = None
+
+
+class JobEvent(Message, frozen=True, tag="job_event"):
+    """Job subprocess PUSH -> trainer: ``kind`` is started, progress, finished or failed.
+
+    ``progress_pct`` grows per batch; ``finished`` carries the published ``model_path``;
+    ``failed`` carries ``error`` (and ``cancelled`` when it stopped on request).
+    """
+
+    job_id: str
+    kind: str
+    progress_pct: float = 0.0
+    model_path: str | None = None
+    error: str | None = None
+    cancelled: bool = False
+    records: int | None = None
+    notes: list[str] = []
+    validation: dict[str, Any] | None = None
+
+
+JobMessage = Union[JobEvent]
+
+
+ServiceMessage = Union[
+    Ping, Pong, Ack, ErrorReply,
+    IngestBatch, IngestAck, BufferStatsRequest, BufferStatsReply,
+    TriggerTraining, TriggerReply, TrainingStatusRequest, JobStatusReply,
+    TrainingStatsRequest, TrainingStatsReply, CancelTraining, CancelReply,
+]  # fmt: skip

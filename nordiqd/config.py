@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from nordiqd.model.params import ModelSpec
+
 PositiveFloat = Annotated[float, Meta(gt=0)]
 PositiveInt = Annotated[int, Meta(gt=0)]
 Port = Annotated[int, Meta(ge=1, le=65535)]
@@ -67,6 +69,7 @@ class EndpointsConfig(_Section, frozen=True):
     ingest_publish: str = ""
     predictor: str = ""
     trainer: str = ""
+    trainer_jobs: str = ""
 
 
 class ApiConfig(_Section, frozen=True):
@@ -116,25 +119,6 @@ class TrainingConfig(_Section, frozen=True):
     cancel_grace_s: PositiveFloat = 10.0
 
 
-class ModelConfig(_Section, frozen=True):
-    """[model]: the forecasting model's shape."""
-
-    targets: list[str] = msgspec.field(
-        default_factory=lambda: [
-            "cpu_user_pct",
-            "cpu_iowait_pct",
-            "mem_used_pct",
-            "swap_used_pct",
-            "load_average",
-        ]
-    )
-    step_seconds: PositiveInt = 300
-    encoder_steps: PositiveInt = 288
-    horizon_steps: PositiveInt = 96
-    quantiles: list[float] = msgspec.field(default_factory=lambda: [0.1, 0.5, 0.9])
-    hidden_size: PositiveInt = 16
-
-
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The whole configuration, one field per TOML section."""
 
@@ -145,7 +129,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     buffer: BufferConfig = msgspec.field(default_factory=BufferConfig)
     schema: SchemaConfig = msgspec.field(default_factory=SchemaConfig)
     training: TrainingConfig = msgspec.field(default_factory=TrainingConfig)
-    model: ModelConfig = msgspec.field(default_factory=ModelConfig)
+    model: ModelSpec = msgspec.field(default_factory=ModelSpec)
 
     def endpoint(self, name: str) -> str:
         """The zmq endpoint for ``name``, defaulting to an ipc socket in ``run_dir``."""
@@ -205,6 +189,9 @@ def _describe(msg: str) -> str:
             return f"unknown section [{key}]"
         return f"unknown key '{key}'"
     at = re.search(r" - at `\$\.?([^`]*)`", msg)
+    if at and not msg.startswith(("Object contains", "Expected")) and "." not in at.group(1):
+        # A section's own check failed (e.g. [model]); its message names the key.
+        return f"[{at.group(1)}]: {msg[: at.start()]}"
     if at:
         key = re.sub(r"\[(\d+)\]", r"[\1]", at.group(1))
         return f"key '{key}': {msg[: at.start()]}"
@@ -230,16 +217,9 @@ def _check(cfg: Config, source: str) -> Config:
     for pair in cfg.schema.profile_patterns:
         if len(pair) != 2:
             raise fail("schema.profile_patterns", f"each entry must be [pattern, profile], not {pair!r}")
-    if not cfg.model.targets:
-        raise fail("model.targets", "must name at least one metric")
     for t in cfg.model.targets:
         if t not in cfg.schema.metrics:
             raise fail("model.targets", f"{t!r} is not in schema.metrics")
-    qs = cfg.model.quantiles
-    if not qs or any(not 0 < q < 1 for q in qs) or sorted(set(qs)) != list(qs):
-        raise fail("model.quantiles", f"must be strictly increasing numbers between 0 and 1, not {qs!r}")
-    if 0.5 not in qs:
-        raise fail("model.quantiles", "must include 0.5 (the median forecast)")
     if cfg.supervisor.backoff_max_s < cfg.supervisor.backoff_initial_s:
         raise fail("supervisor.backoff_max_s", "must not be below supervisor.backoff_initial_s")
     return cfg

@@ -9,7 +9,7 @@ from typing import Any
 import falcon
 
 from nordiqd import __version__
-from nordiqd.api import errors, system
+from nordiqd.api import errors, ingest, system, training
 from nordiqd.api.routes import Operation, Route, openapi
 
 
@@ -20,6 +20,8 @@ class Deps:
     api_key: str
     backends: Any
     max_body_bytes: int = 16 * 1024 * 1024
+    default_epochs: int = 5
+    blocking_timeout_s: float = 3600.0
 
 
 PUBLIC_PATHS = frozenset({"/health"})
@@ -65,6 +67,24 @@ def build_routes(deps: Deps) -> list[Route]:
                 ),
             },
         ),
+        Route(
+            "/feed/data",
+            ingest.Feed(deps.backends, deps.max_body_bytes),
+            {
+                "POST": Operation(
+                    "Ingest a batch of records, all-or-nothing; acknowledged once in the write-ahead log",
+                    {
+                        200: "accepted: the number of records",
+                        400: "rejected: every problem with its record index and field",
+                        401: "missing or wrong key",
+                        413: "body or batch too large",
+                        503: "ingest did not answer in time",
+                    },
+                    body='{"records": [{"timestamp": ..., "server_name": ..., "<metric>": ...}]}',
+                )
+            },
+        ),
+        *training_routes(deps),
     ]
     doc_route = Route(
         "/openapi.json",
@@ -75,6 +95,66 @@ def build_routes(deps: Deps) -> list[Route]:
     )
     document = openapi([*routes, doc_route], __version__)
     return [*routes, Route(doc_route.path, system.OpenApi(document), doc_route.operations)]
+
+
+def training_routes(deps: Deps) -> list[Route]:
+    """The seed manual's four training endpoints."""
+    common = {401: "missing or wrong key", 503: "the trainer did not answer in time"}
+    return [
+        Route(
+            "/admin/trigger-training",
+            training.TriggerTraining(deps.backends, deps.default_epochs, deps.blocking_timeout_s),
+            {
+                "POST": Operation(
+                    "Start a training job in the background (blocking=true waits for its end)",
+                    {
+                        200: "blocking: the finished job",
+                        202: "queued: job_id, status, epochs, incremental",
+                        400: "bad query parameter",
+                        409: "rejected: a job is running, or too little data (status 'rejected')",
+                        504: "blocking: the job outlived the wait",
+                        **common,
+                    },
+                    params=(
+                        ("epochs", "query", "epochs to train (default [training] default_epochs)"),
+                        ("incremental", "query", "continue from the current model (default true)"),
+                        ("blocking", "query", "wait for the job to end (default false)"),
+                    ),
+                )
+            },
+        ),
+        Route(
+            "/admin/training-status",
+            training.TrainingStatus(deps.backends),
+            {
+                "GET": Operation(
+                    "A job's status: progress_pct, duration_seconds, model_path, error",
+                    {200: "the job", 404: "no such job, or none has run", **common},
+                    params=(("job_id", "query", "the job; default: the current or last job"),),
+                )
+            },
+        ),
+        Route(
+            "/admin/training-stats",
+            training.TrainingStats(deps.backends),
+            {
+                "GET": Operation(
+                    "Current job, history, data buffer, ready_to_train and ready_reason, config",
+                    {200: "the statistics", **common},
+                )
+            },
+        ),
+        Route(
+            "/admin/cancel-training",
+            training.CancelTraining(deps.backends),
+            {
+                "POST": Operation(
+                    "Cancel the running job at its next batch; it never publishes a model",
+                    {200: "marked as cancelled", 409: "no job is running", **common},
+                )
+            },
+        ),
+    ]
 
 
 def create_app(deps: Deps) -> falcon.App:

@@ -34,13 +34,14 @@ class ApiRole(Role):
             api_key=apikey.read(cfg.key_file),
             backends=Backends(ctx, self.config),
             max_body_bytes=int(cfg.max_body_mb * 1024 * 1024),
+            default_epochs=self.config.training.default_epochs,
         )
         self._server = waitress.create_server(
             create_app(deps),
             host=cfg.host,
             port=cfg.port,
             threads=cfg.threads,
-            max_request_body_size=deps.max_body_bytes,
+            max_request_body_size=deps.max_body_bytes + 1024 * 1024,  # our JSON 413 first
             ident="nordiqd",
             channel_timeout=max(30, int(cfg.request_timeout_s * 3)),
         )

@@ -45,6 +45,9 @@ def run_role(name: str, config_path: str | None) -> int:
         log.error("configuration error: %s", exc)
         return EX_CONFIG
     logsetup.setup(name, cfg.daemon.log_level)
+    if config_path:
+        # Subprocesses of the role (training jobs) read the same file.
+        os.environ["NORDIQD_CONFIG"] = os.path.abspath(config_path)
     module, _, cls = ROLE_CLASSES[name].partition(":")
     role: Role = getattr(importlib.import_module(module), cls)(cfg)
 
@@ -71,9 +74,13 @@ def run_role(name: str, config_path: str | None) -> int:
         poller = zmq.Poller()
         for sock in role.sockets():
             poller.register(sock, zmq.POLLIN)
+        polled = role.sockets()
         while not stopping:
-            for sock, _ in poller.poll(POLL_MS):
-                role.on_readable(sock)
+            if polled:
+                for sock, _ in poller.poll(POLL_MS):
+                    role.on_readable(sock)
+            else:
+                time.sleep(POLL_MS / 1000)  # zmq returns at once from a poll on no sockets
             role.tick(time.monotonic())
     except config_mod.ConfigError as exc:
         log.error("configuration error: %s", exc)

@@ -1,0 +1,66 @@
+"""The client agents use to send metrics straight to the ingest endpoint over zmq.
+
+Example::
+
+    from nordiqd.agent import IngestClient
+    with IngestClient("tcp://nordiqd.example:5555") as client:
+        ack = client.send([{"timestamp": 1764100000, "server_name": "web-001", "cpu_user_pct": 12.5}])
+
+A batch is acknowledged only once it is in the daemon's write-ahead log. Sending is
+retried on timeout; that is safe because the daemon stores a (server, timestamp) once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+import zmq
+
+from ipc import codec
+from ipc import messages as m
+from ipc.client import RequestClient
+
+
+class IngestRejected(Exception):
+    """The daemon refused the batch; ``problems`` lists each (index, field, message)."""
+
+    def __init__(self, message: str, details: Any) -> None:
+        super().__init__(message)
+        self.details = details or {}
+        self.problems: list[dict[str, Any]] = list(self.details.get("problems", []))
+
+
+class IngestClient:
+    """Sends batches of records to ``endpoint`` and waits for each acknowledgement."""
+
+    def __init__(self, endpoint: str, *, timeout_s: float = 10.0, retries: int = 3) -> None:
+        self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self._client = RequestClient(self._ctx, endpoint, codec.service, timeout_s=timeout_s, retries=retries)
+        self._encoder = msgspec.msgpack.Encoder()
+
+    def send(self, records: Sequence[Mapping[str, Any]]) -> m.IngestAck:
+        """Send one batch; return the ack or raise ``IngestRejected`` / ``RequestTimeout``."""
+        body = self._encoder.encode({"records": records})
+        return self.send_encoded(body)
+
+    def send_encoded(self, body: bytes) -> m.IngestAck:
+        """Send an already msgpack-encoded ``{"records": [...]}`` body."""
+        reply = self._client.request(m.IngestBatch(format="msgpack", body=body))
+        if isinstance(reply, m.ErrorReply):
+            raise IngestRejected(reply.message, reply.details)
+        if not isinstance(reply, m.IngestAck):
+            raise IngestRejected(f"unexpected reply {type(reply).__name__}", None)
+        return reply
+
+    def close(self) -> None:
+        """Close the socket and its context."""
+        self._client.close()
+        self._ctx.term()
+
+    def __enter__(self) -> IngestClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

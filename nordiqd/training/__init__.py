@@ -1,0 +1,1 @@
+"""Training jobs: their history, readiness, and the subprocess that runs one."""

@@ -1,0 +1,118 @@
+"""Every training job ever run, persisted in ``state/training_jobs.json``.
+
+The file is rewritten atomically (temp file, fsync, rename) on every state change, so a
+daemon restart, or a kill at any instant, finds the history as of the last transition.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+from ipc.messages import JobStatus
+
+log = logging.getLogger(__name__)
+
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+ACTIVE = frozenset({"queued", "running"})
+
+
+def now_iso() -> str:
+    """The current UTC time as the seed manual writes it (ISO 8601, seconds)."""
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+class JobHistory:
+    """The ordered list of jobs, oldest first; the last one is the current or latest job."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.jobs: list[JobStatus] = self._load()
+
+    def _load(self) -> list[JobStatus]:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        try:
+            return msgspec.json.decode(data, type=list[JobStatus])
+        except msgspec.DecodeError as exc:
+            # Keep the unreadable file for a person to look at; start a new history.
+            broken = self.path.with_suffix(f".broken-{int(datetime.now(UTC).timestamp())}")
+            os.replace(self.path, broken)
+            log.error("training history %s unreadable (%s): moved to %s", self.path, exc, broken)
+            return []
+
+    def save(self) -> None:
+        """Write the whole history atomically."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(msgspec.json.format(msgspec.json.encode(self.jobs), indent=1))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def add(self, job: JobStatus) -> None:
+        """Append a new job and persist."""
+        self.jobs.append(job)
+        self.save()
+
+    def update(self, job_id: str, persist: bool = True, **changes: object) -> JobStatus:
+        """Replace fields of one job (and persist unless ``persist`` is False)."""
+        for i, job in enumerate(self.jobs):
+            if job.job_id == job_id:
+                self.jobs[i] = msgspec.structs.replace(job, **changes)
+                if persist:
+                    self.save()
+                return self.jobs[i]
+        raise KeyError(job_id)
+
+    def get(self, job_id: str) -> JobStatus | None:
+        """One job by id."""
+        return next((j for j in reversed(self.jobs) if j.job_id == job_id), None)
+
+    def latest(self) -> JobStatus | None:
+        """The current job, else the most recent one."""
+        return self.jobs[-1] if self.jobs else None
+
+    def active(self) -> JobStatus | None:
+        """The queued or running job, if any."""
+        job = self.latest()
+        return job if job is not None and job.status in ACTIVE else None
+
+    def fail_interrupted(self) -> list[str]:
+        """Mark jobs left active by a previous trainer process as failed; return their ids."""
+        ids = [j.job_id for j in self.jobs if j.status in ACTIVE]
+        for job_id in ids:
+            self.update(
+                job_id,
+                persist=False,
+                status="failed",
+                completed_at=now_iso(),
+                error="the trainer process restarted while this job was running",
+            )
+        if ids:
+            self.save()
+        return ids
+
+    def summary(self) -> dict[str, object]:
+        """The seed manual's ``history`` block."""
+        done = [j for j in self.jobs if j.status in TERMINAL]
+        starts = [j.started_at for j in self.jobs if j.started_at]
+        return {
+            "total_trainings": len(done),
+            "successful": sum(j.status == "completed" for j in done),
+            "failed": sum(j.status == "failed" for j in done),
+            "cancelled": sum(j.status == "cancelled" for j in done),
+            "last_training": max(starts) if starts else None,
+        }

@@ -1,0 +1,155 @@
+"""One training job, run as a fresh subprocess: ``python -m nordiqd.training.job ...``.
+
+How it runs: reads the last ``training_days`` of the buffer straight from Parquet, fits
+the TFT (continuing the current model when incremental), publishes the model directory
+and swaps ``models/current``, reporting ``JobEvent``s over a PUSH socket to the trainer
+role. It runs at lower CPU priority with a bounded number of torch threads (or on CUDA
+when present), so ingest and predictions keep their share of the machine.
+
+How it stops: SIGTERM (a cancel) sets a flag the fit checks before every batch; the job
+then reports ``failed`` with ``cancelled=True`` and exits 3 without publishing. If the
+trainer role dies (its pid is no longer our parent) the job stops the same way.
+Exit codes: 0 completed, 1 failed, 3 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+
+import zmq
+
+from ipc import codec
+from ipc import messages as m
+from ipc.sockets import make_socket
+from nordiqd import config as config_mod
+from nordiqd import logsetup
+
+log = logging.getLogger("nordiqd.training.job")
+
+EXIT_CANCELLED = 3
+PROGRESS_EVERY_S = 0.5  # at most two progress events a second, however fast batches go
+NICE_INCREMENT = 10
+
+
+class _Reporter:
+    """Sends job events to the trainer; progress is rate-limited, the rest is not."""
+
+    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, job_id: str) -> None:
+        self._sock = make_socket(ctx, zmq.PUSH, connect=endpoint)
+        self._job_id = job_id
+        self._last = 0.0
+
+    def send(self, kind: str, **fields: object) -> None:
+        event = m.JobEvent(job_id=self._job_id, kind=kind, **fields)  # type: ignore[arg-type]
+        self._sock.send(codec.job.encode(event))
+
+    def progress(self, pct: float) -> None:
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_EVERY_S or pct >= 100.0:
+            self._last = now
+            self.send("progress", progress_pct=round(min(100.0, pct), 1))
+
+    def close(self) -> None:
+        # Give queued events a moment to leave before the socket goes (linger is 0).
+        self._sock.setsockopt(zmq.LINGER, 2000)
+        self._sock.close()
+
+
+def run(cfg: config_mod.Config, job_id: str, epochs: int, incremental: bool, events: str) -> int:
+    """Run the job; return the exit code."""
+    parent = os.getppid()
+    stop = False
+
+    def on_term(_sig: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.nice(NICE_INCREMENT)
+    except OSError:
+        pass
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    report = _Reporter(ctx, events, job_id)
+    try:
+        return _train(cfg, epochs, incremental, report, lambda: stop or os.getppid() != parent)
+    finally:
+        report.close()
+        ctx.term()
+
+
+def _train(
+    cfg: config_mod.Config, epochs: int, incremental: bool, report: _Reporter, should_stop: object
+) -> int:
+    from nordiqd.buffer.reader import read_window
+    from nordiqd.model import artifacts
+    from nordiqd.model.errors import TrainingCancelled
+    from nordiqd.model.tft import fit
+
+    spec = cfg.model
+    try:
+        columns = ["timestamp", "server_name", "profile", *spec.targets]
+        table = read_window(cfg.buffer_dir, days=cfg.training.training_days, columns=columns)
+        report.send("started", records=table.num_rows)
+        log.info("training on %d records, %d epochs, incremental=%s", table.num_rows, epochs, incremental)
+        base = None
+        current = os.path.join(cfg.models_dir, "current")
+        if incremental and os.path.exists(current):
+            base = artifacts.load(current)
+        trained = fit(
+            table,
+            spec,
+            epochs=epochs,
+            incremental=incremental,
+            base=base,
+            threads=cfg.training.cpu_threads,
+            on_progress=report.progress,
+            should_stop=should_stop,  # type: ignore[arg-type]
+        )
+        if should_stop():  # type: ignore[operator]
+            raise TrainingCancelled("cancelled after the last batch")
+        path = artifacts.publish(cfg.models_dir, trained)
+    except TrainingCancelled:
+        log.info("cancelled")
+        report.send("failed", cancelled=True, error="cancelled on request")
+        return EXIT_CANCELLED
+    except Exception as exc:
+        log.exception("training failed")
+        report.send("failed", error=f"{type(exc).__name__}: {exc}")
+        return 1
+    v = trained.validation
+    validation = {"loss": v.loss, "mase_model": v.mase_model, "mase_seasonal_naive": v.mase_seasonal_naive}
+    report.send(
+        "finished",
+        progress_pct=100.0,
+        model_path=os.path.relpath(path, cfg.daemon.data_dir),
+        records=trained.records,
+        notes=list(trained.notes),
+        validation=validation,
+    )
+    log.info("published %s in %.1f s", path, trained.seconds)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the job subprocess."""
+    p = argparse.ArgumentParser(prog="nordiqd.training.job")
+    p.add_argument("--config", default=None)
+    p.add_argument("--job-id", required=True)
+    p.add_argument("--epochs", type=int, required=True)
+    p.add_argument("--incremental", action="store_true")
+    p.add_argument("--events", required=True, help="PUSH endpoint of the trainer role")
+    args = p.parse_args(argv)
+    cfg = config_mod.load(args.config)
+    logsetup.setup(f"train:{args.job_id}", cfg.daemon.log_level)
+    return run(cfg, args.job_id, args.epochs, args.incremental, args.events)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
