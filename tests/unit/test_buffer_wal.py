@@ -76,7 +76,7 @@ def test_segment_rotates_by_size(tmp_path: Path) -> None:
     for _ in range(5):
         wal.append(b"x" * 600, records=1)
     wal.close()
-    assert len(list(tmp_path.glob("*.wal"))) == 4  # 2 + 2 + 1 frames, and a fresh one
+    assert len(list(tmp_path.glob("*.wal"))) == 3  # frames 2 + 2 + 1
     assert len(WriteAheadLog(tmp_path).open()) == 5
 
 
