@@ -66,22 +66,49 @@ def _make_dir(path: str) -> None:
 
 
 def _reload(running: config_mod.Config, config_path: str | None) -> None:
-    """SIGHUP: re-read the file; report what changed (every key needs a restart for now)."""
+    """SIGHUP (``systemctl reload nordiqd``): re-read the file, apply what can change live.
+
+    Live: ``[daemon] log_level``, applied at once to the supervisor's logging, compared
+    with the level in force (so a second reload back to the old level applies too).
+    Every other key is compared with the configuration the daemon started with; a
+    changed one is refused, logged by name with its old and new values, and keeps its
+    running value until ``systemctl restart nordiqd``. A file that fails to load is
+    refused whole and changes nothing.
+    """
+    import msgspec
+
+    def short(value: object) -> str:
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+
     try:
         new = config_mod.load(config_path)
     except config_mod.ConfigError as exc:
-        log.error("SIGHUP: new configuration refused, keeping the running one: %s", exc)
+        log.error("SIGHUP: configuration refused, nothing changed: %s", exc)
         return
-    import msgspec
-
+    level = new.daemon.log_level
+    current = logging.getLevelName(logging.getLogger().level).lower()
+    if level != current:
+        logsetup.setup("supervisor", level)
+        log.log(
+            max(logging.INFO, logging.getLogger().level),
+            "SIGHUP: daemon.log_level %s -> %s applied to the supervisor "
+            "(roles take it when they next start)",
+            current,
+            level,
+        )
     old_d, new_d = msgspec.to_builtins(running), msgspec.to_builtins(new)
-    changed = [
-        f"{section}.{key}"
-        for section in new_d
-        for key in new_d[section]
-        if old_d[section].get(key) != new_d[section][key]
+    refused = [
+        f"{section}.{key} ({short(old_d[section].get(key))} -> {short(value)})"
+        for section, keys in new_d.items()
+        for key, value in keys.items()
+        if old_d[section].get(key) != value and (section, key) != ("daemon", "log_level")
     ]
-    if not changed:
+    if refused:
+        log.warning(
+            "SIGHUP: not applied, these keys need 'systemctl restart nordiqd' (until then the "
+            "running values stay; a role restarted alone would read the new file): %s",
+            "; ".join(refused),
+        )
+    elif level == current:
         log.info("SIGHUP: configuration unchanged")
-    else:
-        log.warning("SIGHUP: these keys changed but need a restart to apply: %s", ", ".join(changed))

@@ -1,15 +1,19 @@
-"""etc/nordiqd.service: systemd accepts it, and it matches what the supervisor does."""
+"""etc/nordiqd.service: systemd accepts it, it matches what the supervisor does, and
+its ExecReload (SIGHUP) applies what can change live and refuses the rest by name."""
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from nordiqd import config
+from nordiqd.daemon import _reload
 from nordiqd.roles import ORDER
 
 UNIT = Path(__file__).resolve().parents[2] / "etc" / "nordiqd.service"
@@ -118,3 +122,70 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     assert proc.returncode == 0, f"systemd-analyze verify failed (rc {proc.returncode}):\n{output}"
     complaints = [line for line in output.splitlines() if "nordiqd" in line]
     assert not complaints, "systemd-analyze verify complains:\n" + "\n".join(complaints)
+
+
+# --- ExecReload: what SIGHUP does (nordiqd.daemon._reload) ----------------------------
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[tuple[int, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.levelno, record.getMessage()))
+
+
+@pytest.fixture
+def reload_log() -> Iterator[_Records]:
+    """Records of the ``nordiqd`` logger; the root logger's setup is restored afterwards."""
+    root = logging.getLogger()
+    saved = (root.level, root.handlers[:])
+    records = _Records()
+    logger = logging.getLogger("nordiqd")
+    logger.addHandler(records)
+    root.setLevel(logging.INFO)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(records)
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+
+
+def _write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "nordiqd.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_sighup_applies_log_level_live(tmp_path: Path, reload_log: _Records) -> None:
+    running = config.Config()
+    _reload(running, _write(tmp_path, '[daemon]\nlog_level = "debug"\n'))
+    assert logging.getLogger().level == logging.DEBUG
+    assert any("log_level info -> debug applied" in msg for _, msg in reload_log.lines)
+    # Back to the level the daemon started with: compared with the level in force, so applied.
+    _reload(running, _write(tmp_path, '[daemon]\nlog_level = "info"\n'))
+    assert logging.getLogger().level == logging.INFO
+    assert not any(lvl >= logging.WARNING for lvl, _ in reload_log.lines)
+
+
+def test_sighup_refuses_other_keys_by_name(tmp_path: Path, reload_log: _Records) -> None:
+    _reload(config.Config(), _write(tmp_path, "[api]\nport = 8001\n[buffer]\nretention_days = 7\n"))
+    warnings = [msg for lvl, msg in reload_log.lines if lvl == logging.WARNING]
+    assert len(warnings) == 1
+    assert "api.port (8000 -> 8001)" in warnings[0] and "buffer.retention_days (60 -> 7)" in warnings[0]
+    assert "systemctl restart nordiqd" in warnings[0]
+    assert logging.getLogger().level == logging.INFO
+
+
+def test_sighup_keeps_everything_on_a_bad_file(tmp_path: Path, reload_log: _Records) -> None:
+    _reload(config.Config(), _write(tmp_path, '[daemon]\nlog_level = "debug"\n[api]\nport = "x"\n'))
+    errors = [msg for lvl, msg in reload_log.lines if lvl == logging.ERROR]
+    assert errors and "api.port" in errors[0] and "nothing changed" in errors[0]
+    assert logging.getLogger().level == logging.INFO
+
+
+def test_sighup_unchanged(tmp_path: Path, reload_log: _Records) -> None:
+    _reload(config.Config(), _write(tmp_path, ""))
+    assert reload_log.lines == [(logging.INFO, "SIGHUP: configuration unchanged")]
