@@ -63,9 +63,7 @@ def _server_rank(column: pa.ChunkedArray) -> np.ndarray:
         if column.num_chunks == 0:
             return np.empty(0, dtype=np.int64)
         dictionary = column.chunks[0].dictionary
-        codes = np.concatenate(
-            [c.indices.to_numpy(zero_copy_only=False) for c in column.chunks]
-        )
+        codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in column.chunks])
     else:
         encoded = column.combine_chunks().dictionary_encode()
         dictionary, codes = encoded.dictionary, encoded.indices.to_numpy(zero_copy_only=False)

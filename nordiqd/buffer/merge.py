@@ -61,9 +61,7 @@ class _Source:
         return head
 
 
-def merge_files(
-    sources: Sequence[Path], dest: Path, schema: pa.Schema, metadata: dict[bytes, bytes]
-) -> int:
+def merge_files(sources: Sequence[Path], dest: Path, schema: pa.Schema, metadata: dict[bytes, bytes]) -> int:
     """Merges sorted files into ``dest`` atomically, keeping the first of duplicates.
 
     Args:

@@ -19,7 +19,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .batch import TIMESTAMP_TYPE, conform, decode_batch, order_and_dedup
@@ -237,9 +236,7 @@ def _empty(columns: Sequence[str] | None) -> pa.Table:
     return pa.schema([pa.field(n, fields.get(n, pa.float32())) for n in names]).empty_table()
 
 
-def _stats(
-    layout: BufferLayout, pending_records: int | None, pending_days: Sequence[int]
-) -> dict[str, Any]:
+def _stats(layout: BufferLayout, pending_records: int | None, pending_days: Sequence[int]) -> dict[str, Any]:
     total = 0
     days = []
     wal_before = 0

@@ -109,8 +109,8 @@ class RecordValidator:
             ],
             forbid_unknown_fields=True,
         )
-        body = msgspec.defstruct("Body", [("records", list[record])], forbid_unknown_fields=True)
         self._record_list: Any = list[record]  # type: ignore[valid-type]
+        body = msgspec.defstruct("Body", [("records", self._record_list)], forbid_unknown_fields=True)
         self._json: msgspec.json.Decoder[Any] = msgspec.json.Decoder(body)
         self._msgpack: msgspec.msgpack.Decoder[Any] = msgspec.msgpack.Decoder(body)
 
@@ -170,7 +170,7 @@ class RecordValidator:
             raise _too_large(count, self._max_records)
         if count == 0:
             return self._slow(generic())
-        columns = list(zip(*map(msgspec.structs.astuple, records)))
+        columns = list(zip(*map(msgspec.structs.astuple, records), strict=True))
         ms = self._fast_timestamps(columns[0])
         if ms is None:
             return self._slow(generic())
@@ -214,7 +214,9 @@ class RecordValidator:
         arrays = [
             pa.array(ms, type=pa.int64()).view(TIMESTAMP_TYPE),
             pa.array(names, type=pa.string()),
-            pa.array([p if p is not None else infer(n) for p, n in zip(profiles, names)], pa.string()),
+            pa.array(
+                [p if p is not None else infer(n) for p, n in zip(profiles, names, strict=True)], pa.string()
+            ),
         ]
         for values in metrics:
             missing = np.isnan(values)
@@ -246,7 +248,7 @@ class RecordValidator:
             ms.append(_check_timestamp(index, record, latest, self._max_future_ms, problems))
             names.append(_check_name(index, record, "server_name", problems) or "")
             profiles.append(_check_name(index, record, "profile", problems))
-            for column, name in zip(columns, self.metrics):
+            for column, name in zip(columns, self.metrics, strict=True):
                 column.append(_check_metric(index, name, record.get(name), problems))
         if problems:
             raise BatchRejected(problems)
@@ -286,7 +288,7 @@ def _records_of(body: Any, problems: list[RecordProblem]) -> list[Any] | None:
 
 def _first_occurrences(names: Sequence[str], ms: np.ndarray) -> np.ndarray | None:
     """Returns the indices to keep when (name, ms) repeats, else None."""
-    keys = list(zip(names, ms.tolist()))
+    keys = list(zip(names, ms.tolist(), strict=True))
     if len(set(keys)) == len(keys):
         return None
     seen: set[tuple[str, int]] = set()
@@ -340,14 +342,14 @@ def _check_timestamp(
     return ms
 
 
-def _check_name(
-    index: int, record: dict[Any, Any], field: str, problems: list[RecordProblem]
-) -> str | None:
+def _check_name(index: int, record: dict[Any, Any], field: str, problems: list[RecordProblem]) -> str | None:
     value = record.get(field)
     if value is None:
         if field == "server_name":
             missing = field not in record
-            problems.append(RecordProblem(index, field, "required field is missing" if missing else "must not be null"))
+            problems.append(
+                RecordProblem(index, field, "required field is missing" if missing else "must not be null")
+            )
         return None
     if not isinstance(value, str) or not _NAME_RE.match(value):
         problems.append(RecordProblem(index, field, "must be 1-253 letters, digits, '.', '_' or '-'"))

@@ -326,7 +326,9 @@ class BufferStore:
         if stored.num_rows == 0:
             return rows
         fresh = suspects.join(stored, keys=["server_name", "timestamp"], join_type="left anti")
-        kept = pa.concat_tables([rows.filter(pc.invert(mask)), fresh.select(rows.column_names).cast(rows.schema)])
+        kept = pa.concat_tables(
+            [rows.filter(pc.invert(mask)), fresh.select(rows.column_names).cast(rows.schema)]
+        )
         return order_and_dedup(kept)
 
     def _merge_tiers(self, day: int) -> int:
@@ -402,11 +404,15 @@ class BufferStore:
 def _latest_per_server(rows: pa.Table) -> dict[str, int]:
     grouped = rows.group_by("server_name").aggregate([("timestamp", "max")])
     latest = grouped.column("timestamp_max").cast(pa.int64()).to_pylist()
-    return dict(zip(grouped.column("server_name").to_pylist(), latest))
+    return dict(zip(grouped.column("server_name").to_pylist(), latest, strict=True))
 
 
 def _as_batch(table: pa.Table) -> pa.RecordBatch:
-    return table.combine_chunks().to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], table.schema)
+    return (
+        table.combine_chunks().to_batches()[0]
+        if table.num_rows
+        else pa.RecordBatch.from_pylist([], table.schema)
+    )
 
 
 def _seq_of(part_name: str) -> int:

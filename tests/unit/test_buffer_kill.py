@@ -63,7 +63,7 @@ def test_acknowledged_batches_survive_kill_9(tmp_path: Path) -> None:
     store.flush()
     table = read_window(buffer_dir, columns=["timestamp", "server_name", "cpu_user_pct"])
     seconds = table.column("timestamp").cast(pa.int64()).to_numpy() // 1000 - START
-    got = set(zip(table.column("server_name").to_pylist(), seconds.tolist()))
+    got = set(zip(table.column("server_name").to_pylist(), seconds.tolist(), strict=True))
     assert len(got) == table.num_rows  # exactly once
     assert {(f"s{n}", i) for i in range(acked + 1) for n in range(50)} <= got
     assert store.stats()["total_records"] == table.num_rows

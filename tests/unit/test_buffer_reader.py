@@ -29,7 +29,11 @@ def fill(root: Path, metrics: tuple[str, ...] = ("cpu_user_pct", "mem_used_pct")
     for day in range(3):
         for hour in (1, 0):  # written out of order on purpose
             store.append(validator.from_records([
-                {"timestamp": MIDNIGHT + day * DAY + hour * 3600, "server_name": name, "cpu_user_pct": day + hour / 10}
+                {
+                    "timestamp": MIDNIGHT + day * DAY + hour * 3600,
+                    "server_name": name,
+                    "cpu_user_pct": day + hour / 10,
+                }
                 for name in ("b", "a")
             ]))  # fmt: skip
         store.flush()
@@ -40,15 +44,20 @@ def fill(root: Path, metrics: tuple[str, ...] = ("cpu_user_pct", "mem_used_pct")
 
 def keys(table: pa.Table) -> list[tuple[str, float]]:
     seconds = (table.column("timestamp").cast(pa.int64()).to_numpy() / 1000 - MIDNIGHT).tolist()
-    return list(zip(table.column("server_name").to_pylist(), seconds))
+    return list(zip(table.column("server_name").to_pylist(), seconds, strict=True))
 
 
 def test_reads_everything_sorted_by_server_then_time(tmp_path: Path) -> None:
     store = fill(tmp_path)
-    assert sorted(p.name for p in tmp_path.glob("metrics_*")) == ["metrics_2025-01-01.parquet", "metrics_2025-01-02.parquet"]
+    assert sorted(p.name for p in tmp_path.glob("metrics_*")) == [
+        "metrics_2025-01-01.parquet",
+        "metrics_2025-01-02.parquet",
+    ]
     table = read_window(tmp_path)
     expected_times = [0, 3600, DAY, DAY + 3600, 2 * DAY, 2 * DAY + 3600]
-    assert keys(table) == [("a", t) for t in [*expected_times, NOW - 1 - MIDNIGHT]] + [("b", t) for t in expected_times]
+    assert keys(table) == [("a", t) for t in [*expected_times, NOW - 1 - MIDNIGHT]] + [
+        ("b", t) for t in expected_times
+    ]
     assert table.column_names == ["timestamp", "server_name", "profile", "cpu_user_pct", "mem_used_pct"]
     assert table.schema.field("server_name").type == pa.string()
     assert table.column("mem_used_pct").null_count == table.num_rows
@@ -59,10 +68,12 @@ def test_windows_columns_servers_and_the_log(tmp_path: Path) -> None:
     store = fill(tmp_path)
     last_day = read_window(tmp_path, days=1, clock=clock, columns=["server_name", "cpu_user_pct"])
     assert last_day.column_names == ["server_name", "cpu_user_pct"]
-    assert last_day.column("cpu_user_pct").to_pylist() == pytest.approx([2.0, 2.1, 9.0, 2.0, 2.1])  # from Jan 2 02:00
+    assert last_day.column("cpu_user_pct").to_pylist() == pytest.approx(
+        [2.0, 2.1, 9.0, 2.0, 2.1]
+    )  # from Jan 2 02:00
     window = read_window(
         tmp_path,
-        start=dt.datetime(2025, 1, 2, tzinfo=dt.timezone.utc),
+        start=dt.datetime(2025, 1, 2, tzinfo=dt.UTC),
         end=MIDNIGHT + 2 * DAY,
         servers=["b"],
         dictionary_names=True,
@@ -94,7 +105,12 @@ def test_duplicates_across_files_and_log_read_once(tmp_path: Path) -> None:
 
 def test_stats_from_footers_and_log(tmp_path: Path) -> None:
     empty = buffer_stats(tmp_path / "nothing")
-    assert empty == {"total_records": 0, "file_count": 0, "date_range": {"start": None, "end": None}, "disk_usage_mb": 0.0}
+    assert empty == {
+        "total_records": 0,
+        "file_count": 0,
+        "date_range": {"start": None, "end": None},
+        "disk_usage_mb": 0.0,
+    }
     store = fill(tmp_path)
     stats = buffer_stats(tmp_path)  # pending counted from the log's frame headers
     assert stats["total_records"] == 13 == store.stats()["total_records"]

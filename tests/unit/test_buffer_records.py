@@ -17,7 +17,11 @@ NOW = 1_735_732_800.0  # 2025-01-01T12:00:00Z
 
 
 def good(i: int = 0, **fields: object) -> dict[str, object]:
-    record: dict[str, object] = {"timestamp": NOW - 60 + i, "server_name": f"ppweb{i:03d}", "cpu_user_pct": 12.5}
+    record: dict[str, object] = {
+        "timestamp": NOW - 60 + i,
+        "server_name": f"ppweb{i:03d}",
+        "cpu_user_pct": 12.5,
+    }
     record.update(fields)
     return record
 
@@ -81,7 +85,10 @@ def test_each_rejection_names_record_and_field(
     validator: RecordValidator, field: str, value: object, message: str
 ) -> None:
     records = [good(0), good(1), good(2, **{field: value})]
-    for decode in (validator.from_records, lambda r: validator.from_msgpack(msgspec.msgpack.encode({"records": r}))):
+    for decode in (
+        validator.from_records,
+        lambda r: validator.from_msgpack(msgspec.msgpack.encode({"records": r})),
+    ):
         with pytest.raises(BatchRejected) as err:
             decode(records)
         [problem] = err.value.problems
@@ -91,7 +98,9 @@ def test_each_rejection_names_record_and_field(
 
 def test_json_specific_rejections(validator: RecordValidator) -> None:
     with pytest.raises(BatchRejected) as err:
-        validator.from_json(b'{"records": [{"timestamp": 1735732000, "server_name": "a", "cpu_sys_pct": 1e999}]}')
+        validator.from_json(
+            b'{"records": [{"timestamp": 1735732000, "server_name": "a", "cpu_sys_pct": 1e999}]}'
+        )
     assert [(p.index, p.field) for p in err.value.problems] == [(0, "cpu_sys_pct")]
     with pytest.raises(BatchRejected) as err:
         validator.from_json(b'{"records": [')
@@ -117,7 +126,11 @@ def test_every_problem_is_listed_up_to_a_cap() -> None:
     assert err.value.total == 120 and len(err.value.problems) == BatchRejected.MAX_PROBLEMS
     body = err.value.to_dict()
     assert body["success"] is False and body["problem_count"] == 120
-    assert body["problems"][1] == {"index": 0, "field": "mem_used_pct", "message": "must be a number, not str"}
+    assert body["problems"][1] == {
+        "index": 0,
+        "field": "mem_used_pct",
+        "message": "must be a number, not str",
+    }
 
 
 def test_oversized_batch_is_too_large(validator: RecordValidator) -> None:

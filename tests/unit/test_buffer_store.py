@@ -56,7 +56,13 @@ def records(times: list[float], servers: int = 2, **metrics: float) -> list[dict
 
 def file_rows(path: Path) -> list[tuple[str, int]]:
     table = pq.read_table(path, columns=["server_name", "timestamp"])
-    return list(zip(table.column("server_name").to_pylist(), table.column("timestamp").cast(pa.int64()).to_pylist()))
+    return list(
+        zip(
+            table.column("server_name").to_pylist(),
+            table.column("timestamp").cast(pa.int64()).to_pylist(),
+            strict=True,
+        )
+    )
 
 
 def total(store: BufferStore) -> int:
@@ -65,7 +71,8 @@ def total(store: BufferStore) -> int:
 
 @pytest.mark.parametrize(
     "bad",
-    [{"rogue": 1}, {"cpu_user_pct": "1"}, {"cpu_user_pct": float("nan")}, {"timestamp": "2025-01-01T00:00:00"},
+    [{"rogue": 1}, {"cpu_user_pct": "1"}, {"cpu_user_pct": float("nan")},
+     {"timestamp": "2025-01-01T00:00:00"},
      {"server_name": "a b"}, {"timestamp": MIDNIGHT + 30 * DAY}],
 )  # fmt: skip
 def test_rejected_batch_leaves_the_record_count_unchanged(
@@ -131,7 +138,9 @@ def test_retention_deletes_whole_days_past_the_limit(
     assert store.stats()["date_range"]["start"] == "2025-01-04"
 
 
-def test_stats_match_what_was_written(store: BufferStore, validator: RecordValidator, clock: FakeClock) -> None:
+def test_stats_match_what_was_written(
+    store: BufferStore, validator: RecordValidator, clock: FakeClock
+) -> None:
     assert store.stats() == {
         "total_records": 0, "file_count": 0, "date_range": {"start": None, "end": None}, "disk_usage_mb": 0.0,
     }  # fmt: skip
@@ -164,7 +173,7 @@ def test_duplicates_are_stored_once(
     table = pq.read_table(store.layout.root / "metrics_2025-01-01.parquet")
     assert table.num_rows == 6
     by_key = {(r["server_name"], r["timestamp"]): r["cpu_sys_pct"] for r in table.to_pylist()}
-    assert by_key[("srv0", dt.datetime.fromtimestamp(MIDNIGHT + 20, dt.timezone.utc))] == 1.0  # first wins
+    assert by_key[("srv0", dt.datetime.fromtimestamp(MIDNIGHT + 20, dt.UTC))] == 1.0  # first wins
 
 
 def test_late_records_for_a_closed_day_land_in_it(
