@@ -101,9 +101,6 @@ class TrainerRole(ServiceRole):
         if not verdict.ready:
             return m.TriggerReply(success=False, status="rejected", error=verdict.reason)
         job_id = self._new_job_id()
-        notes = []
-        if incremental and not os.path.exists(os.path.join(self.config.models_dir, "current")):
-            notes.append("incremental requested but there is no current model: training from scratch")
         self.history.add(
             m.JobStatus(
                 job_id=job_id,
@@ -112,7 +109,6 @@ class TrainerRole(ServiceRole):
                 epochs=epochs,
                 incremental=incremental,
                 queued_at=now_iso(),
-                notes=notes,
             )
         )
         self._spawn(job_id, epochs, incremental)
@@ -251,7 +247,7 @@ class TrainerRole(ServiceRole):
                 progress_pct=100,
                 model_path=ev.model_path,
                 validation=ev.validation,
-                notes=[*job.notes, *[n for n in ev.notes if n not in job.notes]],
+                notes=list(ev.notes),
             )
             if ev.records is not None:
                 changes["records"] = ev.records

@@ -1,0 +1,35 @@
+"""Feeding a test daemon with simulated fleet history through the real ingest client."""
+
+from __future__ import annotations
+
+import time
+
+from nordiqd.agent import IngestClient
+from nordiqd.simulate import Fleet
+
+TINY_MODEL = {
+    "encoder_steps": 24,
+    "horizon_steps": 6,
+    "hidden_size": 8,
+    "attention_heads": 1,
+    "hidden_continuous_size": 4,
+    "batch_size": 32,
+    "max_windows_per_epoch": 128,
+}
+
+
+def backfill(endpoint: str, *, servers: int = 8, days: float = 2.0, seed: int = 1, interval_s: float = 300.0,
+             names: list[str] | None = None, end: float | None = None) -> int:  # fmt: skip
+    """Send ``days`` of history for a simulated fleet ending at ``end`` (now); return records sent."""
+    fleet = Fleet(size=servers, seed=seed, interval_s=interval_s)
+    end = time.time() if end is None else end
+    sent = 0
+    with IngestClient(endpoint, timeout_s=10) as client:
+        for batch in fleet.batches(end - days * 86400, end, max_records=1000):
+            records = batch.to_records()
+            if names is not None:
+                records = [r for r in records if r["server_name"] in names]
+                if not records:
+                    continue
+            sent += client.send(records).accepted
+    return sent
