@@ -119,6 +119,34 @@ class TrainingConfig(_Section, frozen=True):
     cancel_grace_s: PositiveFloat = 10.0
 
 
+class PredictorConfig(_Section, frozen=True):
+    """[predictor]: how often the fleet is forecast and who qualifies."""
+
+    refresh_s: Annotated[float, Meta(ge=0)] = 0.0  # 0: once per model step
+    min_history_steps: PositiveInt = 12
+    forecast_batch_size: PositiveInt = 256
+    torch_threads: PositiveInt = 1
+
+
+class AlertsConfig(_Section, frozen=True):
+    """[alerts]: per-metric thresholds that forecasts and current values are held against."""
+
+    warning: dict[str, float] = msgspec.field(
+        default_factory=lambda: {
+            "cpu_user_pct": 80.0, "cpu_sys_pct": 30.0, "cpu_iowait_pct": 20.0, "java_cpu_pct": 80.0,
+            "mem_used_pct": 85.0, "swap_used_pct": 20.0, "disk_usage_pct": 85.0, "net_in_mb_s": 500.0,
+            "net_out_mb_s": 500.0, "back_close_wait": 100.0, "front_close_wait": 100.0, "load_average": 8.0,
+        }  # fmt: skip
+    )
+    critical: dict[str, float] = msgspec.field(
+        default_factory=lambda: {
+            "cpu_user_pct": 95.0, "cpu_sys_pct": 50.0, "cpu_iowait_pct": 40.0, "java_cpu_pct": 95.0,
+            "mem_used_pct": 95.0, "swap_used_pct": 50.0, "disk_usage_pct": 95.0, "net_in_mb_s": 900.0,
+            "net_out_mb_s": 900.0, "back_close_wait": 500.0, "front_close_wait": 500.0, "load_average": 16.0,
+        }  # fmt: skip
+    )
+
+
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """The whole configuration, one field per TOML section."""
 
@@ -130,6 +158,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     schema: SchemaConfig = msgspec.field(default_factory=SchemaConfig)
     training: TrainingConfig = msgspec.field(default_factory=TrainingConfig)
     model: ModelSpec = msgspec.field(default_factory=ModelSpec)
+    predictor: PredictorConfig = msgspec.field(default_factory=PredictorConfig)
+    alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
 
     def endpoint(self, name: str) -> str:
         """The zmq endpoint for ``name``, defaulting to an ipc socket in ``run_dir``."""
@@ -222,4 +252,12 @@ def _check(cfg: Config, source: str) -> Config:
             raise fail("model.targets", f"{t!r} is not in schema.metrics")
     if cfg.supervisor.backoff_max_s < cfg.supervisor.backoff_initial_s:
         raise fail("supervisor.backoff_max_s", "must not be below supervisor.backoff_initial_s")
+    for level in ("warning", "critical"):
+        for metric in getattr(cfg.alerts, level):
+            if metric not in cfg.schema.metrics:
+                raise fail(f"alerts.{level}", f"{metric!r} is not in schema.metrics")
+    for metric, crit in cfg.alerts.critical.items():
+        warn = cfg.alerts.warning.get(metric)
+        if warn is not None and warn > crit:
+            raise fail(f"alerts.warning.{metric}", f"{warn:g} is above the critical threshold {crit:g}")
     return cfg
