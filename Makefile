@@ -35,5 +35,18 @@ lint: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/nordiqd demo
 
+# The Debian package (packaging/README.md): dist/nordiqd_<version>_<arch>.deb, and its
+# install/run/upgrade/remove/purge test on this machine (root; minutes; not in `make test`).
+DEB_DIR ?= dist
+DEB_VERSION ?= $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' nordiqd/__init__.py)
+DEB_FILE = $(DEB_DIR)/nordiqd_$(DEB_VERSION)_$(shell dpkg --print-architecture 2>/dev/null).deb
+
+deb: $(STAMP)
+	DEB_VERSION="$(DEB_VERSION)" TORCH_SPEC="$(TORCH_SPEC)" BUILD_PYTHON=$(BIN)/python \
+		packaging/build-deb.sh $(DEB_DIR)
+
+test-deb: deb
+	NORDIQD_DEB=$(DEB_FILE) $(BIN)/pytest -m deb tests/deb $(PYTEST_ARGS)
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info
