@@ -307,9 +307,66 @@ class JobEvent(Message, frozen=True, tag="job_event"):
 JobMessage = Union[JobEvent]
 
 
+# --- predictor (service requests) ------------------------------------------------
+
+
+class PredictionsRequest(Message, frozen=True, tag="predictions"):
+    """Service -> predictor: the whole fleet's cached forecasts. Reply: ``JsonReply``."""
+
+
+class ServerPredictionRequest(Message, frozen=True, tag="server_prediction"):
+    """Service -> predictor: one server's forecast. Reply: ``JsonReply`` or ``ErrorReply``
+    with kind ``not_found``."""
+
+    server_name: str
+
+
+class AlertsRequest(Message, frozen=True, tag="alerts"):
+    """Service -> predictor: servers not ``ok``, worst first. Reply: ``JsonReply``."""
+
+
+class ModelInfoRequest(Message, frozen=True, tag="model_info"):
+    """Service -> predictor: the model being served. Reply: ``JsonReply``."""
+
+
+class ModelsRequest(Message, frozen=True, tag="models"):
+    """Service -> predictor: every model version on disk. Reply: ``JsonReply``."""
+
+
+class ReloadModel(Message, frozen=True, tag="reload_model"):
+    """Service -> predictor: load ``version`` (pointing ``current`` at it) or re-load
+    ``current``. Reply ``JsonReply`` once loaded, or ``ErrorReply`` (kind
+    ``reload_failed``/``not_found``) while the old model keeps serving."""
+
+    version: str | None = None
+
+
+class RollbackModel(Message, frozen=True, tag="rollback_model"):
+    """Service -> predictor: point ``current`` at the previous version and load it.
+    Replies as ``ReloadModel``."""
+
+
+class MetricsRequest(Message, frozen=True, tag="metrics"):
+    """Service -> any role: its Prometheus text lines. Reply: ``TextReply``."""
+
+
+class JsonReply(Message, frozen=True, tag="json"):
+    """A REST body, already encoded as JSON by the role that owns the data."""
+
+    body: bytes
+
+
+class TextReply(Message, frozen=True, tag="text"):
+    """A text body (Prometheus exposition format)."""
+
+    body: bytes
+
+
 ServiceMessage = Union[
     Ping, Pong, Ack, ErrorReply,
     IngestBatch, IngestAck, BufferStatsRequest, BufferStatsReply,
     TriggerTraining, TriggerReply, TrainingStatusRequest, JobStatusReply,
     TrainingStatsRequest, TrainingStatsReply, CancelTraining, CancelReply,
+    PredictionsRequest, ServerPredictionRequest, AlertsRequest, ModelInfoRequest, ModelsRequest,
+    ReloadModel, RollbackModel, MetricsRequest, JsonReply, TextReply,
 ]  # fmt: skip

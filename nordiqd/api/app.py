@@ -9,7 +9,7 @@ from typing import Any
 import falcon
 
 from nordiqd import __version__
-from nordiqd.api import errors, ingest, system, training
+from nordiqd.api import errors, ingest, metrics, predictions, system, training
 from nordiqd.api.routes import Operation, Route, openapi
 
 
@@ -22,6 +22,7 @@ class Deps:
     max_body_bytes: int = 16 * 1024 * 1024
     default_epochs: int = 5
     blocking_timeout_s: float = 3600.0
+    reload_timeout_s: float = 120.0
 
 
 PUBLIC_PATHS = frozenset({"/health"})
@@ -85,6 +86,17 @@ def build_routes(deps: Deps) -> list[Route]:
             },
         ),
         *training_routes(deps),
+        *prediction_routes(deps),
+        Route(
+            "/metrics",
+            metrics.Metrics(deps.backends),
+            {
+                "GET": Operation(
+                    "Prometheus text: forecasts at a few horizons, risk scores, the daemon's own figures",
+                    {200: "text/plain; version=0.0.4", 401: "missing or wrong key"},
+                )
+            },
+        ),
     ]
     doc_route = Route(
         "/openapi.json",
@@ -155,6 +167,46 @@ def training_routes(deps: Deps) -> list[Route]:
             },
         ),
     ]
+
+
+def prediction_routes(deps: Deps) -> list[Route]:
+    """Forecasts, alerts and the model endpoints of the predictor."""
+    common = {401: "missing or wrong key", 503: "the predictor did not answer in time"}
+    reload_codes = {
+        200: "the model now served",
+        404: "no such version",
+        409: "refused: the old model keeps serving",
+    }
+    b = deps.backends
+    return [
+        Route("/predictions/current", predictions.CurrentPredictions(b), {
+            "GET": Operation("Every server's forecast (quantiles over the horizon), risk score and alert level",
+                             {200: "the fleet's forecasts", **common}),
+        }),
+        Route("/predictions/{server_name}", predictions.ServerPrediction(b), {
+            "GET": Operation("One server's forecast, risk and alert level",
+                             {200: "the server's forecast", 404: "unknown server", **common},
+                             params=(("server_name", "path", "the server"),)),
+        }),
+        Route("/alerts/active", predictions.ActiveAlerts(b), {
+            "GET": Operation("Servers not ok, worst first: metric, threshold, minutes until the crossing",
+                             {200: "the alerts", **common}),
+        }),
+        Route("/admin/model-info", predictions.ModelInfo(b), {
+            "GET": Operation("The served model: version, path, kind, loaded_at, manifest, last_reload_error",
+                             {200: "model info", **common}),
+        }),
+        Route("/admin/models", predictions.Models(b), {
+            "GET": Operation("Every model version on disk, and which is current", {200: "the versions", **common}),
+        }),
+        Route("/admin/reload-model", predictions.ReloadModel(b, deps.reload_timeout_s), {
+            "POST": Operation("Load a version (pointing current at it), or re-load current",
+                              {**reload_codes, **common}, params=(("version", "query", "a version; default current"),)),
+        }),
+        Route("/admin/rollback", predictions.Rollback(b, deps.reload_timeout_s), {
+            "POST": Operation("Point current at the previous version and load it", {**reload_codes, **common}),
+        }),
+    ]  # fmt: skip
 
 
 def create_app(deps: Deps) -> falcon.App:

@@ -71,9 +71,20 @@ class ServiceRole(Role):
                 return
             if len(frames) != 3:
                 continue
-            reply(sock, frames, codec.service.encode(self._answer(frames[2])))
+            self.request_frames = frames
+            answer = self._answer(frames[2])
+            if answer is not None:
+                reply(sock, frames, codec.service.encode(answer))
 
-    def _answer(self, payload: bytes) -> m.Message:
+    def reply_later(self, frames: list[bytes], msg: m.Message) -> None:
+        """Answer a request whose ``handle`` returned None (deferred)."""
+        reply(self.service, frames, codec.service.encode(msg))
+
+    def metrics_text(self) -> str:
+        """This role's lines for GET /metrics (Prometheus text format)."""
+        return ""
+
+    def _answer(self, payload: bytes) -> m.Message | None:
         started = time.monotonic()
         try:
             msg = codec.service.decode(payload)
@@ -89,11 +100,17 @@ class ServiceRole(Role):
             log.info("%s took %.2f s for %s", self.name, elapsed, type(msg).__name__)
         return result
 
-    def handle(self, msg: Any) -> m.Message:
-        """Answer one request; subclasses extend the match with their own messages."""
+    def handle(self, msg: Any) -> m.Message | None:
+        """Answer one request; subclasses extend the match with their own messages.
+
+        Returning None defers the answer: keep ``self.request_frames`` and call
+        ``reply_later`` when the result is ready.
+        """
         match msg:
             case m.Ping():
                 return m.Pong(role=self.name, pid=os.getpid())
+            case m.MetricsRequest():
+                return m.TextReply(body=self.metrics_text().encode())
             case _:
                 return m.ErrorReply(
                     kind="bad_request", message=f"{self.name} does not handle {type(msg).__name__}"

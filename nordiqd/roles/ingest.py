@@ -27,6 +27,7 @@ from nordiqd.buffer.batch import encode_batch
 from nordiqd.buffer.errors import BatchRejected, BatchTooLarge
 from nordiqd.buffer.records import RecordValidator
 from nordiqd.buffer.store import BufferStore
+from nordiqd.promtext import family
 from nordiqd.roles.base import ServiceRole
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,17 @@ class IngestRole(ServiceRole):
         except zmq.Again:
             pass  # no room for a slow subscriber; it refills from the buffer on restart
         return m.IngestAck(accepted=batch.num_rows, seq=self.seq)
+
+    def metrics_text(self) -> str:
+        c = self.counters
+        return (
+            family("nordiqd_ingest_records_total", "counter", "Records accepted into the buffer.",
+                   [({}, c["records_accepted"])])
+            + family("nordiqd_ingest_batches_total", "counter", "Batches received, by result.",
+                     [({"result": "accepted"}, c["batches_accepted"]), ({"result": "rejected"}, c["batches_rejected"])])
+            + family("nordiqd_buffer_pending_records", "gauge", "Records in the write-ahead log, not yet in Parquet.",
+                     [({}, self.store.pending_records)])
+        )  # fmt: skip
 
     def _compact_loop(self) -> None:
         interval = self.config.buffer.compact_interval_s

@@ -25,6 +25,7 @@ from ipc import codec
 from ipc import messages as m
 from ipc.codec import ProtocolError
 from ipc.sockets import make_socket
+from nordiqd.promtext import family
 from nordiqd.roles.base import ServiceRole
 from nordiqd.training import readiness
 from nordiqd.training.history import JobHistory, now_iso
@@ -186,6 +187,21 @@ class TrainerRole(ServiceRole):
                 job, duration_seconds=round(time.monotonic() - self.running.started, 1)
             )
         return job
+
+    def metrics_text(self) -> str:
+        job = self.history.latest()
+        state = job.status if job is not None else "none"
+        states = ("none", "queued", "running", "completed", "failed", "cancelled")
+        summary = self.history.summary()
+        return (
+            family("nordiqd_training_job_state", "gauge", "State of the current or last training job.",
+                   [({"state": s}, float(s == state)) for s in states])
+            + family("nordiqd_training_progress_pct", "gauge", "Progress of the current or last job.",
+                     [({}, job.progress_pct if job else 0.0)])
+            + family("nordiqd_training_jobs_total", "counter", "Finished training jobs, by result.",
+                     [({"result": r}, float(summary[k])) for r, k in  # type: ignore[arg-type]
+                      (("completed", "successful"), ("failed", "failed"), ("cancelled", "cancelled"))])
+        )  # fmt: skip
 
     # --- job events and reaping --------------------------------------------------
 

@@ -1,0 +1,222 @@
+"""The served model and its hot reload: load off to the side, verify, swap one reference.
+
+How it runs: a watchdog observer on ``models/`` only enqueues a reload when ``current``
+changes; one loader thread takes reload requests in order, coalesces a burst into one
+load of whatever ``current`` points at by then, loads and verifies the model (manifest,
+checksums, targets and quantiles, a warm-up forward pass on real windows with finite
+outputs) and only then replaces ``self.served``. Readers take ``slot.served`` once per
+use, so a forecast that started on the old model finishes on it. A model that fails
+verification is never served: the old one stays, ``last_reload_error`` says why.
+
+How it stops: ``close()`` stops the observer and the loader thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nordiqd.model import artifacts
+from nordiqd.model.errors import ModelError
+from nordiqd.model.params import ModelSpec
+
+log = logging.getLogger(__name__)
+
+DEBOUNCE_S = 0.05  # a burst of symlink swaps inside this window loads once
+Warmup = Callable[[], tuple[np.ndarray, list[str], list[str], np.ndarray] | None]
+Done = Callable[[bool, str], None]
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A verified model and what /admin/model-info says about it."""
+
+    version: str
+    path: str
+    loaded_at: str
+    manifest: dict[str, Any]
+    forecaster: Any  # nordiqd.model.forecast.FleetForecaster
+    kind: str = "tft"
+
+
+@dataclass
+class _Request:
+    version: str | None = None
+    rollback: bool = False
+    force: bool = False
+    done: Done | None = None
+
+
+@dataclass
+class ReloadStats:
+    """Counters /metrics exposes."""
+
+    ok: int = 0
+    failed: int = 0
+    last_seconds: float = 0.0
+    history: list[str] = field(default_factory=list)
+
+
+class ModelSlot:
+    """Holds the served model; see the module docstring."""
+
+    def __init__(self, models_dir: str, spec: ModelSpec, warmup: Warmup, on_swap: Callable[[], None],
+                 torch_threads: int = 1) -> None:  # fmt: skip
+        self.models_dir = Path(models_dir)
+        self.spec = spec
+        self._warmup = warmup
+        self._on_swap = on_swap
+        self._threads = torch_threads
+        self.served: ServedModel | None = None
+        self.last_reload_error: str | None = None
+        self.stats = ReloadStats()
+        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="model-loader", daemon=True)
+        self._observer: Any = None
+
+    def start(self) -> None:
+        """Load ``current`` if there is one (in the loader thread) and watch for changes."""
+        from watchdog.observers import Observer
+
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        self._observer = Observer()
+        self._observer.schedule(_CurrentWatcher(self), str(self.models_dir), recursive=False)
+        self._observer.daemon = True
+        self._observer.start()
+        self._thread.start()
+        if (self.models_dir / "current").exists():
+            self.request()
+
+    def request(self, version: str | None = None, rollback: bool = False, done: Done | None = None) -> None:
+        """Enqueue a reload (of ``version``, of the previous one, or of ``current``)."""
+        self._queue.put(_Request(version, rollback, force=version is not None or done is not None, done=done))
+
+    def close(self) -> None:
+        """Stop watching and loading."""
+        if self._observer is not None:
+            self._observer.stop()
+        self._queue.put(None)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    # --- the loader thread -------------------------------------------------------
+
+    def _loop(self) -> None:
+        import torch
+
+        torch.set_num_threads(self._threads)
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            time.sleep(DEBOUNCE_S)
+            batch = [first]
+            while True:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    return
+                batch.append(nxt)
+            self._serve(batch)
+
+    def _serve(self, batch: list[_Request]) -> None:
+        ok, message = True, ""
+        try:
+            for req in batch:  # pointer moves happen in the order they were asked for
+                if req.rollback:
+                    previous = artifacts.previous_version(self.models_dir)
+                    if previous is None:
+                        raise ModelError("there is no previous model version to roll back to")
+                    artifacts.point_current(self.models_dir, previous)
+                elif req.version is not None:
+                    if req.version not in artifacts.list_versions(self.models_dir):
+                        raise ModelError(f"no model version {req.version!r} in {self.models_dir}")
+                    artifacts.point_current(self.models_dir, req.version)
+            force = any(r.force for r in batch)
+            ok, message = self._load_current(force)
+        except ModelError as exc:
+            ok, message = False, str(exc)
+            self.last_reload_error = message
+            log.error("reload refused: %s", message)
+        for req in batch:
+            if req.done is not None:
+                req.done(ok, message)
+
+    def _load_current(self, force: bool) -> tuple[bool, str]:
+        current = self.models_dir / "current"
+        if not current.exists():
+            return False, "there is no current model"
+        target = os.path.realpath(current)
+        served = self.served
+        if served is not None and served.path == target and not force:
+            return True, f"already serving {served.version}"
+        started = time.monotonic()
+        try:
+            candidate = self._verify(target)
+        except Exception as exc:  # any failure to load means: keep serving the old model
+            if not isinstance(exc, ModelError):
+                log.exception("unexpected error loading %s", target)
+            self.stats.failed += 1
+            self.last_reload_error = f"{Path(target).name}: {exc}" if Path(target).name not in str(exc) else str(exc)
+            log.error("model %s refused, still serving %s: %s", target, served.version if served else "the baseline", exc)
+            return False, self.last_reload_error
+        self.served = candidate
+        self.last_reload_error = None
+        self.stats.ok += 1
+        self.stats.last_seconds = time.monotonic() - started
+        log.info("now serving %s (loaded and verified in %.2f s)", candidate.version, self.stats.last_seconds)
+        self._on_swap()
+        return True, f"now serving {candidate.version}"
+
+    def _verify(self, path: str) -> ServedModel:
+        from nordiqd.model.forecast import FleetForecaster
+
+        loaded = artifacts.load(path)
+        spec = loaded.spec
+        if tuple(spec.targets) != tuple(self.spec.targets):
+            raise ModelError(f"model forecasts {list(spec.targets)} but [model] targets are {list(self.spec.targets)}")
+        if tuple(spec.quantiles) != tuple(self.spec.quantiles):
+            raise ModelError(f"model quantiles {list(spec.quantiles)} differ from [model] quantiles {list(self.spec.quantiles)}")
+        if (spec.step_seconds, spec.encoder_steps) != (self.spec.step_seconds, self.spec.encoder_steps):
+            raise ModelError(
+                f"model reads {spec.encoder_steps} steps of {spec.step_seconds} s but the predictor keeps "
+                f"{self.spec.encoder_steps} steps of {self.spec.step_seconds} s"
+            )
+        forecaster = FleetForecaster(loaded)
+        sample = self._warmup()
+        if sample is not None:
+            windows, names, profiles, last = sample
+            result = forecaster.forecast(windows, names, profiles, last)
+            if not np.isfinite(result.values[result.valid]).all():
+                raise ModelError("warm-up forward pass gave non-finite forecasts")
+        return ServedModel(
+            version=loaded.version,
+            path=str(loaded.path),
+            loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            manifest=loaded.manifest,
+            forecaster=forecaster,
+        )
+
+
+class _CurrentWatcher:
+    """watchdog handler: any event touching ``current`` enqueues a reload, nothing more."""
+
+    def __init__(self, slot: ModelSlot) -> None:
+        self._slot = slot
+
+    def dispatch(self, event: Any) -> None:
+        paths = (getattr(event, "src_path", ""), getattr(event, "dest_path", ""))
+        if any(os.path.basename(str(p)) == "current" for p in paths if p):
+            self._slot.request()
