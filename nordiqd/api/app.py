@@ -179,34 +179,77 @@ def prediction_routes(deps: Deps) -> list[Route]:
     }
     b = deps.backends
     return [
-        Route("/predictions/current", predictions.CurrentPredictions(b), {
-            "GET": Operation("Every server's forecast (quantiles over the horizon), risk score and alert level",
-                             {200: "the fleet's forecasts", **common}),
-        }),
-        Route("/predictions/{server_name}", predictions.ServerPrediction(b), {
-            "GET": Operation("One server's forecast, risk and alert level",
-                             {200: "the server's forecast", 404: "unknown server", **common},
-                             params=(("server_name", "path", "the server"),)),
-        }),
-        Route("/alerts/active", predictions.ActiveAlerts(b), {
-            "GET": Operation("Servers not ok, worst first: metric, threshold, minutes until the crossing",
-                             {200: "the alerts", **common}),
-        }),
-        Route("/admin/model-info", predictions.ModelInfo(b), {
-            "GET": Operation("The served model: version, path, kind, loaded_at, manifest, last_reload_error",
-                             {200: "model info", **common}),
-        }),
-        Route("/admin/models", predictions.Models(b), {
-            "GET": Operation("Every model version on disk, and which is current", {200: "the versions", **common}),
-        }),
-        Route("/admin/reload-model", predictions.ReloadModel(b, deps.reload_timeout_s), {
-            "POST": Operation("Load a version (pointing current at it), or re-load current",
-                              {**reload_codes, **common}, params=(("version", "query", "a version; default current"),)),
-        }),
-        Route("/admin/rollback", predictions.Rollback(b, deps.reload_timeout_s), {
-            "POST": Operation("Point current at the previous version and load it", {**reload_codes, **common}),
-        }),
-    ]  # fmt: skip
+        Route(
+            "/predictions/current",
+            predictions.CurrentPredictions(b),
+            {
+                "GET": Operation(
+                    "Every server's forecast (quantiles over the horizon), risk score and alert level",
+                    {200: "the fleet's forecasts", **common},
+                ),
+            },
+        ),
+        Route(
+            "/predictions/{server_name}",
+            predictions.ServerPrediction(b),
+            {
+                "GET": Operation(
+                    "One server's forecast, risk and alert level",
+                    {200: "the server's forecast", 404: "unknown server", **common},
+                    params=(("server_name", "path", "the server"),),
+                ),
+            },
+        ),
+        Route(
+            "/alerts/active",
+            predictions.ActiveAlerts(b),
+            {
+                "GET": Operation(
+                    "Servers not ok, worst first: metric, threshold, minutes until the crossing",
+                    {200: "the alerts", **common},
+                ),
+            },
+        ),
+        Route(
+            "/admin/model-info",
+            predictions.ModelInfo(b),
+            {
+                "GET": Operation(
+                    "The served model: version, path, kind, loaded_at, manifest, last_reload_error",
+                    {200: "model info", **common},
+                ),
+            },
+        ),
+        Route(
+            "/admin/models",
+            predictions.Models(b),
+            {
+                "GET": Operation(
+                    "Every model version on disk, and which is current", {200: "the versions", **common}
+                ),
+            },
+        ),
+        Route(
+            "/admin/reload-model",
+            predictions.ReloadModel(b, deps.reload_timeout_s),
+            {
+                "POST": Operation(
+                    "Load a version (pointing current at it), or re-load current",
+                    {**reload_codes, **common},
+                    params=(("version", "query", "a version; default current"),),
+                ),
+            },
+        ),
+        Route(
+            "/admin/rollback",
+            predictions.Rollback(b, deps.reload_timeout_s),
+            {
+                "POST": Operation(
+                    "Point current at the previous version and load it", {**reload_codes, **common}
+                ),
+            },
+        ),
+    ]
 
 
 def create_app(deps: Deps) -> falcon.App:

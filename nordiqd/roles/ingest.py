@@ -100,13 +100,28 @@ class IngestRole(ServiceRole):
     def metrics_text(self) -> str:
         c = self.counters
         return (
-            family("nordiqd_ingest_records_total", "counter", "Records accepted into the buffer.",
-                   [({}, c["records_accepted"])])
-            + family("nordiqd_ingest_batches_total", "counter", "Batches received, by result.",
-                     [({"result": "accepted"}, c["batches_accepted"]), ({"result": "rejected"}, c["batches_rejected"])])
-            + family("nordiqd_buffer_pending_records", "gauge", "Records in the write-ahead log, not yet in Parquet.",
-                     [({}, self.store.pending_records)])
-        )  # fmt: skip
+            family(
+                "nordiqd_ingest_records_total",
+                "counter",
+                "Records accepted into the buffer.",
+                [({}, c["records_accepted"])],
+            )
+            + family(
+                "nordiqd_ingest_batches_total",
+                "counter",
+                "Batches received, by result.",
+                [
+                    ({"result": "accepted"}, c["batches_accepted"]),
+                    ({"result": "rejected"}, c["batches_rejected"]),
+                ],
+            )
+            + family(
+                "nordiqd_buffer_pending_records",
+                "gauge",
+                "Records in the write-ahead log, not yet in Parquet.",
+                [({}, self.store.pending_records)],
+            )
+        )
 
     def _compact_loop(self) -> None:
         interval = self.config.buffer.compact_interval_s

@@ -194,14 +194,32 @@ class TrainerRole(ServiceRole):
         states = ("none", "queued", "running", "completed", "failed", "cancelled")
         summary = self.history.summary()
         return (
-            family("nordiqd_training_job_state", "gauge", "State of the current or last training job.",
-                   [({"state": s}, float(s == state)) for s in states])
-            + family("nordiqd_training_progress_pct", "gauge", "Progress of the current or last job.",
-                     [({}, job.progress_pct if job else 0.0)])
-            + family("nordiqd_training_jobs_total", "counter", "Finished training jobs, by result.",
-                     [({"result": r}, float(summary[k])) for r, k in  # type: ignore[arg-type]
-                      (("completed", "successful"), ("failed", "failed"), ("cancelled", "cancelled"))])
-        )  # fmt: skip
+            family(
+                "nordiqd_training_job_state",
+                "gauge",
+                "State of the current or last training job.",
+                [({"state": s}, float(s == state)) for s in states],
+            )
+            + family(
+                "nordiqd_training_progress_pct",
+                "gauge",
+                "Progress of the current or last job.",
+                [({}, job.progress_pct if job else 0.0)],
+            )
+            + family(
+                "nordiqd_training_jobs_total",
+                "counter",
+                "Finished training jobs, by result.",
+                [
+                    ({"result": r}, float(summary[k]))
+                    for r, k in (  # type: ignore[arg-type]
+                        ("completed", "successful"),
+                        ("failed", "failed"),
+                        ("cancelled", "cancelled"),
+                    )
+                ],
+            )
+        )
 
     # --- job events and reaping --------------------------------------------------
 

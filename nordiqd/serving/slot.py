@@ -169,8 +169,10 @@ class ModelSlot:
             if not isinstance(exc, ModelError):
                 log.exception("unexpected error loading %s", target)
             self.stats.failed += 1
-            self.last_reload_error = f"{Path(target).name}: {exc}" if Path(target).name not in str(exc) else str(exc)
-            log.error("model %s refused, still serving %s: %s", target, served.version if served else "the baseline", exc)
+            name = Path(target).name
+            self.last_reload_error = str(exc) if name in str(exc) else f"{name}: {exc}"
+            still = served.version if served else "the baseline"
+            log.error("model %s refused, still serving %s: %s", target, still, exc)
             return False, self.last_reload_error
         self.served = candidate
         self.last_reload_error = None
@@ -186,9 +188,14 @@ class ModelSlot:
         loaded = artifacts.load(path)
         spec = loaded.spec
         if tuple(spec.targets) != tuple(self.spec.targets):
-            raise ModelError(f"model forecasts {list(spec.targets)} but [model] targets are {list(self.spec.targets)}")
+            raise ModelError(
+                f"model forecasts {list(spec.targets)} but [model] targets are {list(self.spec.targets)}"
+            )
         if tuple(spec.quantiles) != tuple(self.spec.quantiles):
-            raise ModelError(f"model quantiles {list(spec.quantiles)} differ from [model] quantiles {list(self.spec.quantiles)}")
+            raise ModelError(
+                f"model quantiles {list(spec.quantiles)} differ from "
+                f"[model] quantiles {list(self.spec.quantiles)}"
+            )
         if (spec.step_seconds, spec.encoder_steps) != (self.spec.step_seconds, self.spec.encoder_steps):
             raise ModelError(
                 f"model reads {spec.encoder_steps} steps of {spec.step_seconds} s but the predictor keeps "
