@@ -41,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run a private demo daemon under ~/.nordiqd-demo")
     demo.add_argument("--dir", default=None, help="demo folder (default ~/.nordiqd-demo)")
     demo.add_argument("--port", type=int, default=8000, help="REST port (default 8000)")
+    from nordiqd.simulate import cli as simulate_cli
+
+    simulate_cli.add_arguments(
+        sub.add_parser("simulate", help="simulate a fleet and send its metrics to the daemon")
+    )
     sub.add_parser("version", help="print the version")
     worker = sub.add_parser("worker")  # internal: how the supervisor starts a role
     worker.add_argument("rest", nargs=argparse.REMAINDER)
@@ -54,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         from nordiqd.roles.runner import main as worker_main
 
         return worker_main(args.rest)
+    if args.command == "simulate":
+        from nordiqd.simulate import cli as simulate_cli
+
+        return simulate_cli.run(args)
     if args.command == "demo":
         from nordiqd.demo import main as demo_main
 
