@@ -3,8 +3,9 @@
 A validated batch is a ``pyarrow.RecordBatch`` with the schema from ``batch_schema``:
 ``timestamp`` (ms, UTC), ``server_name``, ``profile`` and one nullable float32 column
 per configured metric. float32 is deliberate: fleet metrics carry at most 6-7
-significant digits, and float32 halves the bytes on disk and on the wire (measured:
-2.2 MB vs 3.9 MB per 100,000 records).
+significant digits (uptime in days keeps ~3 s resolution at 400 days), and on
+simulated fleet data float32 files take 2.0 MB per 100,000 records against 3.2-3.6 MB
+for float64 with the same encodings, and half the memory when read back.
 """
 
 from __future__ import annotations

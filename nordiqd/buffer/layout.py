@@ -200,7 +200,7 @@ class BufferLayout:
         tmp = path.parent / f".tmp-{uuid.uuid4().hex}.parquet"
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
         try:
-            pq.write_table(table, tmp, row_group_size=262_144, **parquet_options(table))
+            pq.write_table(table, tmp, row_group_size=131_072, **parquet_options(table))
             publish(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -10,6 +10,8 @@ which keeps the ingest process small while it closes a day of 17 M records.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,10 +22,22 @@ import pyarrow.parquet as pq
 from .batch import conform, order_and_dedup
 from .layout import parquet_options, publish
 
-__all__ = ["merge_files"]
+__all__ = ["merge_files", "release_memory"]
 
-WINDOW_ROWS = 65_536
-ROW_GROUP_ROWS = 262_144
+
+def _libc() -> ctypes.CDLL | None:
+    """Returns glibc when it offers malloc_trim; elsewhere freed memory stays put."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+WINDOW_ROWS = 16_384
+ROW_GROUP_ROWS = 131_072
 
 
 class _Source:
@@ -123,4 +137,17 @@ def _write(
     if writer is None:
         writer = pq.ParquetWriter(tmp, schema, **parquet_options(table))
     writer.write_table(table.replace_schema_metadata(schema.metadata), row_group_size=4 * ROW_GROUP_ROWS)
+    release_memory()
     return writer
+
+
+def release_memory() -> None:
+    """Hands memory freed by compaction back to the OS.
+
+    Arrow's allocator and glibc's malloc (which zstd's contexts and numpy use) both
+    keep freed memory for reuse; after a flush or a merge that is tens of MB, and the
+    ingest process would otherwise sit at its compaction peak.
+    """
+    pa.default_memory_pool().release_unused()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)

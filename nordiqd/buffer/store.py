@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -45,9 +44,10 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from .batch import batch_schema, conform, decode_batch, encode_batch, order_and_dedup
+from .compaction import close_day, delete_day, merge_tiers, remove_dir, repair_day, seq_of
 from .errors import StoreClosed
-from .layout import DAY_MS, BufferLayout, day_name, file_info, file_metadata, fsync_dir
-from .merge import merge_files
+from .layout import DAY_MS, BufferLayout, day_name, file_info, file_metadata
+from .merge import release_memory
 from .reader import buffer_stats
 from .records import DEFAULT_METRICS
 from .wal import FsyncPolicy, WriteAheadLog
@@ -124,7 +124,7 @@ class BufferStore:
             seq = max(seq, self._repair_day(day))
         for day in self.layout.final_days():
             names = file_info(self.layout.final_path(day)).replaces
-            seq = max([seq, *(_seq_of(n) for n in names)])
+            seq = max([seq, *(seq_of(n) for n in names)])
         self._seq = seq + 1
         replayed = 0
         for frame in self._wal.open():
@@ -217,7 +217,7 @@ class BufferStore:
                 if day < cutoff:
                     continue
                 if not self.layout.parts(day):
-                    _remove_dir(self.layout.part_dir(day))
+                    remove_dir(self.layout.part_dir(day))
                     continue
                 over = now_ms >= (day + 1) * DAY_MS + self._grace_ms
                 quiet = now - self._late_at.get(day, -math.inf) >= self._grace_ms / 1000.0
@@ -230,6 +230,8 @@ class BufferStore:
                 if day < cutoff:
                     self._delete_day(day)
                     done["deleted"] += 1
+        if any(done.values()):
+            release_memory()
         return done
 
     def stats(self) -> dict[str, Any]:
@@ -273,8 +275,9 @@ class BufferStore:
         days = ms // DAY_MS
         cutoff = math.floor(now * 1000.0 / DAY_MS) - self.retention_days
         written = 0
-        for day in np.unique(days).tolist():
-            rows = table.filter(pa.array(days == day))
+        unique_days = np.unique(days).tolist()
+        for day in unique_days:
+            rows = table if len(unique_days) == 1 else table.filter(pa.array(days == day))
             if day < cutoff:
                 log.warning("dropping %d records for %s, past retention", rows.num_rows, day_name(day))
                 continue
@@ -332,69 +335,24 @@ class BufferStore:
         return order_and_dedup(kept)
 
     def _merge_tiers(self, day: int) -> int:
-        merges = 0
-        while True:
-            parts = self.layout.parts(day)
-            levels = sorted({p.level for p in parts})
-            full = next((lv for lv in levels if sum(p.level == lv for p in parts) >= self._fanout), None)
-            if full is None:
-                return merges
-            inputs = [p for p in parts if p.level == full]
-            dest = self.layout.part_path(day, full + 1, max(p.seq for p in inputs))
-            self._merge(day, [p.path for p in inputs], dest)
-            merges += 1
+        return merge_tiers(self.layout, self.schema, day, self._fanout)
 
     def _close_day(self, day: int) -> None:
-        final = self.layout.final_path(day)
-        inputs = [p.path for p in self.layout.parts(day)]
-        self._merge(day, ([final] if final.exists() else []) + inputs, final)
-        _remove_dir(self.layout.part_dir(day))
+        close_day(self.layout, self.schema, day)
         self._marks.pop(day, None)
         self._late_at.pop(day, None)
-        log.info("closed %s", final.name)
-
-    def _merge(self, day: int, inputs: list[Path], dest: Path) -> None:
-        infos = [file_info(p) for p in inputs]
-        marks: dict[str, int] = {}
-        for info in infos:
-            for server, latest in info.server_max.items():
-                marks[server] = max(latest, marks.get(server, latest))
-        parts = [p.name for p in inputs if p.parent != self.layout.root]
-        meta = file_metadata(parts, marks, max((i.wal_before for i in infos), default=0))
-        merge_files(inputs, dest, self.schema, meta)
-        # dest's footer names its inputs: a crash before these unlinks is repaired on open.
-        for path in inputs:
-            if path != dest:
-                path.unlink(missing_ok=True)
-        fsync_dir(self.layout.part_dir(day))
 
     def _delete_day(self, day: int) -> None:
-        self.layout.final_path(day).unlink(missing_ok=True)
-        _remove_dir(self.layout.part_dir(day))
-        fsync_dir(self.layout.root)
+        delete_day(self.layout, day)
         self._marks.pop(day, None)
         self._late_at.pop(day, None)
         log.info("deleted %s (retention %d days)", day_name(day), self.retention_days)
 
     def _repair_day(self, day: int) -> int:
-        """Deletes parts an existing file replaced; rebuilds the day's marks."""
-        parts = self.layout.parts(day)
-        infos = {p.path.name: file_info(p.path) for p in parts}
-        final = self.layout.final_path(day)
-        replaced = set(file_info(final).replaces) if final.exists() else set()
-        for info in infos.values():
-            replaced |= info.replaces
-        marks: dict[str, int] = {}
-        for part in parts:
-            if part.path.name in replaced:
-                log.warning("removing %s/%s, already merged", day_name(day), part.path.name)
-                part.path.unlink()
-                continue
-            for server, latest in infos[part.path.name].server_max.items():
-                marks[server] = max(latest, marks.get(server, latest))
-        if not final.exists():
+        seq, marks = repair_day(self.layout, day)
+        if marks is not None:
             self._marks[day] = marks
-        return max([0, *(p.seq for p in parts), *(_seq_of(n) for n in replaced)])
+        return seq
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -413,16 +371,3 @@ def _as_batch(table: pa.Table) -> pa.RecordBatch:
         if table.num_rows
         else pa.RecordBatch.from_pylist([], table.schema)
     )
-
-
-def _seq_of(part_name: str) -> int:
-    try:
-        return int(part_name.split("-")[1].split(".")[0])
-    except (IndexError, ValueError):
-        return 0
-
-
-def _remove_dir(folder: Path) -> None:
-    if folder.exists():
-        shutil.rmtree(folder)
-        fsync_dir(folder.parent)

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from nordiqd.buffer import store as store_module
+from nordiqd.buffer import compaction
 from nordiqd.buffer.errors import BatchRejected
 from nordiqd.buffer.records import RecordValidator
 from nordiqd.buffer.store import BufferStore
@@ -197,13 +197,13 @@ def test_compaction_cost_per_record_stays_flat(
     tmp_path: Path, validator: RecordValidator, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     merged_rows: list[int] = []
-    real = store_module.merge_files
+    real = compaction.merge_files
 
     def counting(sources, dest, schema, metadata):  # type: ignore[no-untyped-def]
         merged_rows.append(sum(pq.read_metadata(p).num_rows for p in sources))
         return real(sources, dest, schema, metadata)
 
-    monkeypatch.setattr(store_module, "merge_files", counting)
+    monkeypatch.setattr(compaction, "merge_files", counting)
     s = BufferStore(tmp_path / "b", clock=clock, fsync="always", flush_records=1, merge_fanout=4)
     s.open()
     for flush in range(64):
