@@ -1,11 +1,232 @@
-"""The predictor role: rolling windows per server and fleet forecasts."""
+"""The predictor role: rolling windows per server, cached fleet forecasts, hot reload.
+
+How it runs: the main thread serves requests from the cached ``FleetView`` and applies
+the accepted batches ingest publishes (SUB) to the rolling windows. At start a refill
+thread reads the last encoder-length of the buffer into the windows (live batches that
+arrive meanwhile are applied after it; a sample counted twice only re-weights its bucket
+mean), so a restart needs no warm-up. The forecast cycle and the model loader run on
+their own threads (``nordiqd.serving``); reload requests answer once the loader is done.
+
+How it stops: ``close()`` stops the loader, the watchdog and the forecast thread.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import zmq
+
+from ipc import codec
+from ipc import messages as m
+from ipc.codec import ProtocolError
+from ipc.sockets import make_socket
+from nordiqd.buffer.batch import decode_batch
+from nordiqd.buffer.reader import read_window
+from nordiqd.model import artifacts
+from nordiqd.predict.windows import RollingWindows
 from nordiqd.roles.base import ServiceRole
+from nordiqd.serving.fleet import ForecastCycle
+from nordiqd.serving.slot import ModelSlot
+
+log = logging.getLogger(__name__)
+
+WARMUP_SERVERS = 32
 
 
 class PredictorRole(ServiceRole):
     """Serves forecasts from rolling windows; reloads models when ``current`` changes."""
 
     name = "predictor"
+
+    def init(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+        super().init(ctx)
+        cfg, spec = self.config, self.config.model
+        self.windows = RollingWindows(cfg.schema.metrics, spec.step_seconds, spec.encoder_steps)
+        self.sub = make_socket(ctx, zmq.SUB, connect=cfg.endpoint("ingest_publish"))
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.slot = ModelSlot(
+            cfg.models_dir, spec, self._warmup_sample, self._on_swap, cfg.predictor.torch_threads
+        )
+        self.cycle = ForecastCycle(cfg, self.windows, self.slot)
+        self._replies: queue.Queue[tuple[list[bytes], m.Message]] = queue.Queue()
+        self._held: list[Any] | None = []  # live batches held while the refill runs
+        self._held_lock = threading.Lock()
+        threading.Thread(target=self._refill, name="refill", daemon=True).start()
+        self.slot.start()
+        self.cycle.start()
+
+    def sockets(self) -> list[zmq.Socket[bytes]]:
+        return [self.service, self.sub]
+
+    def on_readable(self, sock: zmq.Socket[bytes]) -> None:
+        if sock is self.sub:
+            self._drain_published()
+        else:
+            super().on_readable(sock)
+
+    def tick(self, now: float) -> None:
+        while True:
+            try:
+                frames, msg = self._replies.get_nowait()
+            except queue.Empty:
+                return
+            self.reply_later(frames, msg)
+
+    def close(self) -> None:
+        for part in ("slot", "cycle"):
+            if hasattr(self, part):
+                getattr(self, part).close()
+
+    # --- windows ----------------------------------------------------------------
+
+    def _drain_published(self) -> None:
+        for _ in range(256):
+            try:
+                data = self.sub.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                event = codec.publish.decode(data)
+            except ProtocolError as exc:
+                log.warning("dropped published batch: %s", exc)
+                continue
+            table = decode_batch(event.arrow)
+            with self._held_lock:
+                if self._held is not None:
+                    self._held.append(table)
+                    continue
+            self.windows.add(table)
+
+    def _refill(self) -> None:
+        spec = self.config.model
+        started = time.monotonic()
+        since = time.time() - (spec.encoder_steps + 1) * spec.step_seconds
+        try:
+            table = read_window(
+                self.config.buffer_dir,
+                start=since,
+                columns=["timestamp", "server_name", "profile", *self.config.schema.metrics],
+                dictionary_names=True,
+            )
+            self.windows.refill(table)
+            rows = table.num_rows
+        except Exception:
+            log.exception("refill from the buffer failed; windows fill from live data only")
+            rows = 0
+        with self._held_lock:
+            held, self._held = self._held or [], None
+        for t in held:
+            self.windows.add(t)
+        log.info(
+            "windows refilled from the buffer: %d records, %d servers in %.2f s",
+            rows, len(self.windows), time.monotonic() - started,
+        )  # fmt: skip
+        self.cycle.trigger()
+
+    def _warmup_sample(self) -> tuple[np.ndarray, list[str], list[str], np.ndarray] | None:
+        snap = self.windows.snapshot(list(self.config.model.targets), time.time())
+        ok = np.flatnonzero(snap.filled_steps >= self.config.predictor.min_history_steps)[:WARMUP_SERVERS]
+        if ok.size == 0:
+            return None
+        names = [snap.names[i] for i in ok]
+        return snap.windows[ok], names, [snap.profiles[i] for i in ok], snap.last_bucket_start[ok]
+
+    def _on_swap(self) -> None:
+        self.cycle.trigger()
+
+    # --- requests ---------------------------------------------------------------
+
+    def handle(self, msg: Any) -> m.Message | None:
+        view = self.cycle.view
+        match msg:
+            case m.PredictionsRequest():
+                return m.JsonReply(body=view.fleet_body)
+            case m.ServerPredictionRequest(server_name=name):
+                entry = view.servers.get(name)
+                if entry is None:
+                    known = name in self.windows
+                    why = "has no forecast yet" if known else "has never sent a sample"
+                    return m.ErrorReply(kind="not_found", message=f"server {name!r} {why}")
+                return m.JsonReply(body=msgspec.json.encode(entry))
+            case m.AlertsRequest():
+                return m.JsonReply(body=view.alerts_body)
+            case m.ModelInfoRequest():
+                return m.JsonReply(body=msgspec.json.encode(self._model_info()))
+            case m.ModelsRequest():
+                return m.JsonReply(body=msgspec.json.encode(self._models()))
+            case m.ReloadModel(version=version):
+                self.slot.request(version=version, done=self._deferred(self.request_frames))
+                return None
+            case m.RollbackModel():
+                self.slot.request(rollback=True, done=self._deferred(self.request_frames))
+                return None
+            case _:
+                return super().handle(msg)
+
+    def metrics_text(self) -> str:
+        return self.cycle.view.metrics_text
+
+    def _deferred(self, frames: list[bytes]) -> Any:
+        def done(ok: bool, kind: str, message: str) -> None:
+            if ok:
+                reply: m.Message = m.JsonReply(
+                    body=msgspec.json.encode({"success": True, "message": message, **self._model_info()})
+                )
+            else:
+                reply = m.ErrorReply(kind=kind, message=message, details={"model": self._model_info()})
+            self._replies.put((frames, reply))
+
+        return done
+
+    def _model_info(self) -> dict[str, Any]:
+        served = self.slot.served
+        base = {"last_reload_error": self.slot.last_reload_error}
+        if served is None:
+            return {
+                "kind": "baseline",
+                "version": None,
+                "path": None,
+                "loaded_at": None,
+                "manifest": None,
+                **base,
+            }
+        return {
+            "kind": served.kind,
+            "version": served.version,
+            "path": served.path,
+            "loaded_at": served.loaded_at,
+            "manifest": served.manifest,
+            **base,
+        }
+
+    def _models(self) -> dict[str, Any]:
+        root = Path(self.config.models_dir)
+        current = artifacts.current_version(root)
+        served = self.slot.served
+        versions = []
+        for version in artifacts.list_versions(root):
+            try:
+                manifest = json.loads((root / version / "manifest.json").read_text())
+            except (OSError, ValueError):
+                manifest = {}
+            versions.append(
+                {
+                    "version": version,
+                    "current": version == current,
+                    "served": served is not None and served.version == version,
+                    "created_at": manifest.get("created_at"),
+                    "records": manifest.get("records"),
+                    "epochs": manifest.get("epochs"),
+                    "incremental": manifest.get("incremental"),
+                    "validation": manifest.get("validation"),
+                }
+            )
+        return {"current": current, "served": served.version if served else None, "versions": versions}

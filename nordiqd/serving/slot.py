@@ -34,7 +34,11 @@ log = logging.getLogger(__name__)
 
 DEBOUNCE_S = 0.05  # a burst of symlink swaps inside this window loads once
 Warmup = Callable[[], tuple[np.ndarray, list[str], list[str], np.ndarray] | None]
-Done = Callable[[bool, str], None]
+Done = Callable[[bool, str, str], None]  # (ok, error kind, message)
+
+
+class UnknownVersion(ModelError):
+    """A reload named a version that is not on disk."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,8 @@ class ModelSlot:
     def _loop(self) -> None:
         import torch
 
+        import nordiqd.model.forecast  # noqa: F401  (imported now, so the first swap is not slowed by it)
+
         torch.set_num_threads(self._threads)
         while True:
             first = self._queue.get()
@@ -132,7 +138,7 @@ class ModelSlot:
             self._serve(batch)
 
     def _serve(self, batch: list[_Request]) -> None:
-        ok, message = True, ""
+        ok, kind, message = True, "", ""
         try:
             for req in batch:  # pointer moves happen in the order they were asked for
                 if req.rollback:
@@ -142,17 +148,18 @@ class ModelSlot:
                     artifacts.point_current(self.models_dir, previous)
                 elif req.version is not None:
                     if req.version not in artifacts.list_versions(self.models_dir):
-                        raise ModelError(f"no model version {req.version!r} in {self.models_dir}")
+                        raise UnknownVersion(f"no model version {req.version!r} in {self.models_dir}")
                     artifacts.point_current(self.models_dir, req.version)
             force = any(r.force for r in batch)
             ok, message = self._load_current(force)
+            kind = "" if ok else "reload_failed"
         except ModelError as exc:
             ok, message = False, str(exc)
-            self.last_reload_error = message
+            kind = "not_found" if isinstance(exc, UnknownVersion) else "reload_failed"
             log.error("reload refused: %s", message)
         for req in batch:
             if req.done is not None:
-                req.done(ok, message)
+                req.done(ok, kind, message)
 
     def _load_current(self, force: bool) -> tuple[bool, str]:
         current = self.models_dir / "current"

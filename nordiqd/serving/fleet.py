@@ -1,0 +1,217 @@
+"""The fleet forecast cycle: one batched pass over every server, cached as encoded bodies.
+
+How it runs: ``ForecastCycle.start()`` starts one thread that computes a ``FleetView``
+at every model step boundary (``[predictor] refresh_s`` overrides the period) and
+whenever ``trigger()`` is called (a model swap, the end of a refill). A view is built
+from one snapshot of the rolling windows and one reference to the served model, taken
+at the start of the pass, so a swap in the middle changes nothing in it. Views are
+immutable and replaced by one assignment: requests only read ``cycle.view``.
+
+How it stops: ``close()`` sets the stop event and joins the thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from nordiqd.config import Config
+from nordiqd.predict.naive import naive_forecast
+from nordiqd.predict.risk import assess, clip, summary
+from nordiqd.predict.windows import RollingWindows
+from nordiqd.serving.metrics import fleet_metrics
+from nordiqd.serving.slot import ModelSlot
+
+log = logging.getLogger(__name__)
+
+DECIMALS = 3  # forecasts are served rounded: nobody alerts on the fourth decimal
+
+
+def iso(epoch: float) -> str:
+    """Epoch seconds as ISO 8601 UTC."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+def quantile_keys(quantiles: tuple[float, ...] | list[float]) -> list[str]:
+    """``p10``, ``p50``, ``p90`` ... from the configured quantiles."""
+    return [f"p{q * 100:g}" for q in quantiles]
+
+
+@dataclass(frozen=True)
+class FleetView:
+    """One computed fleet forecast and its encoded REST bodies."""
+
+    generated_at: float
+    model: dict[str, Any]
+    fleet_body: bytes
+    alerts_body: bytes
+    servers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics_text: str = ""
+    duration_s: float = 0.0
+    forecast_count: int = 0
+
+
+class ForecastCycle:
+    """Computes ``FleetView``s on its own thread; see the module docstring."""
+
+    def __init__(self, config: Config, windows: RollingWindows, slot: ModelSlot) -> None:
+        self.config = config
+        self.windows = windows
+        self.slot = slot
+        self.cycles = 0
+        self.view = self.compute(time.time())
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="forecast-cycle", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def trigger(self) -> None:
+        """Compute a new view now (from any thread)."""
+        self._wake.set()
+
+    def close(self) -> None:
+        """Stop the thread."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        period = self.config.predictor.refresh_s or float(self.config.model.step_seconds)
+        while not self._stop.is_set():
+            now = time.time()
+            try:
+                self.view = self.compute(now)
+                self.cycles += 1
+            except Exception:
+                log.exception("fleet forecast failed; the previous forecasts stay served")
+            wait = (np.floor(now / period) + 1) * period - time.time()
+            self._wake.wait(max(0.0, wait))
+            self._wake.clear()
+
+    def compute(self, now: float) -> FleetView:
+        """One pass: snapshot, forecast (TFT or baseline), clip, assess, encode."""
+        started = time.monotonic()
+        cfg, spec = self.config, self.config.model
+        targets = list(spec.targets)
+        snap = self.windows.snapshot(targets, now)
+        n = len(snap.names)
+        values = np.full((n, len(targets), spec.horizon_steps, len(spec.quantiles)), np.nan, np.float32)
+        eligible = np.flatnonzero(snap.filled_steps >= cfg.predictor.min_history_steps)
+        served = self.slot.served
+        model = (
+            {"kind": "tft", "version": served.version} if served else {"kind": "baseline", "version": None}
+        )
+        if eligible.size:
+            windows = snap.windows[eligible]
+            if served is not None:
+                fc = served.forecaster.forecast(
+                    windows,
+                    [snap.names[i] for i in eligible],
+                    [snap.profiles[i] for i in eligible],
+                    snap.last_bucket_start[eligible],
+                )
+                values[eligible] = clip(fc.values, targets)
+            else:
+                values[eligible] = naive_forecast(windows, spec)
+        risk = assess(
+            values,
+            snap.current,
+            targets=targets,
+            metrics=self.windows.metrics,
+            quantiles=spec.quantiles,
+            warning=cfg.alerts.warning,
+            critical=cfg.alerts.critical,
+            step_seconds=spec.step_seconds,
+        )
+        servers = self._servers(snap, values, risk, eligible)
+        forecast_start = iso(float(snap.last_bucket_start[0]) + spec.step_seconds) if n else None
+        counts = summary(risk.level)
+        head = {
+            "generated_at": iso(now),
+            "model": model,
+            "step_seconds": spec.step_seconds,
+            "horizon_steps": spec.horizon_steps,
+            "quantiles": list(spec.quantiles),
+            "targets": targets,
+            "forecast_start": forecast_start,
+        }
+        fleet = {
+            **head,
+            "servers": servers,
+            "summary": {
+                **counts,
+                "forecast": int(eligible.size),
+                "insufficient_history": n - int(eligible.size),
+            },
+        }
+        alerts = sorted(
+            (
+                {"server_name": name, "profile": s["profile"], **s["risk"], "current": s["current"]}
+                for name, s in servers.items()
+                if s["alert_level"] != "ok"
+            ),
+            key=lambda a: -a["risk_score"],
+        )
+        duration = time.monotonic() - started
+        view = FleetView(
+            generated_at=now,
+            model=model,
+            fleet_body=msgspec.json.encode(fleet),
+            alerts_body=msgspec.json.encode({**head, "count": len(alerts), "alerts": alerts}),
+            servers={name: {**head, "server_name": name, **s} for name, s in servers.items()},
+            duration_s=duration,
+            forecast_count=int(eligible.size),
+        )
+        text = fleet_metrics(view, snap, values, risk, spec, self.slot, self.cycles)
+        return replace(view, metrics_text=text)
+
+    def _servers(
+        self, snap: Any, values: np.ndarray, risk: Any, eligible: np.ndarray
+    ) -> dict[str, dict[str, Any]]:
+        spec = self.config.model
+        keys = quantile_keys(spec.quantiles)
+        targets = list(spec.targets)
+        metrics = self.windows.metrics
+        has = np.zeros(len(snap.names), bool)
+        has[eligible] = True
+        rounded = np.round(values.astype(np.float64), DECIMALS)
+        current = np.round(snap.current, DECIMALS)
+        out: dict[str, dict[str, Any]] = {}
+        for i, name in enumerate(snap.names):
+            cur = current[i]
+            forecast = None
+            if has[i]:
+                forecast = {
+                    t: {k: rounded[i, j, :, q].tolist() for q, k in enumerate(keys)}
+                    for j, t in enumerate(targets)
+                }
+            r = risk.for_server(i)
+            out[name] = {
+                "profile": snap.profiles[i],
+                "last_seen": iso(float(snap.last_seen[i])),
+                "current": {
+                    m: (None if np.isnan(v) else float(v)) for m, v in zip(metrics, cur, strict=True)
+                },
+                "forecast": forecast,
+                "risk_score": r["risk_score"],
+                "alert_level": r["alert_level"],
+                "risk": {
+                    "risk_score": r["risk_score"],
+                    "alert_level": r["alert_level"],
+                    "metric": r["metric"] if r["alert_level"] != "ok" or r["risk_score"] > 0 else None,
+                    "threshold": r["threshold"],
+                    "minutes_to_threshold": r["minutes_to_crossing"],
+                },
+            }
+        return out
