@@ -127,8 +127,10 @@ class PredictorRole(ServiceRole):
             self.windows.add(t)
         log.info(
             "windows refilled from the buffer: %d records, %d servers in %.2f s",
-            rows, len(self.windows), time.monotonic() - started,
-        )  # fmt: skip
+            rows,
+            len(self.windows),
+            time.monotonic() - started,
+        )
         self.cycle.trigger()
 
     def _warmup_sample(self) -> tuple[np.ndarray, list[str], list[str], np.ndarray] | None:

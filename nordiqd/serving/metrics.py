@@ -34,30 +34,72 @@ def fleet_metrics(
                 for h in steps:
                     v = float(values[i, j, h - 1, qi])
                     if np.isfinite(v):
-                        labels = {"server": name, "metric": target, "quantile": f"{q:g}",
-                                  "horizon_minutes": str(h * spec.step_seconds // 60)}  # fmt: skip
+                        labels = {
+                            "server": name,
+                            "metric": target,
+                            "quantile": f"{q:g}",
+                            "horizon_minutes": str(h * spec.step_seconds // 60),
+                        }
                         forecast.append((labels, round(v, 3)))
     served = slot.served
     model_labels = {"kind": view.model["kind"], "version": view.model["version"] or "baseline"}
     return "".join(
         [
             family("nordiqd_forecast", "gauge", "Forecast quantile of a metric at a horizon.", forecast),
-            family("nordiqd_risk_score", "gauge", "Risk score 0-100 of a server.",
-                   [({"server": n, "profile": p}, float(s)) for n, p, s in zip(snap.names, snap.profiles, risk.score, strict=True)]),
-            family("nordiqd_alert_level", "gauge", "Alert level of a server: 0 ok, 1 warning, 2 critical.",
-                   [({"server": n}, float(lv)) for n, lv in zip(snap.names, risk.level, strict=True)]),
-            family("nordiqd_forecast_duration_seconds", "gauge", "Seconds the last fleet forecast pass took.",
-                   [({}, round(view.duration_s, 4))]),
-            family("nordiqd_forecast_cycles_total", "counter", "Fleet forecast passes since the predictor started.",
-                   [({}, float(cycles))]),
-            family("nordiqd_forecast_servers", "gauge", "Servers known, and forecast in the last pass.",
-                   [({"state": "known"}, float(len(snap.names))), ({"state": "forecast"}, float(view.forecast_count))]),
+            family(
+                "nordiqd_risk_score",
+                "gauge",
+                "Risk score 0-100 of a server.",
+                [
+                    ({"server": n, "profile": p}, float(s))
+                    for n, p, s in zip(snap.names, snap.profiles, risk.score, strict=True)
+                ],
+            ),
+            family(
+                "nordiqd_alert_level",
+                "gauge",
+                "Alert level of a server: 0 ok, 1 warning, 2 critical.",
+                [({"server": n}, float(lv)) for n, lv in zip(snap.names, risk.level, strict=True)],
+            ),
+            family(
+                "nordiqd_forecast_duration_seconds",
+                "gauge",
+                "Seconds the last fleet forecast pass took.",
+                [({}, round(view.duration_s, 4))],
+            ),
+            family(
+                "nordiqd_forecast_cycles_total",
+                "counter",
+                "Fleet forecast passes since the predictor started.",
+                [({}, float(cycles))],
+            ),
+            family(
+                "nordiqd_forecast_servers",
+                "gauge",
+                "Servers known, and forecast in the last pass.",
+                [
+                    ({"state": "known"}, float(len(snap.names))),
+                    ({"state": "forecast"}, float(view.forecast_count)),
+                ],
+            ),
             family("nordiqd_model_info", "gauge", "The model being served (1).", [(model_labels, 1.0)]),
-            family("nordiqd_model_reloads_total", "counter", "Model reloads, by result.",
-                   [({"result": "ok"}, float(slot.stats.ok)), ({"result": "failed"}, float(slot.stats.failed))]),
-            family("nordiqd_model_reload_seconds", "gauge", "Seconds the last successful load and check took.",
-                   [({}, round(slot.stats.last_seconds, 4))]),
-            family("nordiqd_model_loaded", "gauge", "1 when a trained model is served, 0 for the baseline.",
-                   [({}, float(served is not None))]),
+            family(
+                "nordiqd_model_reloads_total",
+                "counter",
+                "Model reloads, by result.",
+                [({"result": "ok"}, float(slot.stats.ok)), ({"result": "failed"}, float(slot.stats.failed))],
+            ),
+            family(
+                "nordiqd_model_reload_seconds",
+                "gauge",
+                "Seconds the last successful load and check took.",
+                [({}, round(slot.stats.last_seconds, 4))],
+            ),
+            family(
+                "nordiqd_model_loaded",
+                "gauge",
+                "1 when a trained model is served, 0 for the baseline.",
+                [({}, float(served is not None))],
+            ),
         ]
-    )  # fmt: skip
+    )

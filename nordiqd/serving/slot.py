@@ -74,8 +74,14 @@ class ReloadStats:
 class ModelSlot:
     """Holds the served model; see the module docstring."""
 
-    def __init__(self, models_dir: str, spec: ModelSpec, warmup: Warmup, on_swap: Callable[[], None],
-                 torch_threads: int = 1) -> None:  # fmt: skip
+    def __init__(
+        self,
+        models_dir: str,
+        spec: ModelSpec,
+        warmup: Warmup,
+        on_swap: Callable[[], None],
+        torch_threads: int = 1,
+    ) -> None:
         self.models_dir = Path(models_dir)
         self.spec = spec
         self._warmup = warmup
