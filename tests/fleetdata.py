@@ -18,8 +18,16 @@ TINY_MODEL = {
 }
 
 
-def backfill(endpoint: str, *, servers: int = 8, days: float = 2.0, seed: int = 1, interval_s: float = 300.0,
-             names: list[str] | None = None, end: float | None = None) -> int:  # fmt: skip
+def backfill(
+    endpoint: str,
+    *,
+    servers: int = 8,
+    days: float = 2.0,
+    seed: int = 1,
+    interval_s: float = 300.0,
+    names: list[str] | None = None,
+    end: float | None = None,
+) -> int:
     """Send ``days`` of history for a simulated fleet ending at ``end`` (now); return records sent."""
     fleet = Fleet(size=servers, seed=seed, interval_s=interval_s)
     end = time.time() if end is None else end

@@ -202,11 +202,18 @@ def test_unseen_server_with_known_profile_gets_forecasts(d: Daemon) -> None:
     assert current(d)["model"]["kind"] == "tft"
     now = time.time()
     records = [
-        {"timestamp": now - 3600 * 3 + i * 300, "server_name": "web-777", "profile": "web",
-         "cpu_user_pct": 20.0 + i % 5, "cpu_iowait_pct": 1.0, "mem_used_pct": 40.0 + i * 0.1,
-         "swap_used_pct": 0.0, "load_average": 1.0}
+        {
+            "timestamp": now - 3600 * 3 + i * 300,
+            "server_name": "web-777",
+            "profile": "web",
+            "cpu_user_pct": 20.0 + i % 5,
+            "cpu_iowait_pct": 1.0,
+            "mem_used_pct": 40.0 + i * 0.1,
+            "swap_used_pct": 0.0,
+            "load_average": 1.0,
+        }
         for i in range(36)
-    ]  # fmt: skip
+    ]
     assert d.post("/feed/data", json={"records": records}).status_code == 200
     server = wait_for(lambda: current(d)["servers"].get("web-777", {}).get("forecast"), 15)
     assert server and len(server["mem_used_pct"]["p50"]) == TINY_MODEL["horizon_steps"]
@@ -242,6 +249,13 @@ def test_alerts_and_metrics(d: Daemon) -> None:
     for a in alerts["alerts"]:
         assert {"server_name", "metric", "threshold", "minutes_to_threshold"} <= set(a)
     text = d.get("/metrics").text
-    for name in ("nordiqd_forecast{", "nordiqd_risk_score{", "nordiqd_ingest_records_total", "nordiqd_model_info{",
-                 "nordiqd_model_reloads_total", "nordiqd_training_job_state", "nordiqd_forecast_duration_seconds"):  # fmt: skip
+    for name in (
+        "nordiqd_forecast{",
+        "nordiqd_risk_score{",
+        "nordiqd_ingest_records_total",
+        "nordiqd_model_info{",
+        "nordiqd_model_reloads_total",
+        "nordiqd_training_job_state",
+        "nordiqd_forecast_duration_seconds",
+    ):
         assert name in text, name

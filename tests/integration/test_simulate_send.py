@@ -87,9 +87,20 @@ def test_a_rejected_batch_stops_with_the_daemons_problems(daemon, capsys: pytest
     # A simulated now an hour ahead of the clock is past [buffer] max_future_s (300 s).
     ahead = iso(time.time() + 3600)
     code = sim_cli.run(
-        parse("-c", str(daemon.config), "--servers", "2", "--interval", "60", "--backfill-days", "0.01",
-              "--no-live", "--start", ahead)
-    )  # fmt: skip
+        parse(
+            "-c",
+            str(daemon.config),
+            "--servers",
+            "2",
+            "--interval",
+            "60",
+            "--backfill-days",
+            "0.01",
+            "--no-live",
+            "--start",
+            ahead,
+        )
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert "rejected a batch" in err and "record 0, timestamp" in err
@@ -107,10 +118,23 @@ ENTRY = (
 def test_live_streams_until_a_signal_then_summarises(daemon, sig: signal.Signals) -> None:  # type: ignore[no-untyped-def]
     cfg = config_mod.load(str(daemon.config))
     proc = subprocess.Popen(
-        [sys.executable, "-c", ENTRY, "-c", str(daemon.config), "--servers", "4", "--interval", "1",
-         "--via", "rest" if sig == signal.SIGTERM else "zmq"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            ENTRY,
+            "-c",
+            str(daemon.config),
+            "--servers",
+            "4",
+            "--interval",
+            "1",
+            "--via",
+            "rest" if sig == signal.SIGTERM else "zmq",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
