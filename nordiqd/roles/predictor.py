@@ -33,7 +33,7 @@ from nordiqd.buffer.reader import read_window
 from nordiqd.model import artifacts
 from nordiqd.predict.windows import RollingWindows
 from nordiqd.roles.base import ServiceRole
-from nordiqd.serving.fleet import ForecastCycle
+from nordiqd.serving.fleet import ForecastCycle, iso
 from nordiqd.serving.slot import ModelSlot
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,7 @@ class PredictorRole(ServiceRole):
                     known = name in self.windows
                     why = "has no forecast yet" if known else "has never sent a sample"
                     return m.ErrorReply(kind="not_found", message=f"server {name!r} {why}")
-                return m.JsonReply(body=msgspec.json.encode(entry))
+                return m.JsonReply(body=msgspec.json.encode({**entry, "history": self._history(name)}))
             case m.AlertsRequest():
                 return m.JsonReply(body=view.alerts_body)
             case m.ModelInfoRequest():
@@ -172,6 +172,16 @@ class PredictorRole(ServiceRole):
                 return None
             case _:
                 return super().handle(msg)
+
+    def _history(self, name: str) -> dict[str, Any]:
+        """The server's recent bucket means of every target, for charts."""
+        targets = list(self.config.model.targets)
+        starts, means = self.windows.history(name, targets)
+        rounded = np.round(means, 3)
+        return {
+            "timestamps": [iso(float(t)) for t in starts],
+            **{t: [None if np.isnan(v) else float(v) for v in rounded[:, j]] for j, t in enumerate(targets)},
+        }
 
     def metrics_text(self) -> str:
         return self.cycle.view.metrics_text
