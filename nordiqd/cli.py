@@ -38,9 +38,15 @@ def _parser() -> argparse.ArgumentParser:
     ctl.add_argument("--json", action="store_true", help="print the raw reply as JSON")
     ctl.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the reply (default 30)")
     with_config(sub.add_parser("keygen", help="create the API key file (0600) if missing and print the key"))
-    demo = sub.add_parser("demo", help="run a private demo daemon under ~/.nordiqd-demo")
+    demo = sub.add_parser("demo", help="the whole job on a simulated fleet, under ~/.nordiqd-demo")
     demo.add_argument("--dir", default=None, help="demo folder (default ~/.nordiqd-demo)")
     demo.add_argument("--port", type=int, default=8000, help="REST port (default 8000)")
+    demo.add_argument("--servers", type=int, default=20, help="simulated fleet size (default 20)")
+    demo.add_argument("--interval", type=float, default=30.0, help="seconds between samples (default 30)")
+    demo.add_argument("--backfill-days", type=float, default=3.0, help="history sent first (default 3)")
+    demo.add_argument("--epochs", type=int, default=2, help="epochs of the first training (default 2)")
+    demo.add_argument("--small-model", action="store_true", help="a tiny model, for a quick smoke run")
+    demo.add_argument("--run-for", type=float, default=None, help="stop by itself after this many seconds")
     from nordiqd.simulate import cli as simulate_cli
 
     simulate_cli.add_arguments(
@@ -64,9 +70,19 @@ def main(argv: list[str] | None = None) -> int:
 
         return simulate_cli.run(args)
     if args.command == "demo":
+        from pathlib import Path
+
+        from nordiqd.demo import DemoOptions
         from nordiqd.demo import main as demo_main
 
-        return demo_main(args.dir, args.port)
+        root = Path(args.dir or Path.home() / ".nordiqd-demo").resolve()
+        return demo_main(
+            DemoOptions(
+                root=root, port=args.port, servers=args.servers, interval_s=args.interval,
+                backfill_days=args.backfill_days, epochs=args.epochs, small_model=args.small_model,
+                run_for_s=args.run_for,
+            )
+        )  # fmt: skip
     if args.command == "version":
         print(f"nordiqd {__version__}")
         return 0

@@ -1,16 +1,36 @@
-"""``nordiqd demo``: a private daemon under ~/.nordiqd-demo (or --dir), started in the foreground."""
+"""``nordiqd demo``: the whole job on a simulated fleet, on this machine, in one command.
+
+What it does, in order: writes a config and an API key under ``~/.nordiqd-demo`` (or
+``--dir``), starts ``nordiqd run`` as a child process, backfills days of history for a
+simulated fleet through the real ingest endpoint, streams live samples (with a few
+scripted incidents so that forecasts have something to catch), triggers the first
+training through the REST API, and reports what happens until Ctrl-C.
+
+How it stops: Ctrl-C (or SIGTERM) stops the simulator, then sends SIGTERM to the daemon
+and waits for its ordered shutdown.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
+import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nordiqd import apikey
 from nordiqd import config as config_mod
 
 DEMO_CONFIG = """\
-# nordiqd demo configuration, written by `nordiqd demo`.
+# nordiqd demo configuration, written by `nordiqd demo` (edit freely; it is kept).
 [daemon]
 data_dir = "{root}/data"
 run_dir = "{root}/run"
@@ -19,38 +39,211 @@ run_dir = "{root}/run"
 host = "127.0.0.1"
 port = {port}
 key_file = "{root}/api_key"
+
+[training]
+min_records = 50000
+default_epochs = {epochs}
+cpu_threads = 1
+
+[predictor]
+refresh_s = 30
+
+[model]
+{model}
 """
+FULL_MODEL = "max_windows_per_epoch = 3000  # a few minutes per epoch on 2 cores\n"
+SMALL_MODEL = """encoder_steps = 24
+horizon_steps = 12
+hidden_size = 8
+attention_heads = 1
+hidden_continuous_size = 4
+batch_size = 64
+max_windows_per_epoch = 256
+"""
+SCENARIOS = ("memory_leak:web-003@+10m+8h", "io_storm:db-001@+40m+1h*0.8", "cpu_runaway:ml-001@+90m+2h")
 
 
-def prepare(root: Path, port: int) -> Path:
+@dataclass(frozen=True)
+class DemoOptions:
+    """What ``nordiqd demo`` was asked for."""
+
+    root: Path
+    port: int = 8000
+    servers: int = 20
+    interval_s: float = 30.0
+    backfill_days: float = 3.0
+    epochs: int = 2
+    small_model: bool = False
+    seed: int = 1
+    run_for_s: float | None = None  # stop by itself after this long (tests, CI)
+
+
+def prepare(opts: DemoOptions) -> Path:
     """Create the demo folder, its config (kept if present) and key; return the config path."""
-    root.mkdir(parents=True, exist_ok=True)
-    cfg_path = root / "nordiqd.toml"
+    opts.root.mkdir(parents=True, exist_ok=True)
+    cfg_path = opts.root / "nordiqd.toml"
     if not cfg_path.exists():
-        cfg_path.write_text(DEMO_CONFIG.format(root=root, port=port))
+        model = SMALL_MODEL if opts.small_model else FULL_MODEL
+        cfg_path.write_text(DEMO_CONFIG.format(root=opts.root, port=opts.port, epochs=opts.epochs, model=model))
     return cfg_path
 
 
-def main(root: str | None, port: int) -> int:
-    """Prepare the demo folder, print how to use it, and run the daemon until Ctrl-C."""
-    base = Path(root or os.path.join(Path.home(), ".nordiqd-demo")).resolve()
-    cfg_path = prepare(base, port)
+class _Api:
+    """A few REST calls with the stdlib, as any client would make them."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.url, self.key = url, key
+
+    def call(self, method: str, path: str, timeout: float = 10.0) -> tuple[int, Any]:
+        req = urllib.request.Request(self.url + path, method=method, headers={"X-API-Key": self.key})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def main(opts: DemoOptions) -> int:
+    """Run the demo until Ctrl-C (or ``run_for_s``); return the exit code."""
+    from nordiqd.simulate.sender import SimulationOptions, run_simulation
+
+    cfg_path = prepare(opts)
     try:
         cfg = config_mod.load(str(cfg_path))
     except config_mod.ConfigError as exc:
         print(f"nordiqd demo: configuration error: {exc}", file=sys.stderr)
         return 78
+    if not _port_free(cfg.api.host, cfg.api.port):
+        print(f"nordiqd demo: port {cfg.api.port} is in use; pass --port or stop what listens there", file=sys.stderr)
+        return 69
     key, _ = apikey.generate(cfg.api.key_file)
-    url = f"http://{cfg.api.host}:{cfg.api.port}"
+    url = f"http://{'localhost' if cfg.api.host == '127.0.0.1' else cfg.api.host}:{cfg.api.port}"
+    api = _Api(url, key)
+    log = open(opts.root / "daemon.log", "ab")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "nordiqd", "run", "-c", str(cfg_path)],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    t0 = time.monotonic()
+
+    def say(text: str) -> None:
+        print(f"[{time.monotonic() - t0:6.1f}s] {text}", flush=True)
+
+    try:
+        if not _wait_health(api, daemon, stop):
+            print(f"nordiqd demo: the daemon did not start; see {opts.root / 'daemon.log'}", file=sys.stderr)
+            return 1
+        say(f"daemon up (pid {daemon.pid}), log in {opts.root / 'daemon.log'}")
+        _banner(url, key, cfg.api.key_file, opts.root)
+        now = time.time()
+        common = dict(servers=opts.servers, interval_s=opts.interval_s, seed=opts.seed, start=now,
+                      endpoint=cfg.endpoint("ingest"), metrics=tuple(cfg.schema.metrics), scenarios=SCENARIOS)  # fmt: skip
+        say(f"backfilling {opts.backfill_days:g} days of {opts.servers} servers every {opts.interval_s:g} s ...")
+        summary = run_simulation(SimulationOptions(backfill_days=opts.backfill_days, live=False, **common), stop)
+        say(f"backfill done: {summary.records:,} records in {summary.elapsed_s:.1f} s")
+        live = threading.Thread(
+            target=run_simulation,
+            args=(SimulationOptions(live=True, cap_at_clock=True, speed=10.0, **common), stop),
+            name="live",
+            daemon=True,
+        )
+        live.start()
+        say("streaming live samples (incidents scripted: " + ", ".join(SCENARIOS) + ")")
+        code, body = api.call("POST", f"/admin/trigger-training?epochs={opts.epochs}&incremental=false")
+        if body and body.get("success"):
+            say(f"training {body['job_id']} queued ({opts.epochs} epochs)")
+        else:
+            say(f"training not started: {body.get('error') if body else code}")
+        _watch(api, stop, say, opts.run_for_s)
+    finally:
+        stop.set()
+        say("stopping the daemon ...")
+        if daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(daemon.pid, signal.SIGKILL)
+                daemon.wait()
+        say(f"daemon stopped (exit code {daemon.returncode}); data kept in {opts.root}")
+        log.close()
+    return 0
+
+
+def _wait_health(api: _Api, daemon: subprocess.Popen[bytes], stop: threading.Event) -> bool:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not stop.is_set():
+        if daemon.poll() is not None:
+            return False
+        try:
+            if api.call("GET", "/health", timeout=2)[0] == 200:
+                return True
+        except OSError:
+            pass
+        time.sleep(0.25)
+    return False
+
+
+def _banner(url: str, key: str, key_file: str, root: Path) -> None:
     print(
-        f"nordiqd demo in {base}\n"
-        f"  URL:      {url}\n"
-        f"  API key:  {key}   (also in {cfg.api.key_file})\n"
-        f"  try:      curl {url}/health\n"
-        f'            curl -H "X-API-Key: {key}" {url}/status\n'
-        "  stop:     Ctrl-C\n",
+        f"""
+  Fleet page:  {url}/#key={key}
+  API key:     {key}   (in {key_file})
+
+  Try (as in the NordIQ manual):
+    export API_KEY={key}
+    curl -H "X-API-Key: $API_KEY" {url}/admin/training-stats
+    curl -H "X-API-Key: $API_KEY" {url}/admin/training-status
+    curl -H "X-API-Key: $API_KEY" {url}/admin/model-info
+    curl -H "X-API-Key: $API_KEY" {url}/alerts/active
+    curl -X POST -H "X-API-Key: $API_KEY" "{url}/admin/trigger-training?epochs=10&incremental=true"
+    nordiqd ctl -c {root / 'nordiqd.toml'} status
+
+  Ctrl-C stops everything.
+""",
         flush=True,
     )
-    from nordiqd.daemon import run
 
-    return run(cfg, str(cfg_path))
+
+def _watch(api: _Api, stop: threading.Event, say: Any, run_for_s: float | None) -> None:
+    """Report the moments that matter: first forecasts, training progress, model swaps, alerts."""
+    started = time.monotonic()
+    last: dict[str, Any] = {}
+    while not stop.wait(2.0):
+        if run_for_s is not None and time.monotonic() - started > run_for_s:
+            return
+        try:
+            _, pred = api.call("GET", "/predictions/current", timeout=30)
+            _, job = api.call("GET", "/admin/training-status")
+        except OSError as exc:
+            say(f"the API did not answer: {exc}")
+            continue
+        model = pred.get("model", {}) if isinstance(pred, dict) else {}
+        forecasts = pred.get("summary", {}).get("forecast", 0) if isinstance(pred, dict) else 0
+        if forecasts and not last.get("forecasts"):
+            say(f"{model.get('kind')} forecasts served for {forecasts} servers")
+        if model.get("version") and model.get("version") != last.get("version"):
+            say(f"now serving trained model {model['version']}")
+        if isinstance(job, dict) and job.get("status"):
+            state = (job["status"], job.get("progress_pct", 0) // 10)
+            if state != last.get("job"):
+                say(f"training {job['job_id']}: {job['status']} {job.get('progress_pct', 0)}%"
+                    + (f" ({job['error']})" if job.get("error") else ""))  # fmt: skip
+            last["job"] = state
+        summary = pred.get("summary", {}) if isinstance(pred, dict) else {}
+        alerts = (summary.get("warning", 0), summary.get("critical", 0))
+        if forecasts and alerts != last.get("alerts"):
+            say(f"alerts: {alerts[0]} warning, {alerts[1]} critical")
+        last.update(forecasts=forecasts, version=model.get("version"), alerts=alerts)

@@ -18,7 +18,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import time
 from collections import deque
 from collections.abc import Callable
@@ -227,18 +226,23 @@ class Arbiter:
         for c in self.children:
             if c.state == State.BACKOFF and now >= c.respawn_at and not self._stopping:
                 self._spawn(c, now)
-        if now >= self._next_hb:
-            self._next_hb = now + self.settings.heartbeat_interval
-            self._hb_seq += 1
-            beat = codec.children.encode(m.Heartbeat(role="supervisor", pid=os.getpid(), seq=self._hb_seq))
-            for c in self.children:
-                if c.state in (State.STARTING, State.READY):
-                    self._send_child(c, beat)
+        self._beat(now)
         if now >= self._next_watchdog:
             self._next_watchdog = now + self._watchdog_every
             if self._all_ready() and self._all_fresh(now):
                 self._notify.send("WATCHDOG=1")
         self._serve_commands(now)
+
+    def _beat(self, now: float) -> None:
+        """Heartbeat every running child once per interval."""
+        if now < self._next_hb:
+            return
+        self._next_hb = now + self.settings.heartbeat_interval
+        self._hb_seq += 1
+        beat = codec.children.encode(m.Heartbeat(role="supervisor", pid=os.getpid(), seq=self._hb_seq))
+        for c in self.children:
+            if c.proc is not None and c.proc.returncode is None:
+                self._send_child(c, beat)
 
     def _send_child(self, c: Child, payload: bytes) -> None:
         try:
@@ -476,9 +480,11 @@ class Arbiter:
             if c.proc is None or c.proc.returncode is not None:
                 continue
             c.signal(signal.SIGTERM)
-            try:
-                c.proc.wait(self.settings.stop_grace)
-            except subprocess.TimeoutExpired:
+            deadline = time.monotonic() + self.settings.stop_grace
+            while c.proc.poll() is None and time.monotonic() < deadline:
+                self._beat(time.monotonic())  # the roles still running must not think we died
+                time.sleep(0.02)
+            if c.proc.poll() is None:
                 log.warning(
                     "%s pid=%d ignored SIGTERM for %.0f s: killing", c.name, c.pid, self.settings.stop_grace
                 )

@@ -84,7 +84,7 @@ class ForecastCycle:
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=30)
+            self._thread.join(timeout=1.0)  # a pass in progress only reads: no need to wait it out
 
     def _loop(self) -> None:
         period = self.config.predictor.refresh_s or float(self.config.model.step_seconds)

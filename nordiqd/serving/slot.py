@@ -117,7 +117,7 @@ class ModelSlot:
             self._observer.stop()
         self._queue.put(None)
         if self._thread.is_alive():
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=1.0)  # a load in progress only reads: no need to wait it out
 
     # --- the loader thread -------------------------------------------------------
 
