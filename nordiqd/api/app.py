@@ -9,7 +9,7 @@ from typing import Any
 import falcon
 
 from nordiqd import __version__
-from nordiqd.api import errors, ingest, metrics, predictions, system, training
+from nordiqd.api import errors, ingest, metrics, page, predictions, system, training
 from nordiqd.api.routes import Operation, Route, openapi
 
 
@@ -25,7 +25,8 @@ class Deps:
     reload_timeout_s: float = 120.0
 
 
-PUBLIC_PATHS = frozenset({"/health"})
+# The fleet page and its files are public; the data calls the page makes carry the key.
+PUBLIC_PATHS = frozenset({"/health", *page.PUBLIC_PATHS})
 
 
 class ApiKeyAuth:
@@ -47,6 +48,29 @@ class ApiKeyAuth:
 def build_routes(deps: Deps) -> list[Route]:
     """Every route of the API, with the docs /openapi.json serves."""
     routes = [
+        Route(
+            "/",
+            page.Index(page.ASSETS),
+            {
+                "GET": Operation(
+                    "The fleet page (HTML); it asks for the API key and keeps it for the tab",
+                    {200: "the page"},
+                    auth=False,
+                ),
+            },
+        ),
+        Route(
+            "/static/{name}",
+            page.Static(page.ASSETS),
+            {
+                "GET": Operation(
+                    "A file of the fleet page (script, style sheet, icon)",
+                    {200: "the file", 304: "unchanged (If-None-Match)", 404: "no such file"},
+                    auth=False,
+                    params=(("name", "path", "the file name, e.g. app.js"),),
+                ),
+            },
+        ),
         Route(
             "/health",
             system.Health(deps.backends),

@@ -1,0 +1,280 @@
+"""The fleet page: served without a key, no traversal, and rendered by real headless Chromium
+against a real daemon fed with a simulated fleet (rows, a forecast band, a non-blank
+screenshot)."""
+
+from __future__ import annotations
+
+import http.client
+import re
+import shutil
+import struct
+import subprocess
+import time
+import zlib
+from collections import Counter
+from html.parser import HTMLParser
+from importlib import resources
+from pathlib import Path
+
+import falcon.testing
+import pytest
+
+from nordiqd.api.app import Deps, create_app
+from tests.fleetdata import backfill
+
+CHROMIUM = "/usr/bin/chromium"
+KEY = "k" * 43
+SERVERS = 6
+BROWSER_TRIES = 3
+BROWSER_FLAGS = [
+    "--headless",
+    "--no-sandbox",  # root in a container: the sandbox cannot start
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+
+needs_chromium = pytest.mark.skipif(
+    shutil.which(CHROMIUM) is None,
+    reason=f"{CHROMIUM} is absent: install Debian's chromium package (.ci/run does)",
+)
+
+
+# --- the page's files through create_app, no daemon ----------------------------------
+
+
+@pytest.fixture
+def client() -> falcon.testing.TestClient:
+    return falcon.testing.TestClient(create_app(Deps(api_key=KEY, backends=None)))
+
+
+def test_page_and_its_files_need_no_key(client: falcon.testing.TestClient) -> None:
+    page = client.simulate_get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert 'src="/static/app.js"' in page.text
+    for name, ctype in [
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("chart.js", "text/javascript; charset=utf-8"),
+        ("format.js", "text/javascript; charset=utf-8"),
+        ("style.css", "text/css; charset=utf-8"),
+        ("favicon.svg", "image/svg+xml"),
+    ]:
+        r = client.simulate_get(f"/static/{name}")
+        assert r.status_code == 200, name
+        assert r.headers["content-type"] == ctype
+        assert r.headers["cache-control"] == "no-cache"
+        assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_etag_revalidation_answers_304(client: falcon.testing.TestClient) -> None:
+    first = client.simulate_get("/static/app.js")
+    again = client.simulate_get("/static/app.js", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    assert again.content == b""
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/static/../setup.cfg", "/static/..%2Fsetup.cfg", "/static/%2e%2e/setup.cfg", "/static/nope.js"],
+)
+def test_no_file_outside_the_page_is_served(client: falcon.testing.TestClient, path: str) -> None:
+    for headers in ({}, {"X-API-Key": KEY}):
+        r = client.simulate_get(path, headers=headers)
+        assert r.status_code in (401, 404), (path, headers, r.status_code)
+        assert "[options" not in r.text
+
+
+def test_data_still_needs_the_key(client: falcon.testing.TestClient) -> None:
+    assert client.simulate_get("/predictions/current").status_code == 401
+
+
+def test_openapi_lists_the_page_as_public(client: falcon.testing.TestClient) -> None:
+    paths = client.simulate_get("/openapi.json", headers={"X-API-Key": KEY}).json["paths"]
+    assert paths["/"]["get"]["security"] == []
+    assert paths["/static/{name}"]["get"]["security"] == []
+
+
+def test_page_makes_no_external_requests() -> None:
+    """No CDN, no web fonts: the only absolute URL in the page's files is the SVG namespace."""
+    static = resources.files("nordiqd").joinpath("static")
+    for entry in static.iterdir():
+        if entry.name.endswith((".html", ".js", ".css", ".svg")):
+            urls = set(re.findall(r"(?:https?:)?//[\w.-]+\.\w+[^\s\"')]*", entry.read_text()))
+            assert urls <= {"http://www.w3.org/2000/svg"}, (entry.name, urls)
+
+
+# --- headless Chromium against a real daemon -----------------------------------------
+
+
+class DomSummary(HTMLParser):
+    """What the dumped DOM shows: the table's server rows and the SVG shapes' classes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[str] = []
+        self.svg_classes: Counter[str] = Counter()
+        self.texts: dict[str, str] = {}
+        self._svg_depth = 0
+        self._capture: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "svg":
+            self._svg_depth += 1
+        if tag == "tr" and a.get("data-server"):
+            self.rows.append(a["data-server"] or "")
+        if self._svg_depth and a.get("class"):
+            self.svg_classes.update((a["class"] or "").split())
+        if a.get("id") in ("model-kind", "n-ok", "n-warning", "n-critical", "detail-name"):
+            self._capture = a["id"]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "svg":
+            self._svg_depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._capture:
+            self.texts[self._capture] = data.strip()
+            self._capture = None
+
+
+def png_pixels(path: Path) -> tuple[int, int, list[bytes]]:
+    """Width, height and the pixels (as bytes per pixel) of an 8-bit RGB/RGBA PNG, stdlib only."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat = 8, bytearray()
+    width = height = bpp = 0
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert depth == 8 and colour in (2, 6) and interlace == 0, "unexpected PNG format"
+            bpp = 3 if colour == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+    raw = zlib.decompress(bytes(idat))
+    stride = width * bpp
+    prev = bytearray(stride)
+    pixels: list[bytes] = []
+    for r in range(height):
+        ftype = raw[r * (stride + 1)]
+        line = bytearray(raw[r * (stride + 1) + 1 : (r + 1) * (stride + 1)])
+        if ftype == 1:
+            for i in range(bpp, stride):
+                line[i] = (line[i] + line[i - bpp]) & 0xFF
+        elif ftype == 2:
+            line = bytearray((x + y) & 0xFF for x, y in zip(line, prev, strict=True))
+        elif ftype == 3:
+            for i in range(stride):
+                left = line[i - bpp] if i >= bpp else 0
+                line[i] = (line[i] + ((left + prev[i]) >> 1)) & 0xFF
+        elif ftype == 4:
+            for i in range(stride):
+                a = line[i - bpp] if i >= bpp else 0
+                b = prev[i]
+                c = prev[i - bpp] if i >= bpp else 0
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+        pixels += [bytes(line[i : i + 3]) for i in range(0, stride, bpp)]
+        prev = line
+    return width, height, pixels
+
+
+def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    tmp.mkdir(parents=True, exist_ok=True)
+    profile = tmp / "chromium-profile"
+    return subprocess.run(
+        [CHROMIUM, *BROWSER_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={"HOME": str(tmp), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+    )
+
+
+def wait_for_forecasts(d, servers: int, timeout: float = 90.0) -> dict:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    body: dict = {}
+    while time.monotonic() < deadline:
+        r = d.get("/predictions/current")
+        if r.status_code == 200:
+            body = r.json()
+            if body["summary"]["forecast"] >= servers:
+                return body
+        time.sleep(0.5)
+    raise AssertionError(f"no forecasts for {servers} servers after {timeout} s: {body.get('summary')}")
+
+
+def render(tmp: Path, url: str, done, *args: str) -> tuple[subprocess.CompletedProcess[str], object]:  # type: ignore[no-untyped-def]
+    """Run Chromium on ``url`` until ``done(run)`` gives a result (at most BROWSER_TRIES runs).
+
+    On a loaded, shared machine a browser run now and then ends its virtual-time budget
+    before the page's first answers arrive; a page that is really broken fails every run.
+    """
+    failures = []
+    for attempt in range(BROWSER_TRIES):
+        run = chromium(tmp / f"run{attempt}", "--virtual-time-budget=15000", *args, url)
+        result = done(run) if run.returncode == 0 else None
+        if result:
+            return run, result
+        failures.append(f"run {attempt}: rc {run.returncode}\n{run.stderr[-1500:]}\n{run.stdout[-1500:]}")
+    raise AssertionError("\n---\n".join(failures))
+
+
+@needs_chromium
+def test_headless_chromium_renders_the_fleet(daemon_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    d = daemon_factory(predictor={"refresh_s": 2.0})
+    d.start()
+    d.wait_ready()
+    backfill(d.endpoint("ingest"), servers=SERVERS, days=1.0)
+    fleet = wait_for_forecasts(d, SERVERS)
+
+    page = d.get("/", key=None)
+    assert page.status_code == 200 and 'src="/static/app.js"' in page.text
+    # The raw path, not normalised by a client: nothing outside static/ comes back.
+    conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+    conn.request("GET", "/static/../setup.cfg")
+    resp = conn.getresponse()
+    assert resp.status in (401, 404) and b"[options" not in resp.read()
+    conn.close()
+
+    url = f"{d.url}/#key={d.key}"
+
+    def rendered(run: subprocess.CompletedProcess[str]) -> DomSummary | None:
+        dom = DomSummary()
+        dom.feed(run.stdout)
+        return dom if dom.rows and dom.svg_classes["band"] else None
+
+    dump, dom = render(tmp_path, url, rendered, "--dump-dom")
+    assert isinstance(dom, DomSummary)
+    assert sorted(dom.rows) == sorted(fleet["servers"])
+    assert dom.svg_classes["band"] >= 1 and dom.svg_classes["hist"] >= 1 and dom.svg_classes["p50"] >= 1
+    assert dom.texts.get("model-kind") == "BASELINE"
+    counts = {k: int(dom.texts[f"n-{k}"]) for k in ("ok", "warning", "critical")}
+    assert counts == {k: fleet["summary"][k] for k in counts}
+    assert dom.texts.get("detail-name") in fleet["servers"]
+    assert d.key not in dump.stdout, "the key leaked into the page"
+
+    shot = tmp_path / "fleet.png"
+
+    def painted(run: subprocess.CompletedProcess[str]) -> str | None:
+        if not shot.exists():
+            return None
+        width, height, pixels = png_pixels(shot)
+        assert (width, height) == (1400, 1000)
+        colours = Counter(pixels)
+        background, most = colours.most_common(1)[0]
+        # A blank or unstyled page is one colour, or nearly; the fleet page is many.
+        ok = len(colours) > 100 and 1 - most / len(pixels) > 0.2
+        return f"{len(colours)} colours, {most / len(pixels):.0%} {background.hex()}" if ok else None
+
+    render(tmp_path, url, painted, f"--screenshot={shot}", "--window-size=1400,1000")
