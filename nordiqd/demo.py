@@ -41,7 +41,7 @@ port = {port}
 key_file = "{root}/api_key"
 
 [training]
-min_records = 50000
+min_records = {min_records}
 default_epochs = {epochs}
 cpu_threads = 1
 
@@ -60,7 +60,22 @@ hidden_continuous_size = 4
 batch_size = 64
 max_windows_per_epoch = 256
 """
-SCENARIOS = ("memory_leak:web-003@+10m+8h", "io_storm:db-001@+40m+1h*0.8", "cpu_runaway:ml-001@+90m+2h")
+# Incidents that start soon after live streaming begins, so that forecasts catch them
+# rising: (kind, profile of the server it hits, start, duration and severity).
+INCIDENTS = (
+    ("memory_leak", "web", "+10m+8h"),
+    ("io_storm", "database", "+40m+1h*0.8"),
+    ("cpu_runaway", "ml_compute", "+90m+2h"),
+)
+
+
+def scenarios(servers: int, seed: int, interval_s: float) -> tuple[str, ...]:
+    """The demo's incidents, on the last server of each profile the fleet has."""
+    from nordiqd.simulate import Fleet
+
+    fleet = Fleet(servers, seed, interval_s)
+    last = {s.profile: s.name for s in fleet.servers}
+    return tuple(f"{kind}:{last[profile]}@{when}" for kind, profile, when in INCIDENTS if profile in last)
 
 
 @dataclass(frozen=True)
@@ -84,7 +99,12 @@ def prepare(opts: DemoOptions) -> Path:
     cfg_path = opts.root / "nordiqd.toml"
     if not cfg_path.exists():
         model = SMALL_MODEL if opts.small_model else FULL_MODEL
-        cfg_path.write_text(DEMO_CONFIG.format(root=opts.root, port=opts.port, epochs=opts.epochs, model=model))
+        min_records = 2000 if opts.small_model else 50000
+        cfg_path.write_text(
+            DEMO_CONFIG.format(
+                root=opts.root, port=opts.port, epochs=opts.epochs, model=model, min_records=min_records
+            )
+        )
     return cfg_path
 
 
@@ -123,7 +143,10 @@ def main(opts: DemoOptions) -> int:
         print(f"nordiqd demo: configuration error: {exc}", file=sys.stderr)
         return 78
     if not _port_free(cfg.api.host, cfg.api.port):
-        print(f"nordiqd demo: port {cfg.api.port} is in use; pass --port or stop what listens there", file=sys.stderr)
+        print(
+            f"nordiqd demo: port {cfg.api.port} is in use; pass --port or stop what listens there",
+            file=sys.stderr,
+        )
         return 69
     key, _ = apikey.generate(cfg.api.key_file)
     url = f"http://{'localhost' if cfg.api.host == '127.0.0.1' else cfg.api.host}:{cfg.api.port}"
@@ -148,10 +171,21 @@ def main(opts: DemoOptions) -> int:
         say(f"daemon up (pid {daemon.pid}), log in {opts.root / 'daemon.log'}")
         _banner(url, key, cfg.api.key_file, opts.root)
         now = time.time()
-        common = dict(servers=opts.servers, interval_s=opts.interval_s, seed=opts.seed, start=now,
-                      endpoint=cfg.endpoint("ingest"), metrics=tuple(cfg.schema.metrics), scenarios=SCENARIOS)  # fmt: skip
-        say(f"backfilling {opts.backfill_days:g} days of {opts.servers} servers every {opts.interval_s:g} s ...")
-        summary = run_simulation(SimulationOptions(backfill_days=opts.backfill_days, live=False, **common), stop)
+        incidents = scenarios(opts.servers, opts.seed, opts.interval_s)
+        common: dict[str, Any] = {
+            "servers": opts.servers,
+            "interval_s": opts.interval_s,
+            "seed": opts.seed,
+            "start": now,
+            "endpoint": cfg.endpoint("ingest"),
+            "metrics": tuple(cfg.schema.metrics),
+            "scenarios": incidents,
+        }
+        days, n, every = opts.backfill_days, opts.servers, opts.interval_s
+        say(f"backfilling {days:g} days of {n} servers every {every:g} s ...")
+        summary = run_simulation(
+            SimulationOptions(backfill_days=opts.backfill_days, live=False, **common), stop
+        )
         say(f"backfill done: {summary.records:,} records in {summary.elapsed_s:.1f} s")
         live = threading.Thread(
             target=run_simulation,
@@ -160,13 +194,18 @@ def main(opts: DemoOptions) -> int:
             daemon=True,
         )
         live.start()
-        say("streaming live samples (incidents scripted: " + ", ".join(SCENARIOS) + ")")
+        say("streaming live samples (incidents scripted: " + ", ".join(incidents) + ")")
         code, body = api.call("POST", f"/admin/trigger-training?epochs={opts.epochs}&incremental=false")
         if body and body.get("success"):
             say(f"training {body['job_id']} queued ({opts.epochs} epochs)")
         else:
             say(f"training not started: {body.get('error') if body else code}")
         _watch(api, stop, say, opts.run_for_s)
+    except Exception as exc:  # the simulator or the API failed: say what, then stop cleanly
+        print(f"nordiqd demo: {type(exc).__name__}: {exc}", file=sys.stderr)
+        code = 1
+    else:
+        code = 0
     finally:
         stop.set()
         say("stopping the daemon ...")
@@ -179,7 +218,7 @@ def main(opts: DemoOptions) -> int:
                 daemon.wait()
         say(f"daemon stopped (exit code {daemon.returncode}); data kept in {opts.root}")
         log.close()
-    return 0
+    return code
 
 
 def _wait_health(api: _Api, daemon: subprocess.Popen[bytes], stop: threading.Event) -> bool:
@@ -209,7 +248,7 @@ def _banner(url: str, key: str, key_file: str, root: Path) -> None:
     curl -H "X-API-Key: $API_KEY" {url}/admin/model-info
     curl -H "X-API-Key: $API_KEY" {url}/alerts/active
     curl -X POST -H "X-API-Key: $API_KEY" "{url}/admin/trigger-training?epochs=10&incremental=true"
-    nordiqd ctl -c {root / 'nordiqd.toml'} status
+    nordiqd ctl -c {root / "nordiqd.toml"} status
 
   Ctrl-C stops everything.
 """,
