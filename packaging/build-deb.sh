@@ -18,9 +18,9 @@
 # The venv is made in a staging tree at <stage>/opt/nordiqd and then made to live at
 # /opt/nordiqd: its python is a symlink to TARGET_PYTHON (the package depends on that
 # Debian interpreter, never on the host's Python packages), script shebangs and
-# pyvenv.cfg are rewritten from the staging path to /opt/nordiqd, and the byte code is
-# compiled with /opt/nordiqd paths (compileall -s/-p). The build fails if the staging
-# path is left anywhere in the tree.
+# pyvenv.cfg are rewritten from the staging path to /opt/nordiqd. The build fails if the
+# staging path is left anywhere in the tree. No byte code is shipped: postinst compiles
+# it, as Debian's py3compile does, and prerm removes it.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -84,16 +84,14 @@ grep -rlIF "$venv" "$venv/bin" "$venv/pyvenv.cfg" | while read -r f; do
     sed -i "s#$venv#$prefix#g" "$f"
 done
 find "$venv" -name '__pycache__' -prune -exec rm -rf {} +
+# Shared objects are mapped, not executed: 0644 as Debian ships them (lintian
+# shared-library-is-executable).
+find "$venv" -type f -name '*.so*' -perm /111 -exec chmod a-x {} +
 if leftover=$(grep -rlF "$stage" "$venv" | head -5) && [ -n "$leftover" ]; then
     echo "build-deb: the staging path is still written in:" >&2
     echo "$leftover" >&2
     exit 1
 fi
-
-step "compiling byte code for $prefix"
-# A few packages ship deliberately invalid .py files (test data); those stay uncompiled.
-"$venv/bin/python" -m compileall -q -j 0 -s "$stage" -p / "$venv/lib" >"$work/compileall.log" 2>&1 \
-    || step "compileall: $(grep -c '^\*\*\*' "$work/compileall.log" || true) files not compiled (test data)"
 
 step "laying out /usr, /etc, /lib and the documentation"
 install -d -m 0755 "$stage/usr/bin" "$stage/lib/systemd/system" "$stage/etc/nordiqd" \

@@ -229,6 +229,8 @@ def test_install_run_upgrade_remove_purge(
     if not Path("/run/systemd/system").is_dir():
         assert RUN.stat().st_uid == user.pw_uid, "postinst did not give nordiq /run/nordiqd"
     assert Path("/opt/nordiqd/bin/nordiqd").read_text().splitlines()[0] == "#!/opt/nordiqd/bin/python"
+    site = next(Path("/opt/nordiqd/lib").glob("python3*/site-packages"))
+    assert any((site / "torch" / "__pycache__").glob("*.pyc")), "postinst did not compile the byte code"
     assert _sh("/usr/bin/nordiqd", "version").stdout.startswith("nordiqd ")
     if analyze := shutil.which("systemd-analyze"):
         # Installed, /usr/bin/nordiqd exists: the plain verify of the acceptance criteria.
