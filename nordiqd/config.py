@@ -128,22 +128,56 @@ class PredictorConfig(_Section, frozen=True):
     torch_threads: PositiveInt = 1
 
 
+class ProfileThresholds(_Section, frozen=True):
+    """[alerts.profiles.<profile>]: thresholds that replace the defaults for that profile."""
+
+    warning: dict[str, float] = msgspec.field(default_factory=dict)
+    critical: dict[str, float] = msgspec.field(default_factory=dict)
+
+
 class AlertsConfig(_Section, frozen=True):
     """[alerts]: per-metric thresholds that forecasts and current values are held against."""
 
     warning: dict[str, float] = msgspec.field(
         default_factory=lambda: {
-            "cpu_user_pct": 80.0, "cpu_sys_pct": 30.0, "cpu_iowait_pct": 20.0, "java_cpu_pct": 80.0,
-            "mem_used_pct": 85.0, "swap_used_pct": 20.0, "disk_usage_pct": 85.0, "net_in_mb_s": 500.0,
-            "net_out_mb_s": 500.0, "back_close_wait": 100.0, "front_close_wait": 100.0, "load_average": 8.0,
+            "cpu_user_pct": 80.0,
+            "cpu_sys_pct": 30.0,
+            "cpu_iowait_pct": 20.0,
+            "java_cpu_pct": 80.0,
+            "mem_used_pct": 85.0,
+            "swap_used_pct": 20.0,
+            "disk_usage_pct": 85.0,
+            "net_in_mb_s": 500.0,
+            "net_out_mb_s": 500.0,
+            "back_close_wait": 100.0,
+            "front_close_wait": 100.0,
+            "load_average": 8.0,
         }  # fmt: skip
     )
     critical: dict[str, float] = msgspec.field(
         default_factory=lambda: {
-            "cpu_user_pct": 95.0, "cpu_sys_pct": 50.0, "cpu_iowait_pct": 40.0, "java_cpu_pct": 95.0,
-            "mem_used_pct": 95.0, "swap_used_pct": 50.0, "disk_usage_pct": 95.0, "net_in_mb_s": 900.0,
-            "net_out_mb_s": 900.0, "back_close_wait": 500.0, "front_close_wait": 500.0, "load_average": 16.0,
+            "cpu_user_pct": 95.0,
+            "cpu_sys_pct": 50.0,
+            "cpu_iowait_pct": 40.0,
+            "java_cpu_pct": 95.0,
+            "mem_used_pct": 95.0,
+            "swap_used_pct": 50.0,
+            "disk_usage_pct": 95.0,
+            "net_in_mb_s": 900.0,
+            "net_out_mb_s": 900.0,
+            "back_close_wait": 500.0,
+            "front_close_wait": 500.0,
+            "load_average": 16.0,
         }  # fmt: skip
+    )
+    # Load average is per core: bigger boxes of these profiles carry more before it hurts.
+    profiles: dict[str, ProfileThresholds] = msgspec.field(
+        default_factory=lambda: {
+            "api": ProfileThresholds(warning={"load_average": 16.0}, critical={"load_average": 32.0}),
+            "batch_etl": ProfileThresholds(warning={"load_average": 16.0}, critical={"load_average": 32.0}),
+            "database": ProfileThresholds(warning={"load_average": 32.0}, critical={"load_average": 64.0}),
+            "ml_compute": ProfileThresholds(warning={"load_average": 64.0}, critical={"load_average": 128.0}),
+        }
     )
 
 
@@ -252,12 +286,22 @@ def _check(cfg: Config, source: str) -> Config:
             raise fail("model.targets", f"{t!r} is not in schema.metrics")
     if cfg.supervisor.backoff_max_s < cfg.supervisor.backoff_initial_s:
         raise fail("supervisor.backoff_max_s", "must not be below supervisor.backoff_initial_s")
-    for level in ("warning", "critical"):
-        for metric in getattr(cfg.alerts, level):
-            if metric not in cfg.schema.metrics:
-                raise fail(f"alerts.{level}", f"{metric!r} is not in schema.metrics")
-    for metric, crit in cfg.alerts.critical.items():
-        warn = cfg.alerts.warning.get(metric)
-        if warn is not None and warn > crit:
-            raise fail(f"alerts.warning.{metric}", f"{warn:g} is above the critical threshold {crit:g}")
+    _check_thresholds(cfg, "alerts", cfg.alerts.warning, cfg.alerts.critical, fail)
+    for profile, t in cfg.alerts.profiles.items():
+        warning = {**cfg.alerts.warning, **t.warning}
+        critical = {**cfg.alerts.critical, **t.critical}
+        _check_thresholds(cfg, f"alerts.profiles.{profile}", warning, critical, fail)
     return cfg
+
+
+def _check_thresholds(
+    cfg: Config, where: str, warning: dict[str, float], critical: dict[str, float], fail: Any
+) -> None:
+    for level, values in (("warning", warning), ("critical", critical)):
+        for metric in values:
+            if metric not in cfg.schema.metrics:
+                raise fail(f"{where}.{level}", f"{metric!r} is not in schema.metrics")
+    for metric, crit in critical.items():
+        warn = warning.get(metric)
+        if warn is not None and warn > crit:
+            raise fail(f"{where}.warning.{metric}", f"{warn:g} is above the critical threshold {crit:g}")

@@ -132,6 +132,8 @@ def assess(
     warning: Mapping[str, float],
     critical: Mapping[str, float],
     step_seconds: int,
+    profiles: Sequence[str] | None = None,
+    by_profile: Mapping[str, tuple[Mapping[str, float], Mapping[str, float]]] | None = None,
 ) -> Assessment:
     """Score every server's risk from its forecasts and current values (module docstring).
 
@@ -145,6 +147,9 @@ def assess(
         warning: Warning threshold per metric.
         critical: Critical threshold per metric.
         step_seconds: Forecast step length.
+        profiles: Each server's profile, when ``by_profile`` is given.
+        by_profile: Per profile, (warning, critical) thresholds that replace the
+            defaults for the metrics they name (a 64-core box is not loaded at 16).
 
     Returns:
         The assessment of every server.
@@ -153,10 +158,25 @@ def assess(
     n = current.shape[0]
     horizon = 0 if values is None else values.shape[2]
     known = list(metrics) + [t for t in targets if t not in metrics]
-    names = tuple(m for m in known if m in warning or m in critical)
+    overrides = by_profile or {}
+    named = set(warning) | set(critical) | {m for w, c in overrides.values() for m in (*w, *c)}
+    names = tuple(m for m in known if m in named)
     j = len(names)
-    crit = np.array([critical.get(m, np.inf) for m in names], dtype=np.float64)
-    warn = np.array([warning.get(m, critical.get(m, np.inf)) for m in names], dtype=np.float64)
+
+    def limits(warn_map: Mapping[str, float], crit_map: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        c = np.array([crit_map.get(m, np.inf) for m in names], dtype=np.float64)
+        w = np.array([warn_map.get(m, crit_map.get(m, np.inf)) for m in names], dtype=np.float64)
+        return w, c
+
+    base_w, base_c = limits(warning, critical)
+    warn = np.broadcast_to(base_w, (n, j)).copy()
+    crit = np.broadcast_to(base_c, (n, j)).copy()
+    if overrides and profiles is not None:
+        prof = np.asarray(list(profiles), dtype=object)
+        for profile, (w_map, c_map) in overrides.items():
+            rows_p = prof == profile
+            if rows_p.any():
+                warn[rows_p], crit[rows_p] = limits({**warning, **w_map}, {**critical, **c_map})
     one = np.where(np.isfinite(warn), warn, crit)
     band = np.where(np.isfinite(crit) & (crit > warn), crit - warn, np.abs(one) * 0.1)
     band = np.where(band > 0, band, 1.0)
@@ -171,7 +191,7 @@ def assess(
             median[:, col, 1:] = values[:, t, :, list(quantiles).index(0.5)]
             upper[:, col, 1:] = values[:, t, :, -1]
 
-    w, c = warn[None, :, None], crit[None, :, None]
+    w, c = warn[:, :, None], crit[:, :, None]
     with np.errstate(invalid="ignore"):
         k_mc, k_mw = _first(median >= c), _first(median >= w)
         k_uc, k_uw = _first(upper >= c), _first(upper >= w)
@@ -205,7 +225,7 @@ def assess(
     if j:
         drive = np.argmax(score, axis=1)
         server_level = level[rows, drive]
-        threshold = np.where(server_level == _CRITICAL, crit[drive], warn[drive])
+        threshold = np.where(server_level == _CRITICAL, crit[rows, drive], warn[rows, drive])
         minutes = crossing[rows, drive] * step_seconds / 60.0
         driving: list[str | None] = [names[i] for i in drive.tolist()]
         server_score = score[rows, drive]

@@ -133,6 +133,8 @@ class ForecastCycle:
             warning=cfg.alerts.warning,
             critical=cfg.alerts.critical,
             step_seconds=spec.step_seconds,
+            profiles=snap.profiles,
+            by_profile={p: (t.warning, t.critical) for p, t in cfg.alerts.profiles.items()},
         )
         servers = self._servers(snap, values, risk, eligible)
         forecast_start = iso(float(snap.last_bucket_start[0]) + spec.step_seconds) if n else None
