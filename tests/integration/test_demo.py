@@ -64,7 +64,8 @@ def test_demo_reaches_tft_forecasts_without_a_failed_request(tmp_path: Path) -> 
             demo.send_signal(signal.SIGINT)
         out, _ = demo.communicate(timeout=120)
     assert failed == [], failed[:5]
-    assert kinds == ["baseline", "tft"], (kinds, out)
+    # The baseline may be skipped when the small model trains faster than a forecast cycle.
+    assert kinds in (["baseline", "tft"], ["tft"]), (kinds, out)
     assert demo.returncode == 0, out
     for line in ("Fleet page:", "API key:", "now serving trained model", "daemon stopped (exit code 0)"):
         assert line in out, out
