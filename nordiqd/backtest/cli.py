@@ -1,0 +1,201 @@
+"""``nordiqd backtest``: rolling-origin accuracy of the TFT against free baselines.
+
+Wired into ``nordiqd/cli.py`` as::
+
+    backtest_cli.add_arguments(sub.add_parser("backtest", help=...))
+    ...
+    if args.command == "backtest":
+        return backtest_cli.run(args)
+
+It runs synchronously in the calling process and stops when the report is written
+(Ctrl-C aborts it). Exit codes: 0 done, 1 the model could not be loaded or trained, 2
+bad arguments or data (missing file, no timestamp column, unknown metric, too little
+history), 78 configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+EX_OK = 0
+EX_MODEL = 1
+EX_USAGE = 2
+EX_CONFIG = 78  # sysexits.h: configuration error (as ``nordiqd run``)
+DEFAULT_FOLDS = 3
+ENSEMBLE = "tft+seasonal_naive_1d"
+
+EXAMPLES = """\
+examples:
+  nordiqd backtest --data fleet.parquet --targets cpu_user_pct --json out.json      baselines only
+  nordiqd backtest --data /var/lib/nordiqd/buffer --model /var/lib/nordiqd/models/current --json out.json
+  nordiqd backtest --data fleet.csv -c nordiqd.toml --train --folds 6 --epochs 3 --seed 1 --json out.json
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the ``backtest`` options to ``p`` (its own ``-c/--config`` included)."""
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.description = (
+        "Rolling-origin backtest over the last K horizons: every fold forecasts one horizon "
+        "from what precedes it; scores MASE (1-day seasonal-naive scale), P50/P90 loss and "
+        "p10-p90 coverage per target and horizon bucket, for the TFT and the baselines "
+        "(naive, seasonal naive 1 day and 1 week, linear trend)."
+    )
+    p.epilog = EXAMPLES
+    p.add_argument("--data", required=True, type=Path, help="CSV or Parquet file (wide) or a buffer folder")
+    p.add_argument(
+        "-c",
+        "--config",
+        default=None,
+        help="TOML configuration for [model] and [training] (default: built-in)",
+    )
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", type=Path, help="score this model directory (its spec wins)")
+    which.add_argument(
+        "--train", action="store_true", help="train a TFT on what precedes the earliest fold, then score it"
+    )
+    p.add_argument("--retrain", action="store_true", help="with --train: refit before every fold (K fits)")
+    p.add_argument("--folds", type=int, default=DEFAULT_FOLDS, help=f"K, folds (default {DEFAULT_FOLDS})")
+    p.add_argument("--epochs", type=int, help="training epochs (default [training] default_epochs)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--threads", type=int, help="CPU threads for training (default [training] cpu_threads)")
+    p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="training device")
+    p.add_argument("--targets", help="comma list replacing [model] targets (not with --model)")
+    p.add_argument("--buckets", default="1,4,8", help="horizon bucket edges in hours (default 1,4,8)")
+    p.add_argument("--json", required=True, type=Path, help="where to write the JSON report")
+    p.add_argument("--plot", type=Path, help="PNG of one server's latest fold (needs matplotlib)")
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"nordiqd backtest: {message}", file=sys.stderr)
+    return code
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``nordiqd backtest`` with parsed ``args``; return the exit code."""
+    from nordiqd import config as config_mod
+    from nordiqd.backtest.errors import BacktestError
+    from nordiqd.model.errors import ModelError
+
+    try:
+        cfg = config_mod.load(args.config)
+    except config_mod.ConfigError as exc:
+        return _fail(f"configuration error: {exc}", EX_CONFIG)
+    if args.retrain and not args.train:
+        return _fail("--retrain needs --train", EX_USAGE)
+    if args.model and args.targets:
+        return _fail("--targets cannot change a trained model's targets; leave it out with --model", EX_USAGE)
+    try:
+        report = backtest(args, cfg)
+    except (BacktestError, ValueError) as exc:
+        return _fail(str(exc), EX_USAGE)
+    except ModelError as exc:
+        return _fail(f"model: {exc}", EX_MODEL)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
+    from nordiqd.backtest import report as report_mod
+
+    print(report_mod.table(report), end="")
+    print(f"wrote {args.json} ({report['timings']['total_s']:.0f} s)")
+    return EX_OK
+
+
+def backtest(args: argparse.Namespace, cfg: Any) -> dict[str, Any]:
+    """Load, fold, forecast, score; the report as a dict (``report.build``).
+
+    Raises:
+        BacktestError: Bad data or too little history.
+        ValueError: A bad option value.
+        ModelError: The model cannot be loaded, or training failed.
+    """
+    import msgspec
+
+    from nordiqd.backtest import baselines, data, engine, folds, report, tft_model
+    from nordiqd.model.params import ModelSpec
+
+    started = time.perf_counter()
+    loaded = None
+    if args.model:
+        from nordiqd.model import artifacts
+
+        loaded = artifacts.load(args.model)
+        spec = loaded.spec
+    else:
+        spec = cfg.model
+        if args.targets:
+            names = [t.strip() for t in args.targets.split(",") if t.strip()]
+            try:
+                spec = ModelSpec.from_dict({**spec.to_dict(), "targets": names})
+            except msgspec.ValidationError as exc:
+                raise ValueError(f"--targets: {exc}") from None
+    try:
+        hours = [float(h) for h in args.buckets.split(",")]
+    except ValueError:
+        raise ValueError(f"--buckets: {args.buckets!r} is not a comma list of hours") from None
+    buckets = folds.make_buckets(spec, hours)
+    table = data.load_table(args.data, spec.targets)
+    grid = data.to_grid(table, spec)
+    loaded_s = time.perf_counter() - started
+    fold_list = folds.make_folds(grid, spec, args.folds, where=str(args.data))
+
+    models: list[engine.Forecaster] = list(baselines.all_baselines(spec))
+    tft: Any = None
+    if loaded is not None:
+        tft = tft_model.Loaded(loaded, spec.targets)
+    elif args.train:
+        epochs = args.epochs if args.epochs is not None else cfg.training.default_epochs
+        if epochs < 1:
+            raise ValueError("--epochs must be at least 1")
+        tft = tft_model.Trained(
+            spec,
+            epochs=epochs,
+            seed=args.seed,
+            threads=args.threads or cfg.training.cpu_threads,
+            retrain=args.retrain,
+            accelerator=args.device,
+        )
+    combos = []
+    if tft is not None:
+        models.insert(0, tft)
+        combos.append(engine.Combination(ENSEMBLE, ("tft", "seasonal_naive_1d")))
+    outcome = engine.run(grid, spec, fold_list, models, combos)
+    if args.plot and not report.plot(outcome, spec, args.plot):
+        print("nordiqd backtest: no plot: matplotlib is not installed", file=sys.stderr)
+    timings = {"load_s": loaded_s, **{f"{k}_s": v for k, v in outcome.seconds.items()}}
+    timings["total_s"] = time.perf_counter() - started
+    return report.build(
+        data=report.data_summary(grid, str(args.data), table.num_rows),
+        spec=spec,
+        folds=fold_list,
+        buckets=buckets,
+        outcome=outcome,
+        tft=_tft_info(args, tft, loaded),
+        timings=timings,
+        seed=args.seed,
+    )
+
+
+def _tft_info(args: argparse.Namespace, tft: Any, loaded: Any) -> dict[str, Any] | None:
+    if tft is None:
+        return None
+    if loaded is not None:
+        return {"mode": "model", "model": str(loaded.path), "version": loaded.version}
+    return {
+        "mode": "retrain every fold" if tft.retrain else "train once before the earliest fold",
+        "epochs": tft.epochs,
+        "seed": tft.seed,
+        "threads": tft.threads,
+        "fits": [{k: _plain(v) for k, v in vars(f).items()} for f in tft.fits],
+    }
+
+
+def _plain(value: Any) -> Any:
+    """NaN and infinities as None: the report is strict JSON."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    return value

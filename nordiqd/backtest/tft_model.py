@@ -1,0 +1,150 @@
+"""The TFT under test, forecasting through the served path (``FleetForecaster``).
+
+Two ways in: ``Loaded`` wraps a model directory as it is (``--model DIR``), and
+``Trained`` fits one with ``tft.fit`` during the backtest (``--train``). ``Trained``
+trains **once, on every step before the earliest fold's origin**, and forecasts all
+folds with that model: no fold sees its own future, the run costs one fit instead of K,
+and the later folds are forecast by a model up to (K - 1) horizons old, as a daemon that
+retrains now and then would. ``retrain=True`` refits before every fold instead (K fits;
+for when the run time is no concern). Each fit is published to a temporary models
+folder and loaded back with ``artifacts.load``, so the backtest scores what would be
+served, serialisation included.
+
+Single-target specs: ``tft.fit`` cannot build a one-target network today
+(pytorch-forecasting gets a list ``output_size`` for a single output layer and raises
+``TypeError``). Until that is fixed in ``nordiqd/model/tft.py``, a one-target spec is
+trained with a copy of the target as a second one (``<target>_twin``) and only the
+first output is scored; ``notes`` says so.
+
+torch is imported only here, and only when a TFT is used.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from nordiqd.backtest.data import Grid
+from nordiqd.backtest.engine import Origin
+from nordiqd.backtest.folds import Fold
+from nordiqd.model.params import ModelSpec
+
+TWIN_SUFFIX = "_twin"
+
+
+def twin_spec(spec: ModelSpec) -> ModelSpec:
+    """``spec`` with a copy of its single target added (see the module docstring)."""
+    (target,) = spec.targets
+    return msgspec.structs.replace(spec, targets=(target, target + TWIN_SUFFIX))
+
+
+class Loaded:
+    """Forecasts of an existing model; ``targets`` are the grid's (the model's first ones)."""
+
+    name = "tft"
+
+    def __init__(self, model: Any, targets: tuple[str, ...]) -> None:
+        from nordiqd.model.forecast import FleetForecaster
+
+        self.model = model
+        self.targets = targets
+        self._twin = len(model.spec.targets) == len(targets) + 1 and model.spec.targets[-1] == (
+            targets[0] + TWIN_SUFFIX
+        )
+        self._forecaster = FleetForecaster(model)
+
+    def forecast(self, origin: Origin) -> np.ndarray:
+        """[n, k, H, Q] forecasts from the last ``encoder_steps`` of history."""
+        windows = np.asarray(origin.history[:, -self.model.spec.encoder_steps :])
+        if self._twin:
+            windows = np.concatenate([windows, windows[..., :1]], axis=-1)
+        out = self._forecaster.forecast(windows, origin.servers, origin.profiles, origin.last_bucket)
+        return out.values[:, : len(self.targets)].astype(np.float64)
+
+
+@dataclass
+class Fit:
+    """What one training run during the backtest did."""
+
+    fold: int
+    seconds: float
+    device: str
+    records: int
+    servers: int
+    validation_mase_model: float
+    validation_mase_seasonal_naive: float
+    notes: list[str]
+
+
+@dataclass
+class Trained:
+    """Trains a TFT inside the backtest (see the module docstring).
+
+    Attributes:
+        spec: The model spec (targets are the grid's).
+        epochs: Epochs per fit.
+        seed: Seed of every fit.
+        threads: CPU threads torch may use.
+        retrain: Refit before every fold instead of once.
+        accelerator: "auto", "cpu" or "gpu".
+    """
+
+    spec: ModelSpec
+    epochs: int
+    seed: int = 0
+    threads: int = 1
+    retrain: bool = False
+    accelerator: str = "auto"
+    name: str = "tft"
+    fits: list[Fit] = field(default_factory=list)
+    _current: Loaded | None = None
+
+    def prepare(self, grid: Grid, fold: Fold) -> None:
+        """Fit on every step before ``fold``'s origin, unless a model exists and ``retrain`` is off."""
+        if self._current is not None and not self.retrain:
+            return
+        from nordiqd.model import artifacts, tft
+
+        spec, extra, notes = self.spec, {}, []
+        if len(spec.targets) == 1:
+            spec = twin_spec(spec)
+            extra = {spec.targets[1]: spec.targets[0]}
+            notes.append(f"trained with {spec.targets[1]} (single-target fits fail in tft.fit)")
+        table = grid.table_before(fold.origin, extra)
+        started = time.perf_counter()
+        trained = tft.fit(
+            table,
+            spec,
+            epochs=self.epochs,
+            threads=self.threads,
+            accelerator=self.accelerator,
+            seed=self.seed,
+        )
+        with tempfile.TemporaryDirectory(prefix="nordiqd-backtest-") as root:
+            loaded = artifacts.load(artifacts.publish(Path(root), trained))
+        self._current = Loaded(loaded, self.spec.targets)
+        v = trained.validation
+        self.fits.append(
+            Fit(
+                fold=fold.number,
+                seconds=time.perf_counter() - started,
+                device=trained.device,
+                records=trained.records,
+                servers=trained.servers,
+                validation_mase_model=v.mase_model,
+                validation_mase_seasonal_naive=v.mase_seasonal_naive,
+                notes=notes + list(trained.notes),
+            )
+        )
+
+    def forecast(self, origin: Origin) -> np.ndarray:
+        """[n, k, H, Q] forecasts of the current fit."""
+        if self._current is None:
+            raise RuntimeError("Trained.forecast before prepare")
+        return self._current.forecast(origin)
