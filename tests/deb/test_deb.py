@@ -155,8 +155,11 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def debs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, float]:
-    """The package, the same package with a bumped version, and the build time (0 if given)."""
+def debs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, float]]:
+    """The package, the same package with a bumped version, and the build time (0 if given).
+
+    What it builds (gigabytes) is deleted afterwards.
+    """
     if os.geteuid() != 0:
         pytest.skip("needs root: it installs a package and creates a system user")
     for tool in ("dpkg", "dpkg-deb", "runuser"):
@@ -190,7 +193,8 @@ def debs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, float]:
     bumped = out / f"nordiqd_{bumped_version}_{deb.name.rsplit('_', 1)[1]}"
     _sh("dpkg-deb", "--root-owner-group", "-Znone", "--build", str(tree), str(bumped))
     shutil.rmtree(tree)
-    return deb, bumped, built
+    yield deb, bumped, built
+    shutil.rmtree(out, ignore_errors=True)
 
 
 @pytest.fixture
