@@ -217,11 +217,25 @@ class WriteAheadLog:
             _fsync_dir(self.directory)
 
     def sync(self) -> None:
-        """Flushes the current segment to stable storage now."""
+        """Flushes the current segment to stable storage now.
+
+        The flush runs on a duplicate of the descriptor outside the lock, so appends (and
+        their acknowledgements) never wait for the disk; a rotation meanwhile closes only
+        the original, and syncs the segment itself.
+        """
         with self._lock:
-            if self._fd >= 0 and self._dirty:
-                os.fdatasync(self._fd)
-                self._dirty = False
+            if self._fd < 0 or not self._dirty:
+                return
+            fd = os.dup(self._fd)
+            self._dirty = False
+        try:
+            os.fdatasync(fd)
+        except OSError:
+            with self._lock:
+                self._dirty = True  # try again on the next round
+            raise
+        finally:
+            os.close(fd)
 
     def close(self) -> None:
         """Stops the fsync thread, syncs and closes the segment; idempotent."""

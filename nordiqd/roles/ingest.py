@@ -33,6 +33,7 @@ from nordiqd.roles.base import ServiceRole
 log = logging.getLogger(__name__)
 
 PUB_HWM = 1000  # batches; a stalled subscriber costs at most this much memory
+FLUSH_RECORDS = 100_000  # pending records that make the compaction thread flush at once
 
 
 class IngestRole(ServiceRole):
@@ -49,7 +50,9 @@ class IngestRole(ServiceRole):
             max_batch_records=cfg.buffer.max_batch_records,
         )
         fsync: str | int = "always" if cfg.buffer.fsync == "always" else int(cfg.buffer.fsync[:-2])
-        self.store = BufferStore(cfg.buffer_dir, cfg.schema.metrics, cfg.buffer.retention_days, fsync=fsync)
+        self.store = BufferStore(
+            cfg.buffer_dir, cfg.schema.metrics, cfg.buffer.retention_days, fsync=fsync, flush_records=FLUSH_RECORDS
+        )
         replayed = self.store.open()
         if replayed:
             log.info("write-ahead log replayed: %d records back in the buffer", replayed)
@@ -59,6 +62,7 @@ class IngestRole(ServiceRole):
         self.seq = 0
         self.counters = {"batches_accepted": 0.0, "batches_rejected": 0.0, "records_accepted": 0.0}
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._compactor = threading.Thread(target=self._compact_loop, name="compactor", daemon=True)
         self._compactor.start()
 
@@ -87,6 +91,8 @@ class IngestRole(ServiceRole):
             return m.ErrorReply(kind=kind, message=str(exc), details=exc.to_dict())
         payload = encode_batch(batch)
         self.store.append(batch, payload)  # durable per the fsync policy: now it may be acked
+        if self.store.pending_records >= FLUSH_RECORDS:
+            self._wake.set()  # flush now rather than at the next interval: memory stays bounded
         self.seq += 1
         self.counters["batches_accepted"] += 1
         self.counters["records_accepted"] += batch.num_rows
@@ -125,7 +131,11 @@ class IngestRole(ServiceRole):
 
     def _compact_loop(self) -> None:
         interval = self.config.buffer.compact_interval_s
-        while not self._stop.wait(interval):
+        while not self._stop.is_set():
+            self._wake.wait(interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 done = self.store.maintain()
                 if any(done.values()):
@@ -136,6 +146,7 @@ class IngestRole(ServiceRole):
     def close(self) -> None:
         if hasattr(self, "_stop"):
             self._stop.set()
+            self._wake.set()
             self._compactor.join(timeout=30)
         if hasattr(self, "store"):
             self.store.close()

@@ -190,19 +190,23 @@ class MetricModel:
         cores = tb.cores[:, col]
         load = cores * ((user + sys + io) / 100.0 * (1.0 + 0.05 * traffic)
                         + 0.4 * runaway + 0.8 * wait + 0.5 * outage)
+        # Agents report what /proc and sysstat print: two decimals for percentages and
+        # load, three for rates. The idle share is what the rounded parts leave, so the
+        # four CPU parts still add up to 100.
+        user, sys, io = np.round(user, 2), np.round(sys, 2), np.round(io, 2)
         return {
             "cpu_user_pct": user,
             "cpu_sys_pct": sys,
             "cpu_iowait_pct": io,
-            "cpu_idle_pct": idle,
-            "java_cpu_pct": java,
-            "mem_used_pct": mem,
-            "swap_used_pct": swap,
-            "disk_usage_pct": disk,
-            "net_in_mb_s": net_in,
-            "net_out_mb_s": net_out,
+            "cpu_idle_pct": np.maximum(0.0, np.round(100.0 - (user + sys + io), 2)),
+            "java_cpu_pct": np.minimum(np.round(java, 2), user),
+            "mem_used_pct": np.round(mem, 2),
+            "swap_used_pct": np.round(swap, 2),
+            "disk_usage_pct": np.round(disk, 2),
+            "net_in_mb_s": np.round(net_in, 3),
+            "net_out_mb_s": np.round(net_out, 3),
             "back_close_wait": np.floor(np.maximum(0.0, back) + 0.5),
             "front_close_wait": np.floor(np.maximum(0.0, front) + 0.5),
-            "load_average": np.maximum(0.0, load),
+            "load_average": np.round(np.maximum(0.0, load), 2),
             "uptime_days": uptime,
         }
