@@ -18,16 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
+
+from nordiqd.backtest.runner import Options, backtest
 
 EX_OK = 0
 EX_MODEL = 1
 EX_USAGE = 2
 EX_CONFIG = 78  # sysexits.h: configuration error (as ``nordiqd run``)
 DEFAULT_FOLDS = 3
-ENSEMBLE = "tft+seasonal_naive_1d"
 
 EXAMPLES = """\
 examples:
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model and args.targets:
         return _fail("--targets cannot change a trained model's targets; leave it out with --model", EX_USAGE)
     try:
-        report = backtest(args, cfg)
+        report = backtest(options(args, cfg))
     except (BacktestError, ValueError) as exc:
         return _fail(str(exc), EX_USAGE)
     except ModelError as exc:
@@ -105,97 +105,38 @@ def run(args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def backtest(args: argparse.Namespace, cfg: Any) -> dict[str, Any]:
-    """Load, fold, forecast, score; the report as a dict (``report.build``).
+def options(args: argparse.Namespace, cfg: Any) -> Options:
+    """The run's ``Options`` from the command line and the configuration.
 
     Raises:
-        BacktestError: Bad data or too little history.
-        ValueError: A bad option value.
-        ModelError: The model cannot be loaded, or training failed.
+        ValueError: A bad option value (the message names the option).
     """
     import msgspec
 
-    from nordiqd.backtest import baselines, data, engine, folds, report, tft_model
     from nordiqd.model.params import ModelSpec
 
-    started = time.perf_counter()
-    loaded = None
-    if args.model:
-        from nordiqd.model import artifacts
-
-        loaded = artifacts.load(args.model)
-        spec = loaded.spec
-    else:
-        spec = cfg.model
-        if args.targets:
-            names = [t.strip() for t in args.targets.split(",") if t.strip()]
-            try:
-                spec = ModelSpec.from_dict({**spec.to_dict(), "targets": names})
-            except msgspec.ValidationError as exc:
-                raise ValueError(f"--targets: {exc}") from None
+    spec = cfg.model
+    if args.targets:
+        names = [t.strip() for t in args.targets.split(",") if t.strip()]
+        try:
+            spec = ModelSpec.from_dict({**spec.to_dict(), "targets": names})
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"--targets: {exc}") from None
     try:
-        hours = [float(h) for h in args.buckets.split(",")]
+        hours = tuple(float(h) for h in args.buckets.split(","))
     except ValueError:
         raise ValueError(f"--buckets: {args.buckets!r} is not a comma list of hours") from None
-    buckets = folds.make_buckets(spec, hours)
-    table = data.load_table(args.data, spec.targets)
-    grid = data.to_grid(table, spec)
-    loaded_s = time.perf_counter() - started
-    fold_list = folds.make_folds(grid, spec, args.folds, where=str(args.data))
-
-    models: list[engine.Forecaster] = list(baselines.all_baselines(spec))
-    tft: Any = None
-    if loaded is not None:
-        tft = tft_model.Loaded(loaded, spec.targets)
-    elif args.train:
-        epochs = args.epochs if args.epochs is not None else cfg.training.default_epochs
-        if epochs < 1:
-            raise ValueError("--epochs must be at least 1")
-        tft = tft_model.Trained(
-            spec,
-            epochs=epochs,
-            seed=args.seed,
-            threads=args.threads or cfg.training.cpu_threads,
-            retrain=args.retrain,
-            accelerator=args.device,
-        )
-    combos = []
-    if tft is not None:
-        models.insert(0, tft)
-        combos.append(engine.Combination(ENSEMBLE, ("tft", "seasonal_naive_1d")))
-    outcome = engine.run(grid, spec, fold_list, models, combos)
-    if args.plot and not report.plot(outcome, spec, args.plot):
-        print("nordiqd backtest: no plot: matplotlib is not installed", file=sys.stderr)
-    timings = {"load_s": loaded_s, **{f"{k}_s": v for k, v in outcome.seconds.items()}}
-    timings["total_s"] = time.perf_counter() - started
-    return report.build(
-        data=report.data_summary(grid, str(args.data), table.num_rows),
+    return Options(
+        data=args.data,
         spec=spec,
-        folds=fold_list,
-        buckets=buckets,
-        outcome=outcome,
-        tft=_tft_info(args, tft, loaded),
-        timings=timings,
+        model=args.model,
+        train=args.train,
+        retrain=args.retrain,
+        folds=args.folds,
+        epochs=args.epochs if args.epochs is not None else cfg.training.default_epochs,
         seed=args.seed,
+        threads=args.threads or cfg.training.cpu_threads,
+        device=args.device,
+        bucket_hours=hours,
+        plot=args.plot,
     )
-
-
-def _tft_info(args: argparse.Namespace, tft: Any, loaded: Any) -> dict[str, Any] | None:
-    if tft is None:
-        return None
-    if loaded is not None:
-        return {"mode": "model", "model": str(loaded.path), "version": loaded.version}
-    return {
-        "mode": "retrain every fold" if tft.retrain else "train once before the earliest fold",
-        "epochs": tft.epochs,
-        "seed": tft.seed,
-        "threads": tft.threads,
-        "fits": [{k: _plain(v) for k, v in vars(f).items()} for f in tft.fits],
-    }
-
-
-def _plain(value: Any) -> Any:
-    """NaN and infinities as None: the report is strict JSON."""
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
-    return value

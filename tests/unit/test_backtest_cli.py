@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from nordiqd.backtest import cli
+from nordiqd.backtest import cli, runner
 from nordiqd.backtest.data import load_table
 from nordiqd.backtest.errors import BadData
 
@@ -149,5 +149,14 @@ def test_train_tiny_tft(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["tft"]["mode"] == "train once before the earliest fold"
     assert [f["fold"] for f in report["tft"]["fits"]] == [2]
-    for name in ("tft", cli.ENSEMBLE):
+    for name in ("tft", runner.ENSEMBLE):
         assert report["models"][name]["targets"]["cpu_user_pct"]["all"]["windows"] == 6
+
+
+def test_plot_png_when_matplotlib_is_there(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    data = write_csv(tmp_path / "fleet.csv", days=2)
+    png = tmp_path / "plot.png"
+    argv = ["--data", str(data), "--targets", "cpu_user_pct", "--json", str(tmp_path / "r.json")]
+    assert cli.run(parse(*argv, "--folds", "1", "--plot", str(png))) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
