@@ -287,9 +287,9 @@ def _check(cfg: Config, source: str) -> Config:
     if cfg.supervisor.backoff_max_s < cfg.supervisor.backoff_initial_s:
         raise fail("supervisor.backoff_max_s", "must not be below supervisor.backoff_initial_s")
     _check_thresholds(cfg, "alerts", cfg.alerts.warning, cfg.alerts.critical, fail)
-    for profile, t in cfg.alerts.profiles.items():
-        warning = {**cfg.alerts.warning, **t.warning}
-        critical = {**cfg.alerts.critical, **t.critical}
+    for profile, limits in cfg.alerts.profiles.items():
+        warning = {**cfg.alerts.warning, **limits.warning}
+        critical = {**cfg.alerts.critical, **limits.critical}
         _check_thresholds(cfg, f"alerts.profiles.{profile}", warning, critical, fail)
     return cfg
 

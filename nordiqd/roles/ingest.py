@@ -51,7 +51,11 @@ class IngestRole(ServiceRole):
         )
         fsync: str | int = "always" if cfg.buffer.fsync == "always" else int(cfg.buffer.fsync[:-2])
         self.store = BufferStore(
-            cfg.buffer_dir, cfg.schema.metrics, cfg.buffer.retention_days, fsync=fsync, flush_records=FLUSH_RECORDS
+            cfg.buffer_dir,
+            cfg.schema.metrics,
+            cfg.buffer.retention_days,
+            fsync=fsync,
+            flush_records=FLUSH_RECORDS,
         )
         replayed = self.store.open()
         if replayed:
@@ -66,7 +70,7 @@ class IngestRole(ServiceRole):
         self._compactor = threading.Thread(target=self._compact_loop, name="compactor", daemon=True)
         self._compactor.start()
 
-    def handle(self, msg: Any) -> m.Message:
+    def handle(self, msg: Any) -> m.Message | None:
         match msg:
             case m.IngestBatch(format=fmt, body=body):
                 return self._ingest(fmt, body)

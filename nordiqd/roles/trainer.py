@@ -71,7 +71,7 @@ class TrainerRole(ServiceRole):
 
     # --- requests ---------------------------------------------------------------
 
-    def handle(self, msg: Any) -> m.Message:
+    def handle(self, msg: Any) -> m.Message | None:
         match msg:
             case m.TriggerTraining(epochs=epochs, incremental=incremental):
                 return self._trigger(epochs, incremental)
@@ -211,8 +211,8 @@ class TrainerRole(ServiceRole):
                 "counter",
                 "Finished training jobs, by result.",
                 [
-                    ({"result": r}, float(summary[k]))
-                    for r, k in (  # type: ignore[arg-type]
+                    ({"result": r}, float(summary[k] or 0))  # type: ignore[arg-type]
+                    for r, k in (
                         ("completed", "successful"),
                         ("failed", "failed"),
                         ("cancelled", "cancelled"),

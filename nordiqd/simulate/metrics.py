@@ -153,7 +153,6 @@ class MetricModel:
         total = user + sys + io
         scale = np.where(total > _CPU_CEILING, _CPU_CEILING / np.maximum(total, 1e-9), 1.0)
         user, sys, io = user * scale, sys * scale, io * scale
-        idle = 100.0 - (user + sys + io)
         share = tb.java_share[:, col] + (0.95 - tb.java_share[:, col]) * runaway * jvm
         java = user * share
 
