@@ -25,17 +25,10 @@ import time
 from datetime import datetime
 from typing import Any
 
+from nordiqd.simulate.errors import BatchRefused, DaemonUnavailable, SimulationError
 from nordiqd.simulate.fleet import Fleet
 from nordiqd.simulate.scenarios import SCENARIO_KINDS, SYNTAX, ScenarioError, parse_scenario
-from nordiqd.simulate.sender import (
-    BatchRefused,
-    DaemonUnavailable,
-    Progress,
-    SimulationError,
-    SimulationOptions,
-    Summary,
-    run_simulation,
-)
+from nordiqd.simulate.sender import Progress, SimulationOptions, Summary, run_simulation
 
 EX_USAGE = 2
 EX_REJECTED = 1

@@ -116,8 +116,9 @@ class Fleet:
                 affects: tuple[str, ...] = ()
                 if sc.kind in FELT_BY_DEPENDENTS:
                     affects = tuple(s.name for s in self.servers if s.database == name)
-                out.append(Incident(sc.kind, name, start, start + sc.duration_s,
-                                    sc.severity, "scenario", affects))
+                out.append(
+                    Incident(sc.kind, name, start, start + sc.duration_s, sc.severity, "scenario", affects)
+                )
         return out
 
     def _name_ranges(self) -> str:
@@ -126,8 +127,7 @@ class Fleet:
         for s in self.servers:
             first.setdefault(s.profile, s.name)
             last[s.profile] = s.name
-        return ", ".join(f"{first[p]}..{last[p]}" if first[p] != last[p] else first[p]
-                         for p in first)
+        return ", ".join(f"{first[p]}..{last[p]}" if first[p] != last[p] else first[p] for p in first)
 
     @property
     def names(self) -> list[str]:
@@ -182,7 +182,7 @@ class Fleet:
             raise ValueError(f"max_records must be at least 1, got {max_records}")
         for block in self._passes(self.steps(t0, t1)):
             for i in range(0, len(block), max_records):
-                yield block[i:i + max_records]
+                yield block[i : i + max_records]
 
     def incidents(self, t0: Time, t1: Time) -> list[Incident]:
         """Ground truth: scripted and spontaneous incidents overlapping ``[t0, t1)``."""
@@ -195,7 +195,7 @@ class Fleet:
             yield self._block(steps)
             return
         for i in range(0, len(steps), per_pass):
-            yield self._block(steps[i:i + per_pass])
+            yield self._block(steps[i : i + per_pass])
 
     def _block(self, steps: np.ndarray) -> Batch:
         n = len(self.servers)
@@ -212,4 +212,3 @@ class Fleet:
             self._profiles,
             metrics,
         )
-

@@ -92,8 +92,7 @@ class IncidentPlan:
             return []
         # Details come from further independent draws of the same (server, slot).
         picked = slots[cols]
-        detail = [uniform_cells(substream(self._keys[rows], 0, salt=k), picked)
-                  for k in range(1, 5)]
+        detail = [uniform_cells(substream(self._keys[rows], 0, salt=k), picked) for k in range(1, 5)]
         out = []
         for j, (r, s) in enumerate(zip(rows, picked, strict=True)):
             kinds = self._kinds[r]
@@ -104,9 +103,17 @@ class IncidentPlan:
             start = float(s) * SLOT_S + (SLOT_S - length) * detail[2][j]
             if start >= t1 or start + length <= t0:
                 continue
-            out.append(Incident(kind, self._table.names[r], float(start), float(start + length),
-                                round(0.35 + 0.65 * float(detail[3][j]), 3), "spontaneous",
-                                self.dependents(int(r)) if kind in FELT_BY_DEPENDENTS else ()))
+            out.append(
+                Incident(
+                    kind,
+                    self._table.names[r],
+                    float(start),
+                    float(start + length),
+                    round(0.35 + 0.65 * float(detail[3][j]), 3),
+                    "spontaneous",
+                    self.dependents(int(r)) if kind in FELT_BY_DEPENDENTS else (),
+                )
+            )
         return out
 
     def dependents(self, row: int) -> tuple[str, ...]:
@@ -154,4 +161,3 @@ def envelope(kind: str, t: F64, start: float, end: float) -> F64:
     rise = min(0.25 * length, 1200.0) if kind == "db_outage" else min(0.15 * length, 600.0)
     fall = min(0.1 * length, 600.0)
     return np.minimum(1.0, np.minimum((t - start + 1.0) / rise, (end - t) / fall))
-

@@ -17,8 +17,9 @@ from nordiqd.simulate.noise import F64, U64, uniform_cells
 _DAY = 86400.0
 
 
-def _event_time(keys: U64, c: F64, period: F64, phase: F64, jitter: float,
-                window: tuple[float, float, float] | None) -> F64:
+def _event_time(
+    keys: U64, c: F64, period: F64, phase: F64, jitter: float, window: tuple[float, float, float] | None
+) -> F64:
     """Time of event ``c`` per cell; see ``last_event`` for the arguments."""
     c_int = c.astype(np.int64)
     nominal = phase + c * period + uniform_cells(keys[:, None], c_int) * jitter * period
@@ -30,8 +31,14 @@ def _event_time(keys: U64, c: F64, period: F64, phase: F64, jitter: float,
     return day * _DAY - offset_s + (first_h + u * length_h) * 3600.0
 
 
-def last_event(keys: U64, t: F64, period_s: F64, phase_s: F64, jitter: float,
-               window: tuple[float, float, float] | None = None) -> F64:
+def last_event(
+    keys: U64,
+    t: F64,
+    period_s: F64,
+    phase_s: F64,
+    jitter: float,
+    window: tuple[float, float, float] | None = None,
+) -> F64:
     """Time of each server's most recent event at or before each ``t``.
 
     Args:

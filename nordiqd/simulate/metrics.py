@@ -20,9 +20,20 @@ from nordiqd.simulate.profiles import PROFILES
 from nordiqd.simulate.servers import ServerTable
 
 METRICS: tuple[str, ...] = (
-    "cpu_user_pct", "cpu_sys_pct", "cpu_iowait_pct", "cpu_idle_pct", "java_cpu_pct",
-    "mem_used_pct", "swap_used_pct", "disk_usage_pct", "net_in_mb_s", "net_out_mb_s",
-    "back_close_wait", "front_close_wait", "load_average", "uptime_days",
+    "cpu_user_pct",
+    "cpu_sys_pct",
+    "cpu_iowait_pct",
+    "cpu_idle_pct",
+    "java_cpu_pct",
+    "mem_used_pct",
+    "swap_used_pct",
+    "disk_usage_pct",
+    "net_in_mb_s",
+    "net_out_mb_s",
+    "back_close_wait",
+    "front_close_wait",
+    "load_average",
+    "uptime_days",
 )
 SWAP_THRESHOLD = 85.0
 # Busy CPUs leave a sliver idle: the kernel's own accounting never shows 0 for long.
@@ -156,13 +167,19 @@ class MetricModel:
         share = tb.java_share[:, col] + (0.95 - tb.java_share[:, col]) * runaway * jvm
         java = user * share
 
-        rebooted = last_event(self._keys[Stream.REBOOT], t, tb.reboot_s, tb.reboot_phase, 0.3,
-                              window=(self.offset_s, 2.0, 3.0))
+        rebooted = last_event(
+            self._keys[Stream.REBOOT], t, tb.reboot_s, tb.reboot_phase, 0.3, window=(self.offset_s, 2.0, 3.0)
+        )
         uptime = (t[None, :] - rebooted) / _DAY
         slow_leak = np.minimum(tb.leak_per_day[:, col] * uptime, tb.leak_cap[:, col])
         mem_noise = octaves(self._keys[Stream.MEMORY], t, (7200.0, 900.0), (0.7, 0.3))
-        mem = (tb.mem_base[:, col] + tb.mem_span[:, col] * mem_act + slow_leak
-               + 1.2 * mem_noise + 0.1 * self._jitter(4, steps))
+        mem = (
+            tb.mem_base[:, col]
+            + tb.mem_span[:, col] * mem_act
+            + slow_leak
+            + 1.2 * mem_noise
+            + 0.1 * self._jitter(4, steps)
+        )
         mem = np.clip(mem + leak * np.maximum(0.0, 97.0 - mem), 0.0, 99.5)
         swap = np.clip(tb.swap_base[:, col] + 3.5 * np.maximum(0.0, mem - SWAP_THRESHOLD), 0.0, 100.0)
 
@@ -187,8 +204,9 @@ class MetricModel:
         back = tb.cw_back[:, col] * a + 1.2 * self._jitter(6, steps) + 380.0 * wait
         front = tb.cw_front[:, col] * a + 1.2 * self._jitter(7, steps) + 140.0 * wait + 260.0 * outage
         cores = tb.cores[:, col]
-        load = cores * ((user + sys + io) / 100.0 * (1.0 + 0.05 * traffic)
-                        + 0.4 * runaway + 0.8 * wait + 0.5 * outage)
+        load = cores * (
+            (user + sys + io) / 100.0 * (1.0 + 0.05 * traffic) + 0.4 * runaway + 0.8 * wait + 0.5 * outage
+        )
         # Agents report what /proc and sysstat print: two decimals for percentages and
         # load, three for rates. The idle share is what the rounded parts leave, so the
         # four CPU parts still add up to 100.

@@ -108,9 +108,8 @@ def _fail(text: str, pos: int, what: str) -> ScenarioError:
 def _duration_at(text: str, pos: int, what: str) -> tuple[float, int]:
     m = _DURATION.match(text, pos)
     if not m:
-        rest = text[pos:pos + 8] or "the end"
-        raise _fail(text, pos, f"expected {what} such as 45m, 6h or 1h30m (units s, m, h, d), "
-                    f"found {rest!r}")
+        rest = text[pos : pos + 8] or "the end"
+        raise _fail(text, pos, f"expected {what} such as 45m, 6h or 1h30m (units s, m, h, d), found {rest!r}")
     seconds = sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(m.group()))
     if seconds <= 0:
         raise _fail(text, pos, f"{what} must be longer than zero")
@@ -141,7 +140,7 @@ def parse_scenario(text: str) -> Scenario:
         raise _fail(text, colon + 1, "missing '@START' after the server names")
     servers: list[str] = []
     pos = colon + 1
-    for name in text[colon + 1:at].split(","):
+    for name in text[colon + 1 : at].split(","):
         if not _SERVER.fullmatch(name):
             raise _fail(text, pos, f"bad server name {name!r}; expected names like web-003")
         servers.append(name)
@@ -154,8 +153,12 @@ def parse_scenario(text: str) -> Scenario:
     else:
         m = _ISO.match(text, pos)
         if not m:
-            raise _fail(text, pos, "expected a start time like 2026-11-26T14:00Z, or +30m "
-                        "for 30 minutes after the fleet's start")
+            raise _fail(
+                text,
+                pos,
+                "expected a start time like 2026-11-26T14:00Z, or +30m "
+                "for 30 minutes after the fleet's start",
+            )
         if not re.search(r"(?:Z|[+-]\d{2}:?\d{2})$", m.group()):
             raise _fail(text, m.end(), "the start time needs a UTC offset: add Z or +HH:MM")
         try:

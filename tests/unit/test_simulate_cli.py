@@ -14,17 +14,9 @@ import pytest
 from nordiqd import config as config_mod
 from nordiqd.simulate import METRICS, Batch
 from nordiqd.simulate import cli as sim_cli
-from nordiqd.simulate.sender import (
-    BatchRefused,
-    DaemonUnavailable,
-    Delivery,
-    Pacer,
-    SimulationOptions,
-    Transient,
-    next_sample,
-    resolve_start,
-    run_simulation,
-)
+from nordiqd.simulate.errors import BatchRefused, DaemonUnavailable
+from nordiqd.simulate.sender import Pacer, SimulationOptions, next_sample, resolve_start, run_simulation
+from nordiqd.simulate.sinks import Transient
 
 START = "2026-11-01T00:00Z"
 T0 = 1_793_491_200.0  # 2026-11-01T00:00:00Z
@@ -64,14 +56,14 @@ class ListSink:
         self.clock, self.cost_s, self.fail = clock, cost_s, fail
         self.closed = False
 
-    def send(self, batch: Batch) -> Delivery:
+    def send(self, batch: Batch) -> int:
         if self.fail:
             self.fail -= 1
             raise Transient("no answer")
         if self.clock is not None:
             self.clock.t += self.cost_s
         self.batches.append(batch)
-        return Delivery(len(batch))
+        return len(batch)
 
     def close(self) -> None:
         self.closed = True
