@@ -17,10 +17,13 @@ from nordiqd.backtest import baselines, data, engine, report, tft_model
 from nordiqd.backtest.folds import DEFAULT_BUCKET_HOURS, make_buckets, make_folds
 from nordiqd.model.params import ModelSpec
 
-# The ensemble scored whenever there is a TFT: its quantiles averaged with the served
-# seasonal-naive ones.
+# Ensembles scored whenever there is a TFT: its quantiles averaged with those of the
+# served seasonal naive, and with those of last-value naive.
 ENSEMBLE = "tft+seasonal_naive_1d"
-ENSEMBLE_MEMBERS = ("tft", "seasonal_naive_1d")
+ENSEMBLES = (
+    engine.Combination(ENSEMBLE, ("tft", "seasonal_naive_1d")),
+    engine.Combination("tft+naive", ("tft", "naive")),
+)
 
 
 @dataclass(frozen=True)
@@ -95,10 +98,10 @@ def backtest(options: Options) -> dict[str, Any]:
             retrain=options.retrain,
             accelerator=options.device,
         )
-    combos = []
+    combos: tuple[engine.Combination, ...] = ()
     if tft is not None:
         models.insert(0, tft)
-        combos.append(engine.Combination(ENSEMBLE, ENSEMBLE_MEMBERS))
+        combos = ENSEMBLES
     outcome = engine.run(grid, spec, fold_list, models, combos)
     if options.plot and not report.plot(outcome, spec, options.plot):
         print("nordiqd backtest: no plot: matplotlib is not installed", file=sys.stderr)

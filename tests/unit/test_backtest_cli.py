@@ -149,7 +149,7 @@ def test_train_tiny_tft(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["tft"]["mode"] == "train once before the earliest fold"
     assert [f["fold"] for f in report["tft"]["fits"]] == [2]
-    for name in ("tft", runner.ENSEMBLE):
+    for name in ("tft", *(c.name for c in runner.ENSEMBLES)):
         assert report["models"][name]["targets"]["cpu_user_pct"]["all"]["windows"] == 6
 
 
