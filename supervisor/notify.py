@@ -30,12 +30,16 @@ class SystemdNotifier:
         return self._sock is not None
 
     def watchdog_interval(self) -> float | None:
-        """Half of systemd's WatchdogSec (from ``WATCHDOG_USEC``), or None."""
+        """A quarter of systemd's WatchdogSec (from ``WATCHDOG_USEC``), or None.
+
+        WATCHDOG=1 is only sent while every role checks out, so a ping skipped during a
+        role's restart must still leave time for the next ones before systemd gives up.
+        """
         usec = os.environ.get("WATCHDOG_USEC")
         pid = os.environ.get("WATCHDOG_PID")
         if not usec or (pid and pid != str(os.getpid())):
             return None
-        return int(usec) / 1e6 / 2
+        return int(usec) / 1e6 / 4
 
     def send(self, *states: str) -> None:
         """Send one datagram with the given ``KEY=VALUE`` lines; errors are logged only."""

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -119,6 +120,7 @@ class BufferStore:
             The number of records replayed from the log into pending.
         """
         self.layout.ensure()
+        self._quarantine_unreadable()
         seq = 0
         for day in self.layout.part_days():
             seq = max(seq, self._repair_day(day))
@@ -138,6 +140,23 @@ class BufferStore:
         if replayed:
             log.info("replayed %d records from the write-ahead log", replayed)
         return replayed
+
+    def _quarantine_unreadable(self) -> None:
+        """Moves files whose Parquet footer cannot be read to ``buffer/quarantine/``.
+
+        A damaged file (disk error, a copy cut short by hand) must not stop ingest from
+        starting: its records are lost to the daemon but kept for a person to look at.
+        """
+        files = [self.layout.final_path(day) for day in self.layout.final_days()]
+        files += [part.path for day in self.layout.part_days() for part in self.layout.parts(day)]
+        for path in files:
+            try:
+                file_info(path)
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                target = self.layout.root / "quarantine" / f"{path.name}.{int(time.time())}"
+                target.parent.mkdir(exist_ok=True)
+                os.replace(path, target)
+                log.error("unreadable buffer file %s (%s): moved to %s", path, exc, target)
 
     def close(self, flush: bool = True) -> None:
         """Flushes pending records (unless ``flush`` is False) and closes the log."""
