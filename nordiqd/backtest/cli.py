@@ -19,9 +19,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nordiqd.backtest.runner import Options, backtest
+if TYPE_CHECKING:  # the parser is built on every ``nordiqd`` call: no numpy/pyarrow import here
+    from nordiqd.backtest.runner import Options
 
 EX_OK = 0
 EX_MODEL = 1
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``nordiqd backtest`` with parsed ``args``; return the exit code."""
     from nordiqd import config as config_mod
     from nordiqd.backtest.errors import BacktestError
+    from nordiqd.backtest.runner import backtest
     from nordiqd.model.errors import ModelError
 
     try:
@@ -113,6 +115,7 @@ def options(args: argparse.Namespace, cfg: Any) -> Options:
     """
     import msgspec
 
+    from nordiqd.backtest.runner import Options
     from nordiqd.model.params import ModelSpec
 
     spec = cfg.model
