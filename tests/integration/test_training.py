@@ -14,7 +14,9 @@ import pytest
 from tests.fleetdata import TINY_MODEL, backfill
 from tests.harness import Daemon
 
-SEED = Path(__file__).resolve().parents[2].parent / "shared" / "seed" / "000_53f8cf6659dae08f.txt"
+# A verbatim copy of ../shared/seed/000_53f8cf6659dae08f.txt (the manual whose scripts must
+# run unchanged); tests/unit/test_seed_copy.py checks it still equals the original.
+SEED = Path(__file__).resolve().parents[1] / "data" / "seed_manual.txt"
 
 
 def wait_job(d: Daemon, job_id: str, states: tuple[str, ...], timeout: float = 240.0) -> dict:  # type: ignore[type-arg]
