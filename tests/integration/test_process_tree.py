@@ -93,14 +93,15 @@ def test_role_crashing_at_start_backs_off_then_tree_stops(daemon_factory) -> Non
     assert len(predictor) == 1 + 3, log  # the first start, then max_restarts restarts
     times = [datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f") for line in predictor]
     gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
-    assert gaps == sorted(gaps), (gaps, log)
-    # The back-off itself doubles (the gaps also hold each start's own seconds to fail).
+    # The back-off doubles; each gap between spawns is that delay plus the seconds the
+    # role took to start and fail, which a loaded machine makes noisy.
     delays = [
         float(x.split("restarts in ")[1].split(" s")[0])
         for x in log.splitlines()
         if "predictor restarts in" in x
     ]
     assert delays == [0.3, 0.6, 1.2], (delays, log)
+    assert all(gap >= delay for gap, delay in zip(gaps, delays, strict=True)), (gaps, delays)
     assert "predictor exceeded its restart intensity" in log
     pids = [int(line.split("pid=")[1].split()[0]) for line in spawns]
     assert any("spawned ingest" in line for line in spawns)
