@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     simulate_cli.add_arguments(
         sub.add_parser("simulate", help="simulate a fleet and send its metrics to the daemon")
     )
+    from nordiqd.backtest import cli as backtest_cli
+
+    backtest_cli.add_arguments(
+        sub.add_parser("backtest", help="rolling-origin accuracy of the TFT against honest baselines")
+    )
     sub.add_parser("version", help="print the version")
     worker = sub.add_parser("worker")  # internal: how the supervisor starts a role
     worker.add_argument("rest", nargs=argparse.REMAINDER)
@@ -69,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         from nordiqd.simulate import cli as simulate_cli
 
         return simulate_cli.run(args)
+    if args.command == "backtest":
+        from nordiqd.backtest import cli as backtest_cli
+
+        return backtest_cli.run(args)
     if args.command == "demo":
         from pathlib import Path
 
