@@ -7,10 +7,12 @@ both. Arrays put time on the last axis so a whole fleet is one call.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-# An in-sample naive error of exactly zero (a flat series) would make MASE infinite;
-# flooring the scale keeps one flat server from swamping the fleet average.
+# A flat series' naive scale is floored here so a per-series ratio never divides by
+# zero; a scale at the floor means "flat" (the backtest skips those, ``mase`` pools).
 _MIN_SCALE = 1e-6
 
 
@@ -80,25 +82,42 @@ def naive_scale(insample: np.ndarray, lag: int = 1) -> np.ndarray:
 
 
 def mase(actual: np.ndarray, forecast: np.ndarray, insample: np.ndarray, lag: int = 1) -> float:
-    """Mean absolute scaled error averaged over every series.
+    """Mean absolute scaled error, the scale pooled per target across series.
 
-    Each series' forecast MAE is divided by its own in-sample naive MAE, then the
-    ratios are averaged, so servers and metrics of different units weigh the same.
+    For each target, the forecast MAE summed over series is divided by the in-sample
+    naive MAE summed over the same series; the targets' ratios are then averaged, so
+    metrics of different units weigh the same.
+
+    Why pooled and not a mean of per-series ratios: a series that is flat in its
+    history (swap at 0 on most servers) has a naive scale of about zero, so its ratio
+    is either 0 or, when the metric moves in the horizon (swap starting to grow), in the
+    hundreds of thousands; one such server made the fleet mean meaningless (300-2,500
+    on a simulated fleet). Skipping flat series would fix exact zeros but not near-flat
+    ones, and would hide exactly the onsets a forecast should catch. Pooled, a flat
+    series still adds its error to the numerator but cannot blow up the denominator;
+    a target that is flat on every series has no scale and is left out.
 
     Args:
-        actual: Array [..., H] of true values.
-        forecast: Array [..., H] of point forecasts.
-        insample: Array [..., T] of the history the forecasts were made from.
+        actual: Array [series, ..., H] of true values; the axes between the first and
+            the last (targets) are kept apart. A 1-D array is one series.
+        forecast: Array like ``actual`` of point forecasts.
+        insample: Array [series, ..., T] of the history the forecasts were made from.
         lag: Lag of the scaling naive forecast (1 unless told otherwise).
 
     Returns:
-        The mean MASE; NaN when no series has a usable scale.
+        The mean over targets; NaN when no target has a usable scale.
     """
     actual = np.asarray(actual, dtype=np.float64)
     forecast = np.asarray(forecast, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        mae = np.nanmean(np.abs(actual - forecast), axis=-1)
-    ratios = mae / naive_scale(insample, lag)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN series: NaN, skipped below
+        mae = np.atleast_1d(np.nanmean(np.abs(actual - forecast), axis=-1))
+    scale = np.atleast_1d(naive_scale(insample, lag))
+    usable = np.isfinite(mae) & np.isfinite(scale)
+    error = np.where(usable, mae, 0.0).sum(axis=0)
+    # naive_scale floors each series at _MIN_SCALE: undo it so flat series add nothing.
+    pooled = np.where(usable & (scale > _MIN_SCALE), scale, 0.0).sum(axis=0)
+    ratios = (error / np.where(pooled > _MIN_SCALE, pooled, np.nan)).reshape(-1)
     ratios = ratios[np.isfinite(ratios)]
     return float(ratios.mean()) if ratios.size else float("nan")
 

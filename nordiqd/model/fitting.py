@@ -153,11 +153,12 @@ def validate(
 ) -> Any:
     """Loss and MASE of the model and of seasonal naive on the same validation windows.
 
-    Both MASEs scale each window's error by the one-step naive error of its own encoder
-    history; the seasonal-naive forecast sees the same encoder history as the model
-    (a day back when the encoder holds a day, else the last value).
+    Both MASEs scale the windows' errors by the one-step naive error of their encoder
+    histories, pooled per target across windows (``baseline.mase`` says why); the
+    seasonal-naive forecast sees the same encoder history as the model (a day back when
+    the encoder holds a day, else the last value).
     """
-    from nordiqd.model.tft import Validation
+    from nordiqd.model.tft import Validation, per_target, single_target
 
     loader = DataLoader(
         dataset, batch_size=max(spec.batch_size, 256), shuffle=False, collate_fn=dataset._collate_fn
@@ -170,14 +171,18 @@ def validate(
         # sklearn notes the scalers were fitted on arrays; the dataset passes frames.
         warnings.filterwarnings("ignore", message=".*feature names.*")
         for x, (y, _) in loader:
-            out = network(x)["prediction"]
+            out = per_target(network(x)["prediction"])
+            ys, hs = per_target(y), per_target(x["encoder_target"])
             for i in range(len(spec.targets)):
                 preds[i].append(out[i].float())
-                actual[i].append(y[i].float())
-                history[i].append(x["encoder_target"][i].float())
+                actual[i].append(ys[i].float())
+                history[i].append(hs[i].float())
     pred_t = [torch.cat(p) for p in preds]
     y_t = [torch.cat(a) for a in actual]
-    loss = float(network.loss(pred_t, (y_t, None)))
+    if single_target(spec):  # QuantileLoss takes bare tensors
+        loss = float(network.loss(pred_t[0], (y_t[0], None)))
+    else:
+        loss = float(network.loss(pred_t, (y_t, None)))
     pred = np.stack([p.numpy() for p in pred_t], axis=1)  # [B, targets, H, Q]
     truth = np.stack([a.numpy() for a in y_t], axis=1)  # [B, targets, H]
     hist = np.stack([torch.cat(h).numpy() for h in history], axis=1)  # [B, targets, T]

@@ -25,6 +25,7 @@ from pytorch_forecasting.data.encoders import EncoderNormalizer, MultiNormalizer
 from nordiqd.model.artifacts import LoadedModel
 from nordiqd.model.errors import ModelError
 from nordiqd.model.frames import TIME_FEATURES, time_features
+from nordiqd.model.tft import per_target, single_target
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,11 @@ class FleetForecaster:
         profiles: Sequence[str],
         last_bucket: np.ndarray,
     ) -> dict[str, Any]:
-        """The network's input dict for already filled windows [n, encoder, targets]."""
+        """The network's input dict for already filled windows [n, encoder, targets].
+
+        ``target_scale`` is a list of [n, 2] (centre, scale) tensors, one per target, or
+        the bare tensor for a single-target model, as the model's dataset collates it.
+        """
         spec = self.spec
         n, enc, hor = windows.shape[0], spec.encoder_steps, spec.horizon_steps
         y = torch.as_tensor(windows, dtype=torch.float32)
@@ -155,6 +160,7 @@ class FleetForecaster:
             ],
             dim=-1,
         )
+        target_scale = [torch.stack([center[:, i], scale[:, i]], dim=-1) for i in range(len(spec.targets))]
         return {
             "encoder_cat": cat[:, :enc],
             "decoder_cat": cat[:, enc:],
@@ -162,9 +168,7 @@ class FleetForecaster:
             "decoder_cont": cont[:, enc:],
             "encoder_lengths": torch.full((n,), enc, dtype=torch.long),
             "decoder_lengths": torch.full((n,), hor, dtype=torch.long),
-            "target_scale": [
-                torch.stack([center[:, i], scale[:, i]], dim=-1) for i in range(len(spec.targets))
-            ],
+            "target_scale": target_scale[0] if single_target(spec) else target_scale,
         }
 
     def forecast(
@@ -208,7 +212,7 @@ class FleetForecaster:
                     k: [t.to(self.device) for t in v] if isinstance(v, list) else v.to(self.device)
                     for k, v in x.items()
                 }
-                pred = self.network(x)["prediction"]
+                pred = per_target(self.network(x)["prediction"])
                 out[lo:hi] = torch.stack([p.float() for p in pred], dim=1).cpu().numpy()
         out[~valid] = np.nan
         return FleetForecast(
@@ -261,4 +265,4 @@ def predict_via_dataframe(
         pred = model.network.predict(
             frame, mode="quantiles", batch_size=batch_size, trainer_kwargs={"logger": False}
         )
-    return torch.stack([p.float() for p in pred], dim=1).cpu().numpy()
+    return torch.stack([p.float() for p in per_target(pred)], dim=1).cpu().numpy()

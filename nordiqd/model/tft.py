@@ -11,6 +11,13 @@ is scaled by the mean and standard deviation of the window's own encoder history
 (``EncoderNormalizer``), and that centre and scale are fed to the network as static
 inputs, scaled by a fleet-wide ``StandardScaler``. Nothing is fitted per server name, so
 an unseen server needs nothing but its history and its profile.
+
+One target is not a list of one: pytorch-forecasting counts targets from the loss, and
+a ``MultiLoss`` of one metric makes it build a one-target network with a list-valued
+output size, which fails. A single-target spec therefore gets a plain target name, an
+``EncoderNormalizer``, a ``QuantileLoss`` and an integer output size, and the network
+returns bare tensors where a multi-target one returns lists; ``per_target`` gives every
+consumer the list form.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -74,7 +81,24 @@ class TrainedModel:
     notes: list[str] = field(default_factory=list)
 
 
-def _loss(spec: ModelSpec, weights: list[float]) -> MultiLoss:
+def single_target(spec: ModelSpec) -> bool:
+    """Whether ``spec`` builds the single-target network (plain tensors, no lists)."""
+    return len(spec.targets) == 1
+
+
+def per_target(value: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """A network output, target or target scale as one tensor per target.
+
+    A single-target network and its dataset give a bare tensor; a multi-target one a
+    list with one tensor per target.
+    """
+    return [value] if isinstance(value, torch.Tensor) else list(value)
+
+
+def _loss(spec: ModelSpec, weights: list[float]) -> MultiLoss | QuantileLoss:
+    # One target: the loss weight is a constant factor, so the plain loss is the same fit.
+    if single_target(spec):
+        return QuantileLoss(list(spec.quantiles))
     return MultiLoss([QuantileLoss(list(spec.quantiles)) for _ in spec.targets], weights=weights)
 
 
@@ -104,9 +128,14 @@ def dataset_kwargs(frame: pd.DataFrame, spec: ModelSpec) -> dict[str, Any]:
     scalers: dict[str, Any] = {name: None for name in (*TIME_FEATURES, "relative_time_idx")}
     scalers.update(_scale_scalers(frame, spec))
     real_names = frame.loc[frame["server_name"] != _HIDDEN_NAME, "server_name"]
+    normalizer: EncoderNormalizer | MultiNormalizer
+    if single_target(spec):
+        normalizer = EncoderNormalizer(method="standard")
+    else:
+        normalizer = MultiNormalizer([EncoderNormalizer(method="standard") for _ in targets])
     return dict(
         time_idx="time_idx",
-        target=targets,
+        target=targets[0] if single_target(spec) else targets,
         group_ids=["series"],
         max_encoder_length=spec.encoder_steps,
         min_encoder_length=spec.encoder_steps,
@@ -115,7 +144,7 @@ def dataset_kwargs(frame: pd.DataFrame, spec: ModelSpec) -> dict[str, Any]:
         static_categoricals=["server_name", "profile"],
         time_varying_known_reals=list(TIME_FEATURES),
         time_varying_unknown_reals=targets,
-        target_normalizer=MultiNormalizer([EncoderNormalizer(method="standard") for _ in targets]),
+        target_normalizer=normalizer,
         categorical_encoders={
             "server_name": _label_encoder(real_names),
             "profile": _label_encoder(frame["profile"]),
@@ -189,7 +218,9 @@ def _new_network(
         hidden_continuous_size=spec.hidden_continuous_size,
         dropout=spec.dropout,
         learning_rate=spec.learning_rate,
-        output_size=[len(spec.quantiles)] * len(spec.targets),
+        output_size=(
+            len(spec.quantiles) if single_target(spec) else [len(spec.quantiles)] * len(spec.targets)
+        ),
         loss=_loss(spec, loss_weights),
         log_interval=-1,
         # Effectively no plateau schedule: validation runs once after fitting. (None

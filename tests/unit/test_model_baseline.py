@@ -32,6 +32,23 @@ def test_mase_scales_by_in_sample_naive_error() -> None:
     assert naive_scale(np.array([1.0, 1.0, 1.0])) > 0  # flat history does not divide by zero
 
 
+def test_mase_pools_the_scale_per_target_so_flat_series_cannot_dominate() -> None:
+    # [series, targets, T]: target 0 moves by 1 per step on both series; target 1 is flat
+    # at 0 on series 0 and then jumps to 5 in the horizon (a swap onset).
+    insample = np.array(
+        [[[0.0, 1.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]], [[2.0, 3.0, 2.0, 3.0], [0.0, 1.0, 0.0, 1.0]]]
+    )
+    actual = np.array([[[1.0, 1.0], [5.0, 5.0]], [[3.0, 3.0], [1.0, 1.0]]])
+    forecast = np.array([[[0.0, 0.0], [0.0, 0.0]], [[3.0, 3.0], [1.0, 1.0]]])
+    # Target 0: errors 1 + 0 over scales 1 + 1; target 1: errors 5 + 0 over 0 + 1.
+    assert mase(actual, forecast, insample) == pytest.approx((0.5 + 5.0) / 2)
+    # A target flat on every series has no scale and is left out, not averaged as 0 or inf.
+    flat = insample.copy()
+    flat[:, 1] = 0.0
+    assert mase(actual, forecast, flat) == pytest.approx(0.5)
+    assert np.isnan(mase(actual[:, 1], forecast[:, 1], flat[:, 1]))
+
+
 def test_pinball_loss_weighs_under_and_over_forecasts_by_quantile() -> None:
     q = np.array([0.1, 0.9])
     loss = pinball_loss(np.array([1.0]), np.array([[0.0, 0.0]]), q)
