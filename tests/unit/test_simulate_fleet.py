@@ -32,8 +32,9 @@ def grid(batch, fleet: Fleet) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def week() -> tuple[Fleet, dict[str, np.ndarray]]:
     """A mixed fleet over a week with every scenario kind and frequent spontaneous incidents."""
-    fleet = Fleet(size=24, seed=5, interval_s=300.0, start=MONDAY, scenarios=EVERY_KIND,
-                  incident_rate_per_week=3.0)
+    fleet = Fleet(
+        size=24, seed=5, interval_s=300.0, start=MONDAY, scenarios=EVERY_KIND, incident_rate_per_week=3.0
+    )
     return fleet, grid(fleet.generate(MONDAY, MONDAY + 7 * DAY), fleet)
 
 
@@ -47,8 +48,14 @@ def test_same_seed_gives_identical_records_and_another_seed_does_not() -> None:
 
 
 def test_chunked_generation_equals_one_shot() -> None:
-    fleet = Fleet(size=15, seed=9, interval_s=7.0, start=MONDAY, incident_rate_per_week=20.0,
-                  scenarios=["memory_leak:web-001@+1h+3h", "db_outage:db-001@+2h+1h"])
+    fleet = Fleet(
+        size=15,
+        seed=9,
+        interval_s=7.0,
+        start=MONDAY,
+        incident_rate_per_week=20.0,
+        scenarios=["memory_leak:web-001@+1h+3h", "db_outage:db-001@+2h+1h"],
+    )
     t1 = MONDAY + 6 * 3600
     whole = fleet.generate(MONDAY, t1)
     cuts = [MONDAY, MONDAY + 3.5, MONDAY + 7, MONDAY + 1000, MONDAY + 3600 + 1, MONDAY + 4 * 3600, t1]
@@ -57,13 +64,15 @@ def test_chunked_generation_equals_one_shot() -> None:
     assert np.array_equal(whole.timestamps, np.concatenate([p.timestamps for p in parts]))
     assert np.array_equal(whole.server_index, np.concatenate([p.server_index for p in parts]))
     for metric in METRICS:
-        assert np.array_equal(whole.metrics[metric],
-                              np.concatenate([p.metrics[metric] for p in parts])), metric
+        assert np.array_equal(whole.metrics[metric], np.concatenate([p.metrics[metric] for p in parts])), (
+            metric
+        )
     batches = list(fleet.batches(MONDAY, t1, max_records=1000))
     assert max(len(b) for b in batches) == 1000
     for metric in METRICS:
-        assert np.array_equal(whole.metrics[metric],
-                              np.concatenate([b.metrics[metric] for b in batches])), metric
+        assert np.array_equal(whole.metrics[metric], np.concatenate([b.metrics[metric] for b in batches])), (
+            metric
+        )
 
 
 def test_a_server_behaves_the_same_in_a_bigger_fleet() -> None:
@@ -104,13 +113,20 @@ def test_composition_is_proportional_and_names_follow_profiles() -> None:
     counts = {p: sum(1 for _, q in members if q == p) for p in {q for _, q in members}}
     assert sum(counts.values()) == 100
     assert counts["web"] == 30 and counts["api"] == 20 and counts["batch_etl"] == 18
-    prefixes = {"web": "web", "api": "api", "database": "db", "cache": "cache",
-                "ml_compute": "ml", "batch_etl": "etl"}
+    prefixes = {
+        "web": "web",
+        "api": "api",
+        "database": "db",
+        "cache": "cache",
+        "ml_compute": "ml",
+        "batch_etl": "etl",
+    }
     assert all(name.startswith(prefixes[p] + "-") for name, p in members)
     assert [p for _, p in compose(2)] == ["web", "database"]
     fleet = Fleet(size=10, seed=0)
     assert {s.database for s in fleet.servers if s.profile in ("web", "api")} <= {
-        s.name for s in fleet.servers if s.profile == "database"}
+        s.name for s in fleet.servers if s.profile == "database"
+    }
 
 
 def test_cpu_parts_sum_to_100_and_ranges_hold_over_a_week(week) -> None:

@@ -16,8 +16,7 @@ HOUR = 3600.0
 
 def test_parse_absolute_relative_and_severity() -> None:
     sc = parse_scenario("memory_leak:web-003@2026-11-26T14:00Z+6h")
-    assert (sc.kind, sc.servers, sc.duration_s, sc.severity) == ("memory_leak", ("web-003",),
-                                                                 6 * HOUR, 1.0)
+    assert (sc.kind, sc.servers, sc.duration_s, sc.severity) == ("memory_leak", ("web-003",), 6 * HOUR, 1.0)
     assert sc.start == datetime.fromisoformat("2026-11-26T14:00:00+00:00").timestamp()
     sc = parse_scenario("io_storm:db-001,db-002@2026-11-26T14:00:00+01:00+1h30m*0.5")
     assert sc.servers == ("db-001", "db-002") and sc.duration_s == 5400.0 and sc.severity == 0.5
@@ -71,10 +70,20 @@ def window(fleet: Fleet, metric: str, server: str, lo_h: float, hi_h: float) -> 
 @pytest.fixture(scope="module")
 def scripted() -> Fleet:
     """Spontaneous incidents off, so every effect seen comes from a scenario."""
-    return Fleet(size=30, seed=3, interval_s=60.0, start=MONDAY, incident_rate_per_week=0.0,
-                 scenarios=["memory_leak:web-003@+10h+6h", "io_storm:db-002@+12h+1h",
-                            "cpu_runaway:api-002@+13h+2h", "db_outage:db-001@+14h+1h",
-                            "disk_fill:etl-002@+9h+4h"])
+    return Fleet(
+        size=30,
+        seed=3,
+        interval_s=60.0,
+        start=MONDAY,
+        incident_rate_per_week=0.0,
+        scenarios=[
+            "memory_leak:web-003@+10h+6h",
+            "io_storm:db-002@+12h+1h",
+            "cpu_runaway:api-002@+13h+2h",
+            "db_outage:db-001@+14h+1h",
+            "disk_fill:etl-002@+9h+4h",
+        ],
+    )
 
 
 def test_memory_leak_rises_steadily_over_its_window_then_resets(scripted: Fleet) -> None:
@@ -144,9 +153,15 @@ def test_spontaneous_incidents_stay_rare() -> None:
     # In the data: episodes over alerting thresholds, merged across gaps under 30 min.
     n = len(fleet.servers)
     m = {k: v.reshape(-1, n).T for k, v in fleet.generate(t0, t1).metrics.items()}
-    hot = ((m["cpu_user_pct"] > 92) | (m["cpu_iowait_pct"] > 30) | (m["mem_used_pct"] > 90)
-           | (m["swap_used_pct"] > 10) | (m["disk_usage_pct"] > 90)
-           | (m["back_close_wait"] > 100) | (m["front_close_wait"] > 100))
+    hot = (
+        (m["cpu_user_pct"] > 92)
+        | (m["cpu_iowait_pct"] > 30)
+        | (m["mem_used_pct"] > 90)
+        | (m["swap_used_pct"] > 10)
+        | (m["disk_usage_pct"] > 90)
+        | (m["back_close_wait"] > 100)
+        | (m["front_close_wait"] > 100)
+    )
     gap = int(1800 / fleet.interval_s)
     for row in hot:
         on = np.flatnonzero(row)
