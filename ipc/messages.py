@@ -311,7 +311,14 @@ JobMessage = Union[JobEvent]
 
 
 class PredictionsRequest(Message, frozen=True, tag="predictions"):
-    """Service -> predictor: the whole fleet's cached forecasts. Reply: ``JsonReply``."""
+    """Service -> predictor: the whole fleet's cached forecasts, gzip-compressed.
+
+    Reply: ``JsonReply`` with ``etag`` naming the forecast pass and ``encoding`` "gzip";
+    when ``known`` already names the current pass, ``body`` is empty (not modified), so
+    the api's copy is reused and megabytes do not cross the socket on every request.
+    """
+
+    known: str = ""
 
 
 class ServerPredictionRequest(Message, frozen=True, tag="server_prediction"):
@@ -351,9 +358,14 @@ class MetricsRequest(Message, frozen=True, tag="metrics"):
 
 
 class JsonReply(Message, frozen=True, tag="json"):
-    """A REST body, already encoded as JSON by the role that owns the data."""
+    """A REST body, already encoded as JSON by the role that owns the data.
+
+    ``encoding`` is "gzip" when ``body`` is compressed; ``etag`` names its version.
+    """
 
     body: bytes
+    etag: str = ""
+    encoding: str = ""
 
 
 class TextReply(Message, frozen=True, tag="text"):

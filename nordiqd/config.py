@@ -124,7 +124,7 @@ class PredictorConfig(_Section, frozen=True):
 
     refresh_s: Annotated[float, Meta(ge=0)] = 0.0  # 0: once per model step
     min_history_steps: PositiveInt = 12
-    forecast_batch_size: PositiveInt = 256
+    forecast_batch_size: PositiveInt = 64  # windows per forward pass: 64 stay in the CPU cache
     torch_threads: PositiveInt = 1
 
 

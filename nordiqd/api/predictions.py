@@ -6,6 +6,9 @@ these resources pass bytes through without decoding them.
 
 from __future__ import annotations
 
+import gzip
+import io
+import threading
 from typing import Any
 
 import falcon
@@ -33,11 +36,57 @@ class _PredictorResource:
         return self._backends.service("predictor", msg, timeout_s=timeout_s)
 
 
+class _FleetBody:
+    """The api's copy of the latest fleet body (gzip, and plain once someone needs it)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.etag = ""
+        self.gzip = b""
+        self._plain: bytes | None = None
+
+    def update(self, etag: str, body: bytes) -> None:
+        with self.lock:
+            self.etag, self.gzip, self._plain = etag, body, None
+
+    def plain(self) -> bytes:
+        with self.lock:
+            if self._plain is None:
+                self._plain = gzip.decompress(self.gzip)
+            return self._plain
+
+
 class CurrentPredictions(_PredictorResource):
-    """GET /predictions/current: every server's forecast, risk and alert level."""
+    """GET /predictions/current: every server's forecast, risk and alert level.
+
+    The body changes once per forecast pass: the predictor sends it only when the api's
+    copy is stale, compressed; clients that accept gzip get it as is, ETag/If-None-Match
+    gives them a 304 for a pass they already have.
+    """
+
+    def __init__(self, backends: Any) -> None:
+        super().__init__(backends)
+        self._copy = _FleetBody()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        _json(resp, self.ask(m.PredictionsRequest()))
+        reply = self.ask(m.PredictionsRequest(known=self._copy.etag))
+        if isinstance(reply, m.ErrorReply) or not isinstance(reply, m.JsonReply):
+            _json(resp, reply)
+            return
+        if reply.body:
+            self._copy.update(reply.etag, reply.body)
+        resp.etag = reply.etag
+        resp.vary = ("Accept-Encoding",)
+        resp.content_type = falcon.MEDIA_JSON
+        if reply.etag in (req.if_none_match or ()) or req.get_header("If-None-Match") == f'"{reply.etag}"':
+            resp.status = falcon.HTTP_304
+            return
+        if "gzip" in (req.get_header("Accept-Encoding") or ""):
+            resp.set_header("Content-Encoding", "gzip")
+            body = self._copy.gzip
+        else:
+            body = self._copy.plain()
+        resp.set_stream(io.BytesIO(body), len(body))
 
 
 class ServerPrediction(_PredictorResource):

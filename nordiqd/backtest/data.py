@@ -67,12 +67,11 @@ class Grid:
         """UTC epoch seconds of grid ``index`` for every server, [n_servers] int64."""
         return self.last_bucket + (index - (self.length - 1)) * self.step_seconds
 
-    def table_before(self, index: int, extra: dict[str, str] | None = None) -> pa.Table:
+    def table_before(self, index: int) -> pa.Table:
         """Buffer-shaped rows of every step before ``index`` that has a value.
 
         One row per server and step (the step mean), so ``frames.aggregate`` gives back
-        exactly this grid's values. ``extra`` adds copies of target columns under new
-        names (``{new: existing}``).
+        exactly this grid's values.
         """
         hist = self.values[:, :index]
         keep = np.isfinite(hist).any(axis=-1)  # [n, index]
@@ -86,8 +85,6 @@ class Grid:
         for i, target in enumerate(self.targets):
             col = hist[srv, idx, i]
             columns[target] = pa.array(col, mask=~np.isfinite(col), type=pa.float64())
-        for new, old in (extra or {}).items():
-            columns[new] = columns[old]
         return pa.table(columns)
 
 

@@ -10,11 +10,8 @@ for when the run time is no concern). Each fit is published to a temporary model
 folder and loaded back with ``artifacts.load``, so the backtest scores what would be
 served, serialisation included.
 
-Single-target specs: ``tft.fit`` cannot build a one-target network today
-(pytorch-forecasting gets a list ``output_size`` for a single output layer and raises
-``TypeError``). Until that is fixed in ``nordiqd/model/tft.py``, a one-target spec is
-trained with a copy of the target as a second one (``<target>_twin``) and only the
-first output is scored; ``notes`` says so.
+A one-target spec trains as it is: ``tft.fit`` builds a single-output network for it
+and ``FleetForecaster`` returns [n, 1, H, Q], so no target is ever added or dropped.
 
 torch is imported only here, and only when a TFT is used.
 """
@@ -27,21 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import numpy as np
 
 from nordiqd.backtest.data import Grid
 from nordiqd.backtest.engine import Origin
 from nordiqd.backtest.folds import Fold
 from nordiqd.model.params import ModelSpec
-
-TWIN_SUFFIX = "_twin"
-
-
-def twin_spec(spec: ModelSpec) -> ModelSpec:
-    """``spec`` with a copy of its single target added (see the module docstring)."""
-    (target,) = spec.targets
-    return msgspec.structs.replace(spec, targets=(target, target + TWIN_SUFFIX))
 
 
 class Loaded:
@@ -54,16 +42,11 @@ class Loaded:
 
         self.model = model
         self.targets = targets
-        self._twin = len(model.spec.targets) == len(targets) + 1 and model.spec.targets[-1] == (
-            targets[0] + TWIN_SUFFIX
-        )
         self._forecaster = FleetForecaster(model)
 
     def forecast(self, origin: Origin) -> np.ndarray:
         """[n, k, H, Q] forecasts from the last ``encoder_steps`` of history."""
         windows = np.asarray(origin.history[:, -self.model.spec.encoder_steps :])
-        if self._twin:
-            windows = np.concatenate([windows, windows[..., :1]], axis=-1)
         out = self._forecaster.forecast(windows, origin.servers, origin.profiles, origin.last_bucket)
         return out.values[:, : len(self.targets)].astype(np.float64)
 
@@ -111,16 +94,11 @@ class Trained:
             return
         from nordiqd.model import artifacts, tft
 
-        spec, extra, notes = self.spec, {}, []
-        if len(spec.targets) == 1:
-            spec = twin_spec(spec)
-            extra = {spec.targets[1]: spec.targets[0]}
-            notes.append(f"trained with {spec.targets[1]} (single-target fits fail in tft.fit)")
-        table = grid.table_before(fold.origin, extra)
+        table = grid.table_before(fold.origin)
         started = time.perf_counter()
         trained = tft.fit(
             table,
-            spec,
+            self.spec,
             epochs=self.epochs,
             threads=self.threads,
             accelerator=self.accelerator,
@@ -139,7 +117,7 @@ class Trained:
                 servers=trained.servers,
                 validation_mase_model=v.mase_model,
                 validation_mase_seasonal_naive=v.mase_seasonal_naive,
-                notes=notes + list(trained.notes),
+                notes=list(trained.notes),
             )
         )
 

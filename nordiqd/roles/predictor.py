@@ -53,7 +53,12 @@ class PredictorRole(ServiceRole):
         self.sub = make_socket(ctx, zmq.SUB, connect=cfg.endpoint("ingest_publish"))
         self.sub.setsockopt(zmq.SUBSCRIBE, b"")
         self.slot = ModelSlot(
-            cfg.models_dir, spec, self._warmup_sample, self._on_swap, cfg.predictor.torch_threads
+            cfg.models_dir,
+            spec,
+            self._warmup_sample,
+            self._on_swap,
+            torch_threads=cfg.predictor.torch_threads,
+            batch_size=cfg.predictor.forecast_batch_size,
         )
         self.cycle = ForecastCycle(cfg, self.windows, self.slot)
         self._replies: queue.Queue[tuple[list[bytes], m.Message]] = queue.Queue()
@@ -149,13 +154,14 @@ class PredictorRole(ServiceRole):
     def handle(self, msg: Any) -> m.Message | None:
         view = self.cycle.view
         match msg:
-            case m.PredictionsRequest():
-                return m.JsonReply(body=view.fleet_body)
+            case m.PredictionsRequest(known=known):
+                body = b"" if known == view.etag else view.fleet_gzip
+                return m.JsonReply(body=body, etag=view.etag, encoding="gzip")
             case m.ServerPredictionRequest(server_name=name):
                 entry = view.servers.get(name)
                 if entry is None:
-                    known = name in self.windows
-                    why = "has no forecast yet" if known else "has never sent a sample"
+                    seen = name in self.windows
+                    why = "has no forecast yet" if seen else "has never sent a sample"
                     return m.ErrorReply(kind="not_found", message=f"server {name!r} {why}")
                 return m.JsonReply(body=msgspec.json.encode({**entry, "history": self._history(name)}))
             case m.AlertsRequest():

@@ -12,6 +12,7 @@ How it stops: ``close()`` sets the stop event and joins the thread.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import threading
 import time
@@ -50,7 +51,8 @@ class FleetView:
 
     generated_at: float
     model: dict[str, Any]
-    fleet_body: bytes
+    etag: str
+    fleet_gzip: bytes
     alerts_body: bytes
     servers: dict[str, dict[str, Any]] = field(default_factory=dict)
     metrics_text: str = ""
@@ -67,6 +69,7 @@ class ForecastCycle:
         self.slot = slot
         self.cycles = 0
         self.view = self.compute(time.time())
+        self.view = replace(self.view, metrics_text=self._metrics_text())
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="forecast-cycle", daemon=True)
@@ -93,6 +96,8 @@ class ForecastCycle:
             try:
                 self.view = self.compute(now)
                 self.cycles += 1
+                # The view answers first; its Prometheus text (a large string) follows.
+                self.view = replace(self.view, metrics_text=self._metrics_text())
             except Exception:
                 log.exception("fleet forecast failed; the previous forecasts stay served")
             wait = (np.floor(now / period) + 1) * period - time.time()
@@ -165,18 +170,24 @@ class ForecastCycle:
             ),
             key=lambda a: -a["risk_score"],
         )
+        body = msgspec.json.encode(fleet)
         duration = time.monotonic() - started
+        self._parts = (snap, values, risk)
         view = FleetView(
             generated_at=now,
             model=model,
-            fleet_body=msgspec.json.encode(fleet),
+            etag=f"{now:.3f}-{model['version'] or 'baseline'}",
+            fleet_gzip=gzip.compress(body, compresslevel=1),
             alerts_body=msgspec.json.encode({**head, "count": len(alerts), "alerts": alerts}),
             servers={name: {**head, "server_name": name, **s} for name, s in servers.items()},
             duration_s=duration,
             forecast_count=int(eligible.size),
         )
-        text = fleet_metrics(view, snap, values, risk, spec, self.slot, self.cycles)
-        return replace(view, metrics_text=text)
+        return view
+
+    def _metrics_text(self) -> str:
+        snap, values, risk = self._parts
+        return fleet_metrics(self.view, snap, values, risk, self.config.model, self.slot, self.cycles)
 
     def _servers(
         self, snap: Any, values: np.ndarray, risk: Any, eligible: np.ndarray

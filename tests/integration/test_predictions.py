@@ -259,3 +259,17 @@ def test_alerts_and_metrics(d: Daemon) -> None:
         "nordiqd_forecast_duration_seconds",
     ):
         assert name in text, name
+
+
+def test_fleet_body_gzip_plain_and_not_modified(d: Daemon) -> None:
+    url, key = d.url + "/predictions/current", {"X-API-Key": d.key}
+    gz = requests.get(url, headers={**key, "Accept-Encoding": "gzip"}, timeout=30)
+    plain = requests.get(url, headers={**key, "Accept-Encoding": "identity"}, timeout=30)
+    assert gz.headers["Content-Encoding"] == "gzip" and "Content-Encoding" not in plain.headers
+    assert gz.json()["servers"].keys() == plain.json()["servers"].keys()
+    etag = plain.headers["ETag"]
+    again = requests.get(url, headers={**key, "If-None-Match": etag}, timeout=30)
+    if again.status_code == 200:  # only when a new forecast pass came in between
+        assert again.headers["ETag"] != etag
+    else:
+        assert again.status_code == 304 and again.content == b""
