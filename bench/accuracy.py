@@ -12,8 +12,8 @@ horizons; the TFT is trained once on everything before the earliest origin with
 ``SPEC`` / ``EPOCHS`` / ``SEED`` on ``THREADS`` CPU thread(s), then forecasts every fold
 through the served path. Same seed and thread count, same numbers.
 
-Sized to finish within 15 minutes on two shared cores (7-10 min measured at load
-average 3-9): the TFT is small (hidden size 16) and sees ``max_windows_per_epoch`` x
+Sized to finish within 15 minutes on two shared cores (4-10 min measured at load
+average 1.5-9): the TFT is small (hidden size 16) and sees ``max_windows_per_epoch`` x
 ``EPOCHS`` = 19,200 random training windows per set; two runs gave identical numbers.
 Writes ``bench/accuracy.md`` and the full reports to ``bench/out/accuracy/<set>.json``;
 ``--sets``/``--folds``/``--epochs`` override for experiments (the .md shows the folds

@@ -10,18 +10,15 @@ For each set (``azure``, ``nab``) and each named setting it runs ``tft.fit`` exa
 the trainer does (targets ``[cpu_user_pct]``, quantiles 0.1/0.5/0.9, 300 s step,
 288-step encoder, 96-step horizon unless the setting says otherwise) on the CPU and
 reads ``trained.validation``: the MASE of the model's median and of seasonal naive (a
-day back) on the last horizon of every series, each scaled by that window's own
-one-step naive error. That is one window per series: 100 for Azure, 11 for NAB, so
-NAB's figures move a lot with the seed. A ratio above 1 means the TFT loses. For
-context it also scores last-value naive on the same windows ("MASE naive").
+day back) on the last horizon of every series, scaled by the one-step naive error of
+those windows' histories, pooled over the series (``nordiqd.model.baseline.mase``).
+That is one window per series: 100 for Azure, 11 for NAB, so NAB's figures move a lot
+with the seed. A ratio above 1 means the TFT loses. For context it also scores
+last-value naive on the same windows ("MASE naive").
 
-Single-target fits fail in ``tft.fit`` today: with one target the loss is a
-``MultiLoss`` of one metric, pytorch-forecasting then builds one plain output layer and
-chokes on the list ``output_size`` (``TypeError`` in ``nn.Linear``). Until that is fixed
-in ``nordiqd/model/tft.py``, ``--targets twin`` (the default) adds a copy of the series
-as a second target, ``cpu_user_pct_twin``: the network gets two identical output heads,
-and the reported MASE is the mean over both (seasonal naive is the same for both).
-``--targets single`` runs the spec the brief asks for and shows the failure.
+The spec has the one target ``cpu_user_pct`` and trains as it is (``tft.fit`` builds a
+single-output network for one target since commit 2af3071; before that this script
+trained a copy of the series as a second target to get round a ``TypeError``).
 
 Prints one table row per (set, setting) and writes everything, with run times and the
 load average, to ``--json`` (default ``bench/out/accuracy_tft.json``).
@@ -42,7 +39,6 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 DATA = _REPO / "bench" / "out" / "real"
-TWIN = "cpu_user_pct_twin"
 # Every setting starts from BASE; an entry overrides ModelSpec fields and "epochs".
 # BASE is sized so both sets train in about 10 minutes on 2 shared cores.
 BASE: dict[str, Any] = {
@@ -92,17 +88,12 @@ def baselines(table: Any, spec: Any) -> dict[str, float]:
     }
 
 
-def run_one(
-    table: Any, setting: dict[str, Any], threads: int, seed: int, device: str, twin: bool
-) -> dict[str, Any]:
+def run_one(table: Any, setting: dict[str, Any], threads: int, seed: int, device: str) -> dict[str, Any]:
     """Fit once and return the validation figures."""
     from nordiqd.model import tft
     from nordiqd.model.params import ModelSpec
 
     fields = {**BASE, **setting}
-    if twin:
-        table = table.append_column(TWIN, table["cpu_user_pct"])
-        fields["targets"] = [*fields["targets"], TWIN]
     epochs = int(fields.pop("epochs"))
     spec = ModelSpec.from_dict(fields)
     t = time.perf_counter()
@@ -137,7 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=DATA, help="folder of bench/realdata.py's output")
     p.add_argument("--sets", default="azure,nab")
     p.add_argument("--settings", default="base", help=f"comma list of {', '.join(SETTINGS)}")
-    p.add_argument("--targets", choices=("twin", "single"), default="twin", help="see above")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -162,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()
     rows: list[dict[str, Any]] = []
     print(
-        f"{'set':<6} {'setting':<14} {'MASE tft':>9} {'MASE snaive':>11} {'ratio':>6} {'windows':>7} {'s':>6}"
+        f"{'set':<6} {'setting':<14} {'MASE tft':>9} {'MASE snaive':>11} {'ratio':>6} {'MASE naive':>10} "
+        f"{'windows':>7} {'s':>6}"
     )
     for name in args.sets.split(","):
         path = args.data / f"{name}.parquet"
@@ -177,7 +168,6 @@ def main(argv: list[str] | None = None) -> int:
                 args.threads,
                 args.seed,
                 args.device,
-                args.targets == "twin",
             )
             row.update(set=name, setting=setting)
             rows.append(row)
@@ -195,7 +185,6 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {s: SETTINGS[s] for s in settings},
         "overrides": overrides,
         "threads": args.threads,
-        "targets": args.targets,
         "seed": args.seed,
         "rows": rows,
         "total_s": total,

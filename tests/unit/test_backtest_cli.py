@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -123,8 +124,18 @@ def test_buffer_folder(tmp_path: Path) -> None:
         load_table(tmp_path / "buffer", ["mem_used_pct"])
 
 
-def test_train_tiny_tft(tmp_path: Path) -> None:
-    """--train fits once before the earliest fold and scores the TFT and the ensemble."""
+def test_train_tiny_tft(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--train fits the one-target spec as it is, once before the earliest fold, and scores it."""
+    from nordiqd.model import tft
+
+    seen: list[tuple[tuple[str, ...], list[str]]] = []
+    real_fit = tft.fit
+
+    def spy(table: pa.Table, spec: Any, **kwargs: Any) -> Any:
+        seen.append((spec.targets, table.column_names))
+        return real_fit(table, spec, **kwargs)
+
+    monkeypatch.setattr(tft, "fit", spy)
     data = write_csv(tmp_path / "fleet.csv", days=1.5, servers=3)
     config = tmp_path / "nordiqd.toml"
     config.write_text(
@@ -149,6 +160,7 @@ def test_train_tiny_tft(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["tft"]["mode"] == "train once before the earliest fold"
     assert [f["fold"] for f in report["tft"]["fits"]] == [2]
+    assert seen == [(("cpu_user_pct",), ["timestamp", "server_name", "profile", "cpu_user_pct"])]
     for name in ("tft", *(c.name for c in runner.ENSEMBLES)):
         assert report["models"][name]["targets"]["cpu_user_pct"]["all"]["windows"] == 6
 
