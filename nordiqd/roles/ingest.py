@@ -18,6 +18,7 @@ import threading
 import time
 from typing import Any
 
+import pyarrow as pa
 import zmq
 
 from ipc import codec
@@ -32,8 +33,8 @@ from nordiqd.roles.base import ServiceRole
 
 log = logging.getLogger(__name__)
 
-PUB_HWM = 1000  # batches; a stalled subscriber costs at most this much memory
-FLUSH_RECORDS = 100_000  # pending records that make the compaction thread flush at once
+PUB_HWM = 100  # batches (~8 MB): a stalled subscriber must not grow ingest; it refills from the buffer
+FLUSH_RECORDS = 50_000  # pending records that make the compaction thread flush at once
 
 
 class IngestRole(ServiceRole):
@@ -42,6 +43,9 @@ class IngestRole(ServiceRole):
     name = "ingest"
 
     def init(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+        # Arrow's own allocators keep freed flush buffers mapped; glibc's returns them
+        # (the store trims after each compaction), which keeps the role's RSS bounded.
+        pa.set_memory_pool(pa.system_memory_pool())
         cfg = self.config
         self.validator = RecordValidator(
             cfg.schema.metrics,
