@@ -52,6 +52,17 @@ def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def wait_for(pred, timeout: float, step: float = 0.05):  # type: ignore[no-untyped-def]
+    """Poll ``pred`` until it returns something truthy (returned) or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(step)
+    return pred()
+
+
 def alive(pid: int) -> bool:
     """True while ``pid`` exists and is not a zombie."""
     try:

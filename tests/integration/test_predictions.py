@@ -15,17 +15,7 @@ import pytest
 import requests
 
 from tests.fleetdata import TINY_MODEL, backfill
-from tests.harness import FAST_SUPERVISION, Daemon
-
-
-def wait_for(pred, timeout: float, step: float = 0.2):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(step)
-    return pred()
+from tests.harness import FAST_SUPERVISION, Daemon, wait_for
 
 
 class Hammer:

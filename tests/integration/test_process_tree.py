@@ -10,19 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import alive
+from tests.harness import alive, wait_for
 
 ROLES = ["ingest", "predictor", "trainer", "api"]
-
-
-def wait_for(pred, timeout: float, step: float = 0.05):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(step)
-    return pred()
 
 
 def test_reaches_all_ready_quickly(daemon_factory) -> None:  # type: ignore[no-untyped-def]
