@@ -48,6 +48,11 @@ def run(cfg: config_mod.Config, config_path: str | None) -> int:
         max_restarts=sv.max_restarts,
         restart_period=sv.restart_period_s,
     )
+    # torch writes compile caches to /tmp/torchinductor_<user> unless told otherwise: keep
+    # every file the daemon makes under its own data_dir (purged with the package).
+    os.environ.setdefault(
+        "TORCHINDUCTOR_CACHE_DIR", os.path.join(cfg.daemon.data_dir, "cache", "torchinductor")
+    )
     config_arg = ("-c", os.path.abspath(config_path)) if config_path else ()
     specs = [
         ChildSpec(role, (sys.executable, "-m", "nordiqd", "worker", role, *config_arg)) for role in ORDER
