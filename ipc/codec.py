@@ -6,13 +6,18 @@ that carry another protocol version, so a receiver can log and drop them.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
 import msgspec
+import zmq
 
 from ipc import messages as m
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class ProtocolError(Exception):
@@ -39,6 +44,25 @@ class Codec(Generic[T]):
         if msg.v != m.PROTOCOL_VERSION:
             raise ProtocolError(f"protocol version {msg.v} received, this peer speaks {m.PROTOCOL_VERSION}")
         return msg  # type: ignore[no-any-return]
+
+
+def drain(sock: zmq.Socket[bytes], channel: Codec[T], limit: int | None = None) -> Iterator[T]:
+    """Decode what waits on a single-frame socket (SUB, PULL) without blocking.
+
+    Stops when nothing is left or after ``limit`` messages (so a flood cannot starve
+    the caller's loop); a message that is not valid on ``channel`` is logged and dropped.
+    """
+    count = 0
+    while limit is None or count < limit:
+        try:
+            data = sock.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        count += 1
+        try:
+            yield channel.decode(data)
+        except ProtocolError as exc:
+            log.warning("dropped a message: %s", exc)
 
 
 children: Codec[m.ChildMessage] = Codec(m.ChildMessage)

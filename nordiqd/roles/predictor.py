@@ -26,7 +26,6 @@ import zmq
 
 from ipc import codec
 from ipc import messages as m
-from ipc.codec import ProtocolError
 from ipc.sockets import make_socket
 from nordiqd.buffer.batch import decode_batch
 from nordiqd.buffer.reader import read_window
@@ -93,16 +92,7 @@ class PredictorRole(ServiceRole):
     # --- windows ----------------------------------------------------------------
 
     def _drain_published(self) -> None:
-        for _ in range(256):
-            try:
-                data = self.sub.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            try:
-                event = codec.publish.decode(data)
-            except ProtocolError as exc:
-                log.warning("dropped published batch: %s", exc)
-                continue
+        for event in codec.drain(self.sub, codec.publish, limit=256):
             table = decode_batch(event.arrow)
             with self._held_lock:
                 if self._held is not None:

@@ -23,7 +23,6 @@ import zmq
 
 from ipc import codec
 from ipc import messages as m
-from ipc.codec import ProtocolError
 from ipc.sockets import make_socket
 from nordiqd.promtext import family
 from nordiqd.roles.base import ServiceRole
@@ -224,16 +223,7 @@ class TrainerRole(ServiceRole):
     # --- job events and reaping --------------------------------------------------
 
     def _drain_events(self) -> None:
-        while True:
-            try:
-                data = self.events.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            try:
-                ev = codec.job.decode(data)
-            except ProtocolError as exc:
-                log.warning("dropped job event: %s", exc)
-                continue
+        for ev in codec.drain(self.events, codec.job):
             job = self.history.get(ev.job_id)
             if job is None or job.status not in ("queued", "running"):
                 continue
