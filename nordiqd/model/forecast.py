@@ -5,12 +5,15 @@ call: label-encoding every row, fitting normalisers per window and collating in 
 ``FleetForecaster`` does the same arithmetic once per fleet on whole arrays: it encodes
 names with the model's saved label encoders, normalises each window by its own encoder
 mean and standard deviation (what ``EncoderNormalizer`` does per sample), scales the
-static inputs with the saved scalers, builds the TFT's input dict and runs the network.
+static inputs with the saved scalers, builds the TFT's input dict and runs the network's
+forecast-only forward pass (``nordiqd.model.inference``) on batches of windows that end
+at the same step.
 ``predict_via_dataframe`` is the slow reference path, kept for tests and benchmarks.
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +28,10 @@ from pytorch_forecasting.data.encoders import EncoderNormalizer, MultiNormalizer
 from nordiqd.model.artifacts import LoadedModel
 from nordiqd.model.errors import ModelError
 from nordiqd.model.frames import TIME_FEATURES, time_features
+from nordiqd.model.inference import TftInference
 from nordiqd.model.tft import per_target, single_target
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,11 @@ class FleetForecaster:
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.network = model.network.to(self.device).eval()
+        try:
+            self._forward: Any = TftInference(self.network)
+        except ModelError as exc:
+            log.warning("%s; forecasts use the network's own forward pass", exc)
+            self._forward = lambda x: self.network(x)["prediction"]
         params = model.dataset_parameters
         normalizer = params["target_normalizer"]
         normalizers = normalizer.normalizers if isinstance(normalizer, MultiNormalizer) else [normalizer]
@@ -204,16 +215,18 @@ class FleetForecaster:
         last = _seconds(last_bucket, n)
         out = np.full((n, len(spec.targets), spec.horizon_steps, len(spec.quantiles)), np.nan, np.float32)
         names, profs = list(map(str, server_names)), list(map(str, profiles))
+        # Windows that end at the same step share their time inputs: batch them together.
+        order = np.argsort(last, kind="stable")
         with torch.inference_mode():
             for lo in range(0, n, self.batch_size):
-                hi = min(n, lo + self.batch_size)
-                x = self.inputs(filled[lo:hi], names[lo:hi], profs[lo:hi], last[lo:hi])
+                rows = order[lo : lo + self.batch_size]
+                x = self.inputs(filled[rows], [names[i] for i in rows], [profs[i] for i in rows], last[rows])
                 x = {
                     k: [t.to(self.device) for t in v] if isinstance(v, list) else v.to(self.device)
                     for k, v in x.items()
                 }
-                pred = per_target(self.network(x)["prediction"])
-                out[lo:hi] = torch.stack([p.float() for p in pred], dim=1).cpu().numpy()
+                pred = per_target(self._forward(x))
+                out[rows] = torch.stack([p.float() for p in pred], dim=1).cpu().numpy()
         out[~valid] = np.nan
         return FleetForecast(
             values=out,
