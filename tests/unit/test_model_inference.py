@@ -1,0 +1,79 @@
+"""The forecast-only forward pass gives the network's own predictions at the default size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nordiqd.model import artifacts, tft
+from nordiqd.model.artifacts import LoadedModel
+from nordiqd.model.errors import ModelError
+from nordiqd.model.forecast import FleetForecaster
+from nordiqd.model.inference import TftInference
+from nordiqd.model.params import ModelSpec
+from nordiqd.model.tft import per_target
+from tests.unit.test_model_training import fleet
+
+DEFAULT = ModelSpec(max_windows_per_epoch=64, batch_size=32)  # default network, few windows
+LAST = 1_735_862_400  # 2025-01-03T00:00:00Z
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+    trained = tft.fit(fleet(["s0", "s1", "s2"], hours=40), DEFAULT, epochs=1)
+    root: Path = tmp_path_factory.mktemp("models")
+    artifacts.publish(root, trained)
+    return artifacts.load(root / artifacts.CURRENT, expect=DEFAULT)
+
+
+def fleet_windows(n: int, seed: int = 0) -> tuple[np.ndarray, list[str], list[str]]:
+    """Windows of very different levels and spreads, for known and unseen names."""
+    rng = np.random.default_rng(seed)
+    level = rng.uniform(1, 80, (n, 1, len(DEFAULT.targets)))
+    spread = rng.uniform(0.1, 20, (n, 1, len(DEFAULT.targets)))
+    windows = level + spread * rng.standard_normal((n, DEFAULT.encoder_steps, len(DEFAULT.targets)))
+    names = [("s0", "s1", "s2", "never-seen")[i % 4] for i in range(n)]
+    profiles = [("web", "db")[i % 2] for i in range(n)]
+    return windows, names, profiles
+
+
+def both(model: LoadedModel, last: np.ndarray, n: int = 12) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    windows, names, profiles = fleet_windows(n)
+    x = FleetForecaster(model).inputs(windows, names, profiles, last)
+    with torch.inference_mode():
+        want = per_target(model.network(x)["prediction"])
+        got = per_target(TftInference(model.network)(x))
+    return want, got
+
+
+def test_fast_pass_equals_the_network_when_windows_end_together(model: LoadedModel) -> None:
+    want, got = both(model, np.full(12, LAST))
+    assert len(got) == len(DEFAULT.targets) and got[0].shape == (12, DEFAULT.horizon_steps, 3)
+    for w, g in zip(want, got, strict=True):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_fast_pass_equals_the_network_when_windows_end_apart(model: LoadedModel) -> None:
+    last = LAST - 300 * np.arange(12) * 7  # every window at its own step: nothing shared
+    want, got = both(model, last)
+    for w, g in zip(want, got, strict=True):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_forecaster_keeps_input_order_when_it_groups_by_last_step(model: LoadedModel) -> None:
+    windows, names, profiles = fleet_windows(6)
+    last = np.array([LAST, LAST - 3600, LAST, LAST - 600, LAST - 3600, LAST])
+    together = FleetForecaster(model, batch_size=4).forecast(windows, names, profiles, last).values
+    for i in range(6):
+        alone = FleetForecaster(model).forecast(
+            windows[i : i + 1], names[i : i + 1], profiles[i : i + 1], last[i]
+        )
+        np.testing.assert_allclose(together[i], alone.values[0], rtol=1e-4, atol=1e-4)
+
+
+def test_a_network_that_is_not_a_tft_is_refused() -> None:
+    with pytest.raises(ModelError, match="needs a TFT"):
+        TftInference(torch.nn.Linear(2, 2))
