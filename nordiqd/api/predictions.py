@@ -6,15 +6,22 @@ these resources pass bytes through without decoding them.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
+import logging
 import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import falcon
 
 from ipc import messages as m
+from ipc.client import RequestTimeout
 from nordiqd.api.errors import ApiError
+
+log = logging.getLogger(__name__)
 
 ERROR_STATUS = {"not_found": 404, "reload_failed": 409, "no_model": 409}
 
@@ -36,56 +43,115 @@ class _PredictorResource:
         return self._backends.service("predictor", msg, timeout_s=timeout_s)
 
 
+@dataclass(frozen=True)
 class _FleetBody:
-    """The api's copy of the latest fleet body (gzip, and plain once someone needs it)."""
+    """One forecast pass's fleet body as the predictor encoded it (gzip)."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.etag = ""
-        self.gzip = b""
-        self._plain: bytes | None = None
+    etag: str
+    gzip: bytes
 
-    def update(self, etag: str, body: bytes) -> None:
-        with self.lock:
-            self.etag, self.gzip, self._plain = etag, body, None
-
+    @functools.cached_property
     def plain(self) -> bytes:
-        with self.lock:
-            if self._plain is None:
-                self._plain = gzip.decompress(self.gzip)
-            return self._plain
+        return gzip.decompress(self.gzip)
+
+
+class FleetFollower:
+    """The api's copy of the latest fleet body, kept current off the request path.
+
+    How it runs: started by the first request, one thread asks the predictor every
+    ``POLL_S`` for a body newer than its copy (an unchanged pass costs an empty reply)
+    and replaces the copy with one assignment. Requests read the copy and never wait on
+    the predictor, so a forecast pass or a model swap there does not slow them. While the
+    predictor has not confirmed the copy for ``STALE_S`` (the api just started, or the
+    predictor is restarting), a request asks the predictor itself and gets its 503 if
+    that fails: a stale copy is never served as current.
+
+    How it stops: ``close()``; the thread is a daemon and ends with the process.
+    """
+
+    POLL_S = 0.1
+    STALE_S = 2.0
+
+    def __init__(self, backends: Any) -> None:
+        self._backends = backends
+        self.body: _FleetBody | None = None
+        self._confirmed = float("-inf")
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def current(self) -> _FleetBody | m.Message:
+        """The latest body, or the predictor's error reply when it has none to give."""
+        self._start()
+        body = self.body
+        if body is not None and time.monotonic() - self._confirmed <= self.STALE_S:
+            return body
+        return self._refresh()
+
+    def close(self) -> None:
+        """Stop polling."""
+        self._stop.set()
+
+    def _start(self) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._follow, name="fleet-follower", daemon=True)
+                    self._thread.start()
+
+    def _refresh(self) -> _FleetBody | m.Message:
+        known = self.body.etag if self.body is not None else ""
+        asked = time.monotonic()
+        reply = self._backends.service("predictor", m.PredictionsRequest(known=known))
+        if not isinstance(reply, m.JsonReply):
+            return reply
+        if reply.body:
+            self.body = _FleetBody(reply.etag, reply.body)
+        if self.body is None:
+            return m.ErrorReply(kind="unavailable", message="the predictor sent no fleet forecast")
+        self._confirmed = asked
+        return self.body
+
+    def _follow(self) -> None:
+        failing = False
+        while not self._stop.wait(self.POLL_S):
+            try:
+                reply = self._refresh()
+            except RequestTimeout as exc:
+                reply = m.ErrorReply(kind="timeout", message=str(exc))
+            if isinstance(reply, m.ErrorReply) and not failing:
+                log.warning("predictor not answering for the fleet body: %s", reply.message)
+            elif not isinstance(reply, m.ErrorReply) and failing:
+                log.info("predictor answering again")
+            failing = isinstance(reply, m.ErrorReply)
 
 
 class CurrentPredictions(_PredictorResource):
     """GET /predictions/current: every server's forecast, risk and alert level.
 
-    The body changes once per forecast pass: the predictor sends it only when the api's
-    copy is stale, compressed; clients that accept gzip get it as is, ETag/If-None-Match
+    The body changes once per forecast pass and the api holds a copy (``FleetFollower``);
+    clients that accept gzip get it as the predictor compressed it, ETag/If-None-Match
     gives them a 304 for a pass they already have.
     """
 
     def __init__(self, backends: Any) -> None:
         super().__init__(backends)
-        self._copy = _FleetBody()
+        self.follower = FleetFollower(backends)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        reply = self.ask(m.PredictionsRequest(known=self._copy.etag))
-        if isinstance(reply, m.ErrorReply) or not isinstance(reply, m.JsonReply):
-            _json(resp, reply)
+        fleet = self.follower.current()
+        if not isinstance(fleet, _FleetBody):
+            _json(resp, fleet)
             return
-        if reply.body:
-            self._copy.update(reply.etag, reply.body)
-        resp.etag = reply.etag
+        resp.etag = fleet.etag
         resp.vary = ("Accept-Encoding",)
-        resp.content_type = falcon.MEDIA_JSON
-        if reply.etag in (req.if_none_match or ()) or req.get_header("If-None-Match") == f'"{reply.etag}"':
+        if fleet.etag in (req.if_none_match or ()) or req.get_header("If-None-Match") == f'"{fleet.etag}"':
             resp.status = falcon.HTTP_304
             return
-        if "gzip" in (req.get_header("Accept-Encoding") or ""):
+        resp.content_type = falcon.MEDIA_JSON
+        body = fleet.gzip if "gzip" in (req.get_header("Accept-Encoding") or "") else fleet.plain
+        if body is fleet.gzip:
             resp.set_header("Content-Encoding", "gzip")
-            body = self._copy.gzip
-        else:
-            body = self._copy.plain()
         resp.set_stream(io.BytesIO(body), len(body))
 
 

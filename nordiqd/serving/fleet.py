@@ -182,6 +182,8 @@ class ForecastCycle:
             servers={name: {**head, "server_name": name, **s} for name, s in servers.items()},
             duration_s=duration,
             forecast_count=int(eligible.size),
+            # /metrics keeps the previous pass's text until this pass's own is built.
+            metrics_text=self.view.metrics_text if hasattr(self, "view") else "",
         )
         return view
 

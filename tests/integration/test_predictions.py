@@ -9,6 +9,7 @@ import shutil
 import signal
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -213,12 +214,14 @@ def test_unseen_server_with_known_profile_gets_forecasts(d: Daemon) -> None:
 def test_predictor_killed_serves_again_from_refilled_windows(d: Daemon) -> None:
     before = current(d)
     pid = d.role("predictor").pid
+    killed_at = int(time.time())
     os.kill(pid, signal.SIGKILL)
     assert wait_for(lambda: d.role("predictor").state == "ready" and d.role("predictor").pid != pid, 10)
     # No new samples are sent: every server's forecast must come back from the buffer alone.
     after = wait_for(
         lambda: (
             (b := current(d))["model"]["kind"] == "tft"
+            and datetime.fromisoformat(b["generated_at"]).timestamp() >= killed_at  # the new predictor's
             and len([s for s in b["servers"].values() if s["forecast"]])
             == len([s for s in before["servers"].values() if s["forecast"]])
             and b
@@ -238,7 +241,7 @@ def test_alerts_and_metrics(d: Daemon) -> None:
     assert scores == sorted(scores, reverse=True)
     for a in alerts["alerts"]:
         assert {"server_name", "metric", "threshold", "minutes_to_threshold"} <= set(a)
-    text = d.get("/metrics").text
+    text = wait_for(lambda: "nordiqd_forecast{" in (t := d.get("/metrics").text) and t, 15)
     for name in (
         "nordiqd_forecast{",
         "nordiqd_risk_score{",
