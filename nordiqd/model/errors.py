@@ -21,3 +21,7 @@ class ModelLoadError(ModelError):
 
 class IncompatibleModel(ModelLoadError):
     """A model does not match what its caller expects (targets, quantiles, sizes)."""
+
+
+class ForecastCancelled(ModelError):
+    """A fleet forecast was abandoned part way (its model was replaced)."""

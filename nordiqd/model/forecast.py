@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,7 +26,7 @@ import torch
 from pytorch_forecasting.data.encoders import EncoderNormalizer, MultiNormalizer
 
 from nordiqd.model.artifacts import LoadedModel
-from nordiqd.model.errors import ModelError
+from nordiqd.model.errors import ForecastCancelled, ModelError
 from nordiqd.model.frames import TIME_FEATURES, time_features
 from nordiqd.model.inference import TftInference
 from nordiqd.model.tft import per_target, single_target
@@ -188,6 +188,8 @@ class FleetForecaster:
         server_names: Sequence[str],
         profiles: Sequence[str],
         last_bucket: int | float | datetime | np.ndarray,
+        *,
+        cancelled: Callable[[], bool] | None = None,
     ) -> FleetForecast:
         """Forecast every server in one batched pass (chunked by ``batch_size``).
 
@@ -198,9 +200,13 @@ class FleetForecaster:
             profiles: Profiles, one per window.
             last_bucket: UTC start (epoch seconds or datetime) of each window's last
                 step; one value for all or one per server.
+            cancelled: Asked before every batch; True abandons the pass.
 
         Returns:
             The forecasts, in metric units.
+
+        Raises:
+            ForecastCancelled: ``cancelled`` said so.
         """
         spec = self.spec
         windows = np.asarray(windows)
@@ -219,6 +225,8 @@ class FleetForecaster:
         order = np.argsort(last, kind="stable")
         with torch.inference_mode():
             for lo in range(0, n, self.batch_size):
+                if cancelled is not None and cancelled():
+                    raise ForecastCancelled(f"forecast abandoned after {lo} of {n} servers")
                 rows = order[lo : lo + self.batch_size]
                 x = self.inputs(filled[rows], [names[i] for i in rows], [profs[i] for i in rows], last[rows])
                 x = {

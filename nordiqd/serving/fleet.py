@@ -4,8 +4,9 @@ How it runs: ``ForecastCycle.start()`` starts one thread that computes a ``Fleet
 at every model step boundary (``[predictor] refresh_s`` overrides the period) and
 whenever ``trigger()`` is called (a model swap, the end of a refill). A view is built
 from one snapshot of the rolling windows and one reference to the served model, taken
-at the start of the pass, so a swap in the middle changes nothing in it. Views are
-immutable and replaced by one assignment: requests only read ``cycle.view``.
+at the start of the pass, so a view never mixes two models; a swap in the middle of a
+pass abandons it between batches and the next pass starts at once on the new model.
+Views are immutable and replaced by one assignment: requests only read ``cycle.view``.
 
 How it stops: ``close()`` sets the stop event and joins the thread.
 """
@@ -24,6 +25,7 @@ import msgspec
 import numpy as np
 
 from nordiqd.config import Config
+from nordiqd.model.errors import ForecastCancelled
 from nordiqd.predict.naive import naive_forecast
 from nordiqd.predict.risk import assess, clip, summary
 from nordiqd.predict.windows import RollingWindows
@@ -98,6 +100,9 @@ class ForecastCycle:
                 self.cycles += 1
                 # The view answers first; its Prometheus text (a large string) follows.
                 self.view = replace(self.view, metrics_text=self._metrics_text())
+            except ForecastCancelled:
+                log.info("a new model was swapped in mid-pass: forecasting again with it")
+                continue
             except Exception:
                 log.exception("fleet forecast failed; the previous forecasts stay served")
             wait = (np.floor(now / period) + 1) * period - time.time()
@@ -125,6 +130,7 @@ class ForecastCycle:
                     [snap.names[i] for i in eligible],
                     [snap.profiles[i] for i in eligible],
                     snap.last_bucket_start[eligible],
+                    cancelled=lambda: self.slot.served is not served,
                 )
                 values[eligible] = clip(fc.values, targets)
             else:

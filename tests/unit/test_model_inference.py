@@ -10,7 +10,7 @@ import torch
 
 from nordiqd.model import artifacts, tft
 from nordiqd.model.artifacts import LoadedModel
-from nordiqd.model.errors import ModelError
+from nordiqd.model.errors import ForecastCancelled, ModelError
 from nordiqd.model.forecast import FleetForecaster
 from nordiqd.model.inference import TftInference
 from nordiqd.model.params import ModelSpec
@@ -77,3 +77,17 @@ def test_forecaster_keeps_input_order_when_it_groups_by_last_step(model: LoadedM
 def test_a_network_that_is_not_a_tft_is_refused() -> None:
     with pytest.raises(ModelError, match="needs a TFT"):
         TftInference(torch.nn.Linear(2, 2))
+
+
+def test_a_cancelled_pass_stops_between_batches(model: LoadedModel) -> None:
+    windows, names, profiles = fleet_windows(10)
+    asked: list[int] = []
+
+    def cancelled() -> bool:
+        asked.append(1)
+        return len(asked) > 2  # two batches done, the third is refused
+
+    forecaster = FleetForecaster(model, batch_size=4)
+    with pytest.raises(ForecastCancelled, match="after 8 of 10 servers"):
+        forecaster.forecast(windows, names, profiles, LAST, cancelled=cancelled)
+    assert forecaster.forecast(windows, names, profiles, LAST, cancelled=lambda: False).valid.all()
