@@ -150,7 +150,10 @@ def forecast_figures(args: argparse.Namespace, models: Path, end: int, report: d
     model = artifacts.load(models / artifacts.CURRENT)
     cfg, windows = fleet_windows(args.servers, end)
     torch.set_num_threads(cfg.predictor.torch_threads)
-    forecaster = FleetForecaster(model, batch_size=cfg.predictor.forecast_batch_size)
+    pcfg = cfg.predictor
+    # As the predictor runs it, and on one thread: the reference gets one thread too.
+    forecaster = FleetForecaster(model, batch_size=pcfg.forecast_batch_size, workers=pcfg.forecast_workers)
+    single = FleetForecaster(model, batch_size=pcfg.forecast_batch_size, workers=1)
     now = end - 1  # inside the bucket of the last record
     snap = windows.snapshot(list(model.spec.targets), now)
     assert np.isfinite(snap.windows).all(), "the reference path needs complete windows"
@@ -159,54 +162,60 @@ def forecast_figures(args: argparse.Namespace, models: Path, end: int, report: d
     for n in sorted({min(100, args.servers), args.servers}):
         w, names, profiles = snap.windows[:n], snap.names[:n], snap.profiles[:n]
         last = snap.last_bucket_start[:n]
-        ours, ref, alt = [], [], []
-        other = FleetForecaster(model, batch_size=args.alt_batch)
+        ours, ref, one = [], [], []
         for run in range(args.runs):
             t = time.perf_counter()
             fast = forecaster.forecast(w, names, profiles, last).values
             ours.append(time.perf_counter() - t)
             t = time.perf_counter()
-            other.forecast(w, names, profiles, last)
-            alt.append(time.perf_counter() - t)
+            single.forecast(w, names, profiles, last)
+            one.append(time.perf_counter() - t)
             t = time.perf_counter()
-            slow = predict_via_dataframe(
-                model, w, names, profiles, last, batch_size=cfg.predictor.forecast_batch_size
-            )
+            slow = predict_via_dataframe(model, w, names, profiles, last, batch_size=pcfg.forecast_batch_size)
             ref.append(time.perf_counter() - t)
             print(
                 f"  {n} servers run {run + 1}: batched {ours[-1]:.2f} s "
-                f"(batch {args.alt_batch}: {alt[-1]:.2f} s), "
-                f"model.predict(DataFrame) "
-                f"{ref[-1]:.2f} s ({load()})",
+                f"(1 worker: {one[-1]:.2f} s), model.predict(DataFrame) {ref[-1]:.2f} s ({load()})",
                 flush=True,
             )
-        diff = float(np.abs(fast - slow).max())
+        # A window whose target never moves has scale = eps in the EncoderNormalizer: both
+        # paths then feed float rounding / 1.2e-7 to the network, which differs in the noise.
+        flat = (np.ptp(w, axis=1) == 0).any(axis=1)
+        gap = np.abs(fast - slow).max(axis=(1, 2, 3))
+        diff, diff_varying = float(gap.max()), float(gap[~flat].max(initial=0.0))
         best, med = min(ours), statistics.median(ours)
+        obest, omed = min(one), statistics.median(one)
         rbest, rmed = min(ref), statistics.median(ref)
-        ratio = rmed / med
+        ratio = rmed / omed
         ok = ratio >= TARGETS["speedup"] and (n < args.servers or med <= TARGETS["forecast_s"])
         report["forecast"][n] = {
             "best_s": best,
             "median_s": med,
+            "workers": forecaster.workers,
+            "one_worker_best_s": obest,
+            "one_worker_median_s": omed,
             "ref_best_s": rbest,
             "ref_median_s": rmed,
             "ratio_median": ratio,
-            "ratio_best": rbest / best,
+            "ratio_best": rbest / obest,
+            "ratio_as_served": rmed / med,
             "max_abs_diff": diff,
-            "alt_batch": args.alt_batch,
-            "alt_best_s": min(alt),
-            "alt_median_s": statistics.median(alt),
+            "max_abs_diff_varying": diff_varying,
+            "flat_windows": int(flat.sum()),
             "pass": ok,
             "load": load(),
         }
         target = f"<= {TARGETS['forecast_s']:g} s and " if n == args.servers else ""
         lines.append(
             f"{f'fleet forecast {n:,} servers':<32} {best:>7.2f} s best, {med:.2f} s median "
-            f"(FleetForecaster, batch {forecaster.batch_size}, {torch.get_num_threads()} torch thread(s))"
+            f"(FleetForecaster as the predictor runs it: batch {forecaster.batch_size}, "
+            f"{forecaster.workers} workers x {torch.get_num_threads()} torch thread)"
             f" | target {target}>= {TARGETS['speedup']:g}x {verdict(ok)}"
-            f" | ref: model.predict(DataFrame) {rbest:.2f} s best, {rmed:.2f} s median: "
-            f"x{ratio:.1f} median, x{rbest / best:.1f} best; max |diff| {diff:.1e}; FleetForecaster batch "
-            f"{args.alt_batch}: {min(alt):.2f} s best, {statistics.median(alt):.2f} s median ({load()})"
+            f" | ref: model.predict(DataFrame) {rbest:.2f} s best, {rmed:.2f} s median, 1 thread, against "
+            f"FleetForecaster on 1 thread {obest:.2f} / {omed:.2f} s: x{ratio:.1f} median, "
+            f"x{rbest / obest:.1f} best (x{rmed / med:.1f} as served); max |diff| {diff_varying:.1e} "
+            f"({n - int(flat.sum())} windows), {diff:.1e} with the {int(flat.sum())} windows that have "
+            f"a constant target ({load()})"
         )
     version = str(model.version)
     served = ServedModel(
@@ -708,7 +717,6 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=2)
     p.add_argument("--seconds", type=float, default=20.0, help="client load per measurement")
     p.add_argument("--clients", type=int, default=8)
-    p.add_argument("--alt-batch", type=int, default=64, help="second FleetForecaster batch size to time")
     p.add_argument(
         "--swap-gap", type=float, default=3.0, help="seconds between a swap answering and the next"
     )

@@ -58,6 +58,7 @@ class PredictorRole(ServiceRole):
             self._on_swap,
             torch_threads=cfg.predictor.torch_threads,
             batch_size=cfg.predictor.forecast_batch_size,
+            workers=cfg.predictor.forecast_workers,
         )
         self.cycle = ForecastCycle(cfg, self.windows, self.slot)
         self._replies: queue.Queue[tuple[list[bytes], m.Message]] = queue.Queue()

@@ -82,6 +82,7 @@ class ModelSlot:
         on_swap: Callable[[], None],
         torch_threads: int = 1,
         batch_size: int = 64,
+        workers: int = 1,
     ) -> None:
         self.models_dir = Path(models_dir)
         self.spec = spec
@@ -89,6 +90,7 @@ class ModelSlot:
         self._on_swap = on_swap
         self._threads = torch_threads
         self._batch_size = batch_size
+        self._workers = workers
         self.served: ServedModel | None = None
         self.last_reload_error: str | None = None
         self.stats = ReloadStats()
@@ -216,7 +218,7 @@ class ModelSlot:
                 f"model reads {spec.encoder_steps} steps of {spec.step_seconds} s but the predictor keeps "
                 f"{self.spec.encoder_steps} steps of {self.spec.step_seconds} s"
             )
-        forecaster = FleetForecaster(loaded, batch_size=self._batch_size)
+        forecaster = FleetForecaster(loaded, batch_size=self._batch_size, workers=self._workers)
         sample = self._warmup()
         if sample is not None:
             windows, names, profiles, last = sample

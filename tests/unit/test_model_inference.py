@@ -91,3 +91,11 @@ def test_a_cancelled_pass_stops_between_batches(model: LoadedModel) -> None:
     with pytest.raises(ForecastCancelled, match="after 8 of 10 servers"):
         forecaster.forecast(windows, names, profiles, LAST, cancelled=cancelled)
     assert forecaster.forecast(windows, names, profiles, LAST, cancelled=lambda: False).valid.all()
+
+
+def test_workers_give_the_same_forecasts_as_one_thread(model: LoadedModel) -> None:
+    windows, names, profiles = fleet_windows(20)
+    last = np.where(np.arange(20) % 3 == 0, LAST - 300, LAST)
+    one = FleetForecaster(model, batch_size=4, workers=1).forecast(windows, names, profiles, last).values
+    three = FleetForecaster(model, batch_size=4, workers=3).forecast(windows, names, profiles, last).values
+    np.testing.assert_array_equal(one, three)
