@@ -640,6 +640,8 @@ def daemon_figures(
         train = training_figures(d, args, idle_pool, busy_pool, args.seconds)
     finally:
         d.kill_group()
+        if args.daemon_log:
+            shutil.copyfile(d.log, args.daemon_log)
     report["daemon"] = {
         "backfill_records": sent,
         "steady": steady,
@@ -725,6 +727,7 @@ def main() -> int:
     p.add_argument("--skip-forecast", action="store_true", help="only the daemon figures")
     p.add_argument("--skip-daemon", action="store_true", help="only the in-process forecast figures")
     p.add_argument("--json", type=Path, help="write every figure to this file")
+    p.add_argument("--daemon-log", type=Path, help="keep the daemon's log here")
     args = p.parse_args()
     if args.quick:
         args.runs, args.seconds, args.ingest_seconds, args.swap_gap = 1, 5.0, 4.0, 1.0

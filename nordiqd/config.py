@@ -116,6 +116,7 @@ class TrainingConfig(_Section, frozen=True):
     min_records: Annotated[int, Meta(ge=0)] = 100_000
     default_epochs: PositiveInt = 5
     cpu_threads: PositiveInt = 1
+    cpu_priority: Literal["idle", "nice"] = "idle"  # idle: SCHED_IDLE, CPU that serving leaves
     cancel_grace_s: PositiveFloat = 10.0
 
 

@@ -98,6 +98,13 @@ class ForecastCycle:
             try:
                 self.view = self.compute(now)
                 self.cycles += 1
+                log.info(
+                    "forecast pass: %d servers with %s %s in %.2f s",
+                    self.view.forecast_count,
+                    self.view.model["kind"],
+                    self.view.model["version"] or "",
+                    self.view.duration_s,
+                )
                 # The view answers first; its Prometheus text (a large string) follows.
                 self.view = replace(self.view, metrics_text=self._metrics_text())
             except ForecastCancelled:

@@ -3,8 +3,9 @@
 How it runs: reads the last ``training_days`` of the buffer straight from Parquet, fits
 the TFT (continuing the current model when incremental), publishes the model directory
 and swaps ``models/current``, reporting ``JobEvent``s over a PUSH socket to the trainer
-role. It runs at lower CPU priority with a bounded number of torch threads (or on CUDA
-when present), so ingest and predictions keep their share of the machine.
+role. It runs under SCHED_IDLE (``[training] cpu_priority``) at nice +10 with a bounded
+number of torch threads (or on CUDA when present), so ingest and predictions keep the
+machine: the job gets the CPU time they leave.
 
 How it stops: SIGTERM (a cancel) sets a flag the fit checks before every batch; the job
 then reports ``failed`` with ``cancelled=True`` and exits 3 without publishing. If the
@@ -71,10 +72,7 @@ def run(cfg: config_mod.Config, job_id: str, epochs: int, incremental: bool, eve
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        os.nice(NICE_INCREMENT)
-    except OSError:
-        pass
+    _lower_priority(cfg.training.cpu_priority)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     report = _Reporter(ctx, events, job_id)
     try:
@@ -82,6 +80,23 @@ def run(cfg: config_mod.Config, job_id: str, epochs: int, incremental: bool, eve
     finally:
         report.close()
         ctx.term()
+
+
+def _lower_priority(priority: str) -> None:
+    """Run below the serving roles: nice +10, and SCHED_IDLE when ``priority`` is "idle".
+
+    Called before any thread starts, so torch's and pyarrow's threads inherit it. Under
+    SCHED_IDLE a runnable serving thread always preempts the job, whatever its nice.
+    """
+    try:
+        os.nice(NICE_INCREMENT)
+    except OSError:
+        pass
+    if priority == "idle":
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except (AttributeError, OSError) as exc:  # not Linux, or refused: nice +10 only
+            log.warning("cannot run the job under SCHED_IDLE (%s); it runs at nice +%d", exc, NICE_INCREMENT)
 
 
 def _train(

@@ -91,6 +91,14 @@ def test_cancel_mid_run_publishes_nothing(trained: Daemon) -> None:
     while d.get(f"/admin/training-status?job_id={job_id}").json()["progress_pct"] < 1:
         assert time.monotonic() < deadline
         time.sleep(0.2)
+    # The job runs below serving: SCHED_IDLE at nice +10, every thread of it.
+    out = subprocess.run(
+        ["pgrep", "-f", f"nordiqd.training.job --job-id {job_id}"], capture_output=True, text=True
+    )
+    pid = int(out.stdout.split()[0])
+    threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    assert len(threads) > 1 and {os.sched_getscheduler(t) for t in threads} == {os.SCHED_IDLE}
+    assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, d.role("trainer").pid) + 10
     r = d.post("/admin/cancel-training")
     assert r.json() == {"success": True, "message": "Training job marked as cancelled", "job_id": job_id}
     job = wait_job(d, job_id, ("cancelled", "failed", "completed"), timeout=60)
