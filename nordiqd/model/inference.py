@@ -33,6 +33,7 @@ from pytorch_forecasting.models.temporal_fusion_transformer.sub_modules import (
 )
 
 from nordiqd.model.errors import ModelError
+from nordiqd.model.selection import FoldedSelection, select
 
 Prediction = torch.Tensor | list[torch.Tensor]
 
@@ -68,6 +69,8 @@ class TftInference:
         self._wk = torch.cat([layer.weight for layer in mha.k_layers]).detach()
         self._bk = torch.cat([layer.bias for layer in mha.k_layers]).detach()
         self._mask_bias = float(getattr(mha, "mask_bias", -1e9))
+        self._encoder_selection = _folded(network.encoder_variable_selection)
+        self._decoder_selection = _folded(network.decoder_variable_selection)
 
     def __call__(self, x: dict[str, Any]) -> Prediction:
         """``network(x)["prediction"]`` for an input dict as the network's dataloader makes it."""
@@ -86,8 +89,8 @@ class TftInference:
         context = net.static_context_variable_selection(static)[:, None]
         enc_inputs = {n: inputs[n][:, :enc] for n in net.encoder_variables}
         dec_inputs = {n: inputs[n][:, enc:] for n in net.decoder_variables}
-        enc_emb = _select(net.encoder_variable_selection, enc_inputs, context)
-        dec_emb = _select(net.decoder_variable_selection, dec_inputs, context)
+        enc_emb = self._encoder_selection(enc_inputs, context)
+        dec_emb = self._decoder_selection(dec_inputs, context)
 
         layers = net.hparams.lstm_layers
         hidden = net.static_context_initial_hidden_lstm(static).expand(layers, -1, -1)
@@ -128,24 +131,9 @@ class TftInference:
         return out
 
 
-def _select(vsn: Any, x: dict[str, torch.Tensor], context: torch.Tensor) -> torch.Tensor:
-    """``VariableSelectionNetwork`` output, each batch-wide input computed once."""
-    if vsn.num_inputs <= 1:
-        out: torch.Tensor = vsn(x, context)[0]
-        return out
-    embeddings, outputs = [], []
-    batch = next(iter(x.values())).size(0)
-    for name in vsn.input_sizes:
-        value = x[name]
-        if batch > 1 and torch.equal(value, value[:1].expand_as(value)):
-            value = value[:1]
-        if name in vsn.prescalers:
-            value = vsn.prescalers[name](value)
-        embeddings.append(value)
-        outputs.append(vsn.single_variable_grns[name](value))
-    flat = torch.cat([e.expand(batch, *e.shape[1:]) for e in embeddings], dim=-1)
-    weights = torch.softmax(vsn.flattened_grn(flat, context), dim=-1)
-    total = outputs[0] * weights[..., 0:1]
-    for v, output in enumerate(outputs[1:], start=1):
-        total.addcmul_(output, weights[..., v : v + 1])
-    return total
+def _folded(vsn: Any) -> Any:
+    """The folded selection where the network allows it, else the unfolded one."""
+    try:
+        return FoldedSelection(vsn)
+    except ModelError:
+        return lambda x, context: select(vsn, x, context)

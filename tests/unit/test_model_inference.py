@@ -14,6 +14,7 @@ from nordiqd.model.errors import ForecastCancelled, ModelError
 from nordiqd.model.forecast import FleetForecaster
 from nordiqd.model.inference import TftInference
 from nordiqd.model.params import ModelSpec
+from nordiqd.model.selection import FoldedSelection, select
 from nordiqd.model.tft import per_target
 from tests.unit.test_model_training import fleet
 
@@ -99,3 +100,24 @@ def test_workers_give_the_same_forecasts_as_one_thread(model: LoadedModel) -> No
     one = FleetForecaster(model, batch_size=4, workers=1).forecast(windows, names, profiles, last).values
     three = FleetForecaster(model, batch_size=4, workers=3).forecast(windows, names, profiles, last).values
     np.testing.assert_array_equal(one, three)
+
+
+def test_folded_and_unfolded_selection_equal_the_network_own(model: LoadedModel) -> None:
+    net = model.network.eval()
+    vsn = net.encoder_variable_selection
+    rng = torch.Generator().manual_seed(0)
+    b, t = 5, 40
+    x = {name: torch.randn(b, t, 1, generator=rng) * 3 for name in vsn.input_sizes}
+    x["hour_sin"] = torch.randn(1, t, 1, generator=rng).expand(b, t, 1)  # the same for every window
+    context = torch.randn(b, 1, net.hparams.hidden_size, generator=rng)
+    with torch.inference_mode():
+        want = vsn(x, context.expand(b, t, -1))[0]
+        folded = FoldedSelection(vsn)(x, context)
+        unfolded = select(vsn, x, context)
+    np.testing.assert_allclose(folded.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(unfolded.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_a_selection_over_embeddings_does_not_fold(model: LoadedModel) -> None:
+    with pytest.raises(ModelError, match="prescaled reals"):
+        FoldedSelection(model.network.static_variable_selection)

@@ -1,0 +1,171 @@
+"""The TFT's variable selection networks for serving, with their linear front folded away.
+
+A time-varying real input is one number per step. pytorch-forecasting widens it with a
+``Linear(1, s)`` prescaler, concatenates every widened input into a [batch, time, V x s]
+tensor for the weight network, and runs each through its own gated residual network
+(GRN) whose residual path interpolates it to the hidden width and layer-normalises it.
+Everything between the number and the first nonlinearity is affine in that number, so
+it folds into a few vectors per variable, computed once per model:
+
+- the GRN's first layer becomes ``x * a1 + c1``;
+- its residual ``LayerNorm(interp(x * w + b) * gate)`` becomes
+  ``(x * a + c) / sqrt(x² A + 2 x B + C + eps) * gamma + beta``, the layer norm of an affine
+  function of one number written out;
+- the weight network's first layer and residual become [batch, time, V] @ [V, ...]
+  products of the raw numbers, with no [batch, time, V x s] tensor built.
+
+``FoldedSelection`` does this for a network whose inputs are all prescaled reals (the
+encoder and decoder networks of our models); ``select`` is the unfolded path for any
+other (the static network, with its embeddings). Both compute a variable once when its
+value is the same for every window of the batch (the known time inputs when the windows
+end at the same step) and broadcast it. Results equal the network's own to float
+rounding; tests hold them to 1e-4.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pytorch_forecasting.models.temporal_fusion_transformer.sub_modules import (
+    GatedResidualNetwork,
+    ResampleNorm,
+)
+
+from nordiqd.model.errors import ModelError
+
+
+def _interpolation(size: int, out: int) -> torch.Tensor:
+    """The [size, out] matrix of ``F.interpolate(..., mode="linear", align_corners=True)``."""
+    eye = torch.eye(size).unsqueeze(1)
+    return F.interpolate(eye, out, mode="linear", align_corners=True).squeeze(1)
+
+
+def _gate(norm: ResampleNorm) -> torch.Tensor:
+    if norm.trainable_add:
+        return torch.sigmoid(norm.mask) * 2.0
+    return torch.ones(norm.output_size)
+
+
+def _affine_residual(grn: GatedResidualNetwork, w: torch.Tensor, b: torch.Tensor) -> tuple[Any, ...]:
+    """A GRN's residual of ``x * w + b`` as (a, c, layer norm or None): ``x * a + c`` before it."""
+    if grn.input_size == grn.output_size or grn.residual:
+        return w, b, None
+    norm = grn.resample_norm
+    if norm.input_size != norm.output_size:
+        m = _interpolation(norm.input_size, norm.output_size)
+        w, b = w @ m, b @ m
+    g = _gate(norm)
+    return w * g, b * g, norm.norm
+
+
+class _Variable:
+    """One prescaled real input's GRN with its affine front folded."""
+
+    def __init__(self, prescaler: torch.nn.Linear, grn: GatedResidualNetwork) -> None:
+        w, b = prescaler.weight[:, 0], prescaler.bias
+        self.a1 = grn.fc1.weight @ w
+        self.c1 = grn.fc1.weight @ b + grn.fc1.bias
+        a, c, norm = _affine_residual(grn, w, b)
+        self.norm = norm
+        if norm is None:
+            self.ra, self.rc = a, c
+        else:  # layer norm of x * a + c, in closed form
+            self.ra, self.rc = a - a.mean(), c - c.mean()
+            self.var = ((self.ra**2).mean(), (self.ra * self.rc).mean(), (self.rc**2).mean())
+        self.grn = grn
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """GRN output [..., hidden] for scalar inputs ``x`` [..., 1]."""
+        grn = self.grn
+        hidden = grn.fc2(F.elu(torch.addcmul(self.c1, x, self.a1)))
+        residual = torch.addcmul(self.rc, x, self.ra)
+        if self.norm is not None:
+            aa, ab, cc = self.var
+            inv = torch.rsqrt(x * x * aa + x * (2 * ab) + (cc + self.norm.eps))
+            residual = torch.addcmul(self.norm.bias, residual * inv, self.norm.weight)
+        out: torch.Tensor = grn.gate_norm(hidden, residual)
+        return out
+
+
+class FoldedSelection:
+    """A ``VariableSelectionNetwork`` over prescaled real inputs; see the module docstring.
+
+    Raises:
+        ModelError: An input is not a prescaled real, or the network has one input.
+    """
+
+    def __init__(self, vsn: Any) -> None:
+        names = list(vsn.input_sizes)
+        if len(names) < 2 or any(n not in vsn.prescalers for n in names):
+            raise ModelError("only a selection over two or more prescaled reals folds")
+        if any(not isinstance(vsn.single_variable_grns[n], GatedResidualNetwork) for n in names):
+            raise ModelError("only a selection whose variables have their own GRN folds")
+        self.names = names
+        with torch.no_grad():
+            self.variables = [_Variable(vsn.prescalers[n], vsn.single_variable_grns[n]) for n in names]
+            flat = vsn.flattened_grn
+            w = torch.cat([vsn.prescalers[n].weight[:, 0] for n in names])
+            b = torch.cat([vsn.prescalers[n].bias for n in names])
+            sizes = [vsn.input_sizes[n] for n in names]
+            spread = torch.block_diag(*[vsn.prescalers[n].weight.T for n in names])  # [V, V x s]
+            self.u1 = spread @ flat.fc1.weight.T  # fc1 of the concatenation, per raw value
+            self.c1 = flat.fc1.weight @ b + flat.fc1.bias
+            a, c, norm = _affine_residual(flat, w, b)
+            if a.shape != w.shape:  # resampled: a = w @ m, which per value is spread @ m
+                m = _interpolation(sum(sizes), flat.output_size) * _gate(flat.resample_norm)
+                self.ua, self.ca = spread @ m, c
+            else:
+                self.ua, self.ca = spread, c
+            self.flat_norm = norm
+        self.flat = flat
+
+    def __call__(self, x: dict[str, torch.Tensor], context: torch.Tensor | None) -> torch.Tensor:
+        """The selection's output [batch, time, hidden] for inputs [batch, time, 1] by name."""
+        values = [x[n] for n in self.names]
+        batch = values[0].size(0)
+        raw = torch.cat([v.expand(batch, *v.shape[1:]) for v in values], dim=-1)  # [B, T, V]
+        flat = self.flat
+        hidden = torch.addmm(self.c1, raw.reshape(-1, raw.size(-1)), self.u1).view(*raw.shape[:-1], -1)
+        if context is not None:
+            hidden = hidden + flat.context(context)
+        hidden = flat.fc2(F.elu(hidden))
+        residual = torch.addmm(self.ca, raw.reshape(-1, raw.size(-1)), self.ua).view(*raw.shape[:-1], -1)
+        if self.flat_norm is not None:
+            residual = self.flat_norm(residual)
+        weights = torch.softmax(flat.gate_norm(hidden, residual), dim=-1)
+        total: torch.Tensor | None = None
+        for v, (value, variable) in enumerate(zip(values, self.variables, strict=True)):
+            if batch > 1 and torch.equal(value, value[:1].expand_as(value)):
+                value = value[:1]
+            term = variable(value)
+            if total is None:
+                total = term * weights[..., 0:1]
+            else:
+                total.addcmul_(term, weights[..., v : v + 1])
+        assert total is not None
+        return total
+
+
+def select(vsn: Any, x: dict[str, torch.Tensor], context: torch.Tensor | None) -> torch.Tensor:
+    """``VariableSelectionNetwork`` output, unfolded, each batch-wide input computed once."""
+    if vsn.num_inputs <= 1:
+        out: torch.Tensor = vsn(x, context)[0]
+        return out
+    embeddings, outputs = [], []
+    batch = next(iter(x.values())).size(0)
+    for name in vsn.input_sizes:
+        value = x[name]
+        if batch > 1 and torch.equal(value, value[:1].expand_as(value)):
+            value = value[:1]
+        if name in vsn.prescalers:
+            value = vsn.prescalers[name](value)
+        embeddings.append(value)
+        outputs.append(vsn.single_variable_grns[name](value))
+    flat = torch.cat([e.expand(batch, *e.shape[1:]) for e in embeddings], dim=-1)
+    weights = torch.softmax(vsn.flattened_grn(flat, context), dim=-1)
+    total = outputs[0] * weights[..., 0:1]
+    for v, output in enumerate(outputs[1:], start=1):
+        total.addcmul_(output, weights[..., v : v + 1])
+    return total
