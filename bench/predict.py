@@ -152,7 +152,7 @@ def forecast_figures(args: argparse.Namespace, models: Path, end: int, report: d
     torch.set_num_threads(cfg.predictor.torch_threads)
     pcfg = cfg.predictor
     # As the predictor runs it, and on one thread: the reference gets one thread too.
-    forecaster = FleetForecaster(model, batch_size=pcfg.forecast_batch_size, workers=pcfg.forecast_workers)
+    forecaster = FleetForecaster(model, batch_size=pcfg.forecast_batch_size, workers=args.forecast_workers)
     single = FleetForecaster(model, batch_size=pcfg.forecast_batch_size, workers=1)
     now = end - 1  # inside the bucket of the last record
     snap = windows.snapshot(list(model.spec.targets), now)
@@ -451,6 +451,7 @@ def start_daemon(root: Path, args: argparse.Namespace) -> Any:
         {
             "supervisor": supervision,  # production heartbeats, not the tests' fast ones
             "training": {"min_records": 1000, "training_days": 2},
+            "predictor": {"forecast_workers": args.forecast_workers},
         },
     )
     d.start()
@@ -468,6 +469,24 @@ def backfill(d: Any, servers: int, end: float) -> tuple[int, float]:
         for batch in Fleet(servers, seed=SEED, interval_s=STEP_S).batches(end - HISTORY_H * 3600, end, 1000):
             sent += client.send(batch.to_records()).accepted
     return sent, time.perf_counter() - t
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_quiet(d: Any, role: str = "ingest", share: float = 0.05, timeout: float = 120.0) -> float:
+    """Wait until ``role`` uses under ``share`` of a core over a second (its compaction of
+    the records a measurement just sent is done), so the next figure measures one thing."""
+    pid, t0 = d.role(role).pid, time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        before = cpu_seconds(pid)
+        time.sleep(1.0)
+        if cpu_seconds(pid) - before < share:
+            break
+    return time.monotonic() - t0
 
 
 def wait_for(pred: Any, timeout: float, step: float = 0.2) -> Any:
@@ -528,6 +547,7 @@ def training_figures(
 ) -> dict[str, Any]:
     idle_ingest = ingest_rate(d.endpoint("ingest"), idle_pool, args.ingest_seconds)
     print(f"  ingest idle {idle_ingest['records_per_s']:,.0f} records/s ({idle_ingest['load']})", flush=True)
+    print(f"  ingest quiet again after {wait_quiet(d):.0f} s", flush=True)
     r = d.post("/admin/trigger-training?epochs=1&incremental=false")
     assert r.status_code in (200, 202), r.text
     job = r.json()["job_id"]
@@ -606,6 +626,7 @@ def daemon_figures(
         probe = sorted(body["servers"])[0]
         del body
         steady = []
+        print(f"  ingest quiet after the backfill in {wait_quiet(d):.0f} s", flush=True)
         for run in range(args.runs):
             steady.append(load_clients(d, args, args.seconds))
             s = steady[-1]
@@ -728,7 +749,14 @@ def main() -> int:
     p.add_argument("--skip-daemon", action="store_true", help="only the in-process forecast figures")
     p.add_argument("--json", type=Path, help="write every figure to this file")
     p.add_argument("--daemon-log", type=Path, help="keep the daemon's log here")
+    p.add_argument(
+        "--forecast-workers", type=int, default=None, help="[predictor] forecast_workers (default: the config default)"
+    )
     args = p.parse_args()
+    if args.forecast_workers is None:
+        from nordiqd.config import PredictorConfig
+
+        args.forecast_workers = PredictorConfig().forecast_workers
     if args.quick:
         args.runs, args.seconds, args.ingest_seconds, args.swap_gap = 1, 5.0, 4.0, 1.0
     report: dict[str, Any] = {
