@@ -749,9 +749,7 @@ def main() -> int:
     p.add_argument("--skip-daemon", action="store_true", help="only the in-process forecast figures")
     p.add_argument("--json", type=Path, help="write every figure to this file")
     p.add_argument("--daemon-log", type=Path, help="keep the daemon's log here")
-    p.add_argument(
-        "--forecast-workers", type=int, default=None, help="[predictor] forecast_workers (default: the config default)"
-    )
+    p.add_argument("--forecast-workers", type=int, help="[predictor] forecast_workers (default: config)")
     args = p.parse_args()
     if args.forecast_workers is None:
         from nordiqd.config import PredictorConfig
