@@ -131,7 +131,7 @@ class TrainerRole(ServiceRole):
 
     def _spawn(self, job_id: str, epochs: int, incremental: bool) -> None:
         argv = [sys.executable, "-m", "nordiqd.training.job", "--job-id", job_id, "--epochs", str(epochs)]
-        argv += ["--events", self._events_endpoint]
+        argv += ["--events", self._events_endpoint, "--parent", str(os.getpid())]
         if incremental:
             argv.append("--incremental")
         config_path = os.environ.get("NORDIQD_CONFIG")

@@ -3,9 +3,9 @@
 How it runs: reads the last ``training_days`` of the buffer straight from Parquet, fits
 the TFT (continuing the current model when incremental), publishes the model directory
 and swaps ``models/current``, reporting ``JobEvent``s over a PUSH socket to the trainer
-role. It runs under SCHED_IDLE (``[training] cpu_priority``) at nice +10 with a bounded
-number of torch threads (or on CUDA when present), so ingest and predictions keep the
-machine: the job gets the CPU time they leave.
+role. It runs below the serving roles (``nordiqd.training.priority``: SCHED_IDLE, nice
++10, its own lowest-weight autogroup) with a bounded number of torch threads (or on
+CUDA when present), so ingest and predictions keep the machine.
 
 How it stops: SIGTERM (a cancel) sets a flag the fit checks before every batch; the job
 then reports ``failed`` with ``cancelled=True`` and exits 3 without publishing. If the
@@ -29,12 +29,12 @@ from ipc import messages as m
 from ipc.sockets import make_socket
 from nordiqd import config as config_mod
 from nordiqd import logsetup
+from nordiqd.training.priority import lower_priority
 
 log = logging.getLogger("nordiqd.training.job")
 
 EXIT_CANCELLED = 3
 PROGRESS_EVERY_S = 0.5  # at most two progress events a second, however fast batches go
-NICE_INCREMENT = 10
 
 
 class _Reporter:
@@ -61,10 +61,17 @@ class _Reporter:
         self._sock.close()
 
 
-def run(cfg: config_mod.Config, job_id: str, epochs: int, incremental: bool, events: str) -> int:
-    """Run the job; return the exit code."""
-    parent = os.getppid()
-    stop = False
+def run(
+    cfg: config_mod.Config,
+    job_id: str,
+    epochs: int,
+    incremental: bool,
+    events: str,
+    parent: int | None = None,
+) -> int:
+    """Run the job; return the exit code. ``parent`` is the trainer's pid (default: ours now)."""
+    parent = os.getppid() if parent is None else parent
+    stop = os.getppid() != parent  # the trainer died while we started
 
     def on_term(_sig: int, _frame: object) -> None:
         nonlocal stop
@@ -72,7 +79,7 @@ def run(cfg: config_mod.Config, job_id: str, epochs: int, incremental: bool, eve
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _lower_priority(cfg.training.cpu_priority)
+    lower_priority(cfg.training.cpu_priority, parent)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     report = _Reporter(ctx, events, job_id)
     try:
@@ -80,23 +87,6 @@ def run(cfg: config_mod.Config, job_id: str, epochs: int, incremental: bool, eve
     finally:
         report.close()
         ctx.term()
-
-
-def _lower_priority(priority: str) -> None:
-    """Run below the serving roles: nice +10, and SCHED_IDLE when ``priority`` is "idle".
-
-    Called before any thread starts, so torch's and pyarrow's threads inherit it. Under
-    SCHED_IDLE a runnable serving thread always preempts the job, whatever its nice.
-    """
-    try:
-        os.nice(NICE_INCREMENT)
-    except OSError:
-        pass
-    if priority == "idle":
-        try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        except (AttributeError, OSError) as exc:  # not Linux, or refused: nice +10 only
-            log.warning("cannot run the job under SCHED_IDLE (%s); it runs at nice +%d", exc, NICE_INCREMENT)
 
 
 def _train(
@@ -160,10 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, required=True)
     p.add_argument("--incremental", action="store_true")
     p.add_argument("--events", required=True, help="PUSH endpoint of the trainer role")
+    p.add_argument("--parent", type=int, default=None, help="pid of the trainer role that started the job")
     args = p.parse_args(argv)
     cfg = config_mod.load(args.config)
     logsetup.setup(f"train:{args.job_id}", cfg.daemon.log_level)
-    return run(cfg, args.job_id, args.epochs, args.incremental, args.events)
+    return run(cfg, args.job_id, args.epochs, args.incremental, args.events, args.parent)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.fleetdata import TINY_MODEL, backfill
-from tests.harness import Daemon
+from tests.harness import Daemon, alive, wait_for
 
 # A verbatim copy of ../shared/seed/000_53f8cf6659dae08f.txt (the manual whose scripts must
 # run unchanged); tests/unit/test_seed_copy.py checks it still equals the original.
@@ -98,7 +98,11 @@ def test_cancel_mid_run_publishes_nothing(trained: Daemon) -> None:
     pid = int(out.stdout.split()[0])
     threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
     assert len(threads) > 1 and {os.sched_getscheduler(t) for t in threads} == {os.SCHED_IDLE}
-    assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, d.role("trainer").pid) + 10
+    trainer = d.role("trainer").pid
+    assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, trainer) + 10
+    assert os.getsid(pid) == pid != os.getsid(trainer)  # its own session, so its own autogroup
+    if Path("/proc/self/autogroup").exists():
+        assert Path(f"/proc/{pid}/autogroup").read_text().split()[-1] == "19"
     r = d.post("/admin/cancel-training")
     assert r.json() == {"success": True, "message": "Training job marked as cancelled", "job_id": job_id}
     job = wait_job(d, job_id, ("cancelled", "failed", "completed"), timeout=60)
@@ -122,6 +126,20 @@ def test_killed_training_process_fails_the_job_and_the_next_runs(trained: Daemon
     nxt = d.post("/admin/trigger-training?epochs=1&incremental=true").json()
     assert nxt["success"] is True
     assert wait_job(d, nxt["job_id"], ("completed", "failed"))["status"] == "completed"
+
+
+def test_a_job_in_its_own_session_stops_when_the_trainer_dies(trained: Daemon) -> None:
+    d = trained
+    job_id = d.post("/admin/trigger-training?epochs=500").json()["job_id"]
+    wait_job(d, job_id, ("running",))
+    out = subprocess.run(
+        ["pgrep", "-f", f"nordiqd.training.job --job-id {job_id}"], capture_output=True, text=True
+    )
+    pid = int(out.stdout.split()[0])
+    trainer = d.role("trainer").pid
+    os.kill(trainer, signal.SIGKILL)
+    assert wait_for(lambda: not alive(pid), 30), d.log_text()[-3000:]
+    assert wait_for(lambda: d.role("trainer").state == "ready" and d.role("trainer").pid != trainer, 15)
 
 
 def test_incremental_with_new_servers_forecasts_them(trained: Daemon) -> None:
