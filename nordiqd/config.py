@@ -126,7 +126,7 @@ class PredictorConfig(_Section, frozen=True):
     refresh_s: Annotated[float, Meta(ge=0)] = 0.0  # 0: once per model step
     min_history_steps: PositiveInt = 12
     forecast_batch_size: PositiveInt = 64  # windows per forward pass: 64 stay in the CPU cache
-    forecast_workers: Annotated[int, Meta(ge=1, le=64)] = 2  # threads running a pass's batches side by side
+    forecast_workers: Annotated[int, Meta(ge=1, le=64)] = 1  # threads running a pass's batches side by side
     torch_threads: PositiveInt = 1  # torch threads inside each forward pass
 
 
