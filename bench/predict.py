@@ -271,6 +271,7 @@ def client_loop(url: str, key: str, path: str, stop: Any, out: Any) -> None:
             resp = conn.getresponse()
             body = resp.read()
             t1 = time.time()
+            wire = len(body)
             if resp.getheader("Content-Encoding") == "gzip":
                 # Only the head is needed for the version; the latency ends at t1.
                 body = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body, 400)
@@ -288,7 +289,7 @@ def client_loop(url: str, key: str, path: str, stop: Any, out: Any) -> None:
                     200,
                     v.group(1).decode() if v else "",
                     g.group(1).decode() if g else "",
-                    len(body),
+                    wire,
                 )
             )
         except (OSError, http.client.HTTPException) as exc:
@@ -680,8 +681,8 @@ def daemon_figures(
     ok = steady_p99 <= TARGETS["p99_ms"] and all(s["failed"] == 0 for s in steady)
     lines = [
         f"{'GET /predictions/current':<32} p99 {min(p99s):>5.0f} ms best, {steady_p99:.0f} ms median; p50 "
-        f"{min(p50s):.0f} ms best, {statistics.median(p50s):.0f} ms median ({args.servers:,} servers, body "
-        f"{body_mb:.1f} MB, {args.clients} clients x {args.seconds:g} s x {args.runs}, "
+        f"{min(p50s):.0f} ms best, {statistics.median(p50s):.0f} ms median ({args.servers:,} servers, "
+        f"gzip body {body_mb:.1f} MB, {args.clients} clients x {args.seconds:g} s x {args.runs}, "
         f"{statistics.median(s['req_per_s'] for s in steady):.1f} req/s, "
         f"{sum(s['failed'] for s in steady)} failed{''.join(why(s) for s in steady)[:120]})"
         f" | target p99 <= {TARGETS['p99_ms']:g} ms {verdict(ok)} | ref: the same requests straight to the "
