@@ -81,6 +81,24 @@ def _fill(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.nan_to_num(x), valid
 
 
+def _encoder_normalization(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each window's (centre, scale) [n, m] as ``EncoderNormalizer`` fits them in training.
+
+    The dataset fits every window's target as its own 1-D float32 tensor: torch mean,
+    unbiased std, + float32 eps. A batched reduction rounds differently, which does not
+    matter unless the target never moves in the window (``swap_used_pct`` at a constant):
+    then the scale is eps and the rounding *is* the normalised input the network sees, so
+    those windows are reduced one by one, as in training, to give the model's own answer.
+    """
+    rows = y.transpose(1, 2).contiguous()  # [n, m, T]: the row mean rounds as the 1-D one
+    center = rows.mean(dim=-1)
+    spread = rows.std(dim=-1)
+    flat = spread <= 1e-4 * (1.0 + center.abs())
+    for i, j in flat.nonzero().tolist():
+        spread[i, j] = torch.std(rows[i, j].clone())
+    return center, spread + torch.finfo(torch.float32).eps
+
+
 class FleetForecaster:
     """Batched TFT forecasts for many servers at once from aggregated windows.
 
@@ -148,9 +166,7 @@ class FleetForecaster:
         spec = self.spec
         n, enc, hor = windows.shape[0], spec.encoder_steps, spec.horizon_steps
         y = torch.as_tensor(windows, dtype=torch.float32)
-        # EncoderNormalizer, per window: torch mean, unbiased std, + float32 eps.
-        center = y.mean(dim=1)  # [n, m]
-        scale = y.std(dim=1) + torch.finfo(torch.float32).eps
+        center, scale = _encoder_normalization(y)
         steps = np.arange(-enc + 1, hor + 1, dtype=np.int64) * spec.step_seconds
         feats = torch.as_tensor(time_features(last_bucket[:, None] + steps[None, :]))
         columns: dict[str, torch.Tensor] = {}

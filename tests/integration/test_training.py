@@ -45,6 +45,21 @@ def trained(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
     d.kill_group()
 
 
+def job_pid(job_id: str) -> int:
+    """The pid of a running training job's subprocess."""
+    out = subprocess.run(
+        ["pgrep", "-f", f"nordiqd.training.job --job-id {job_id}"], capture_output=True, text=True
+    )
+    return int(out.stdout.split()[0])
+
+
+def start_long_job(d: Daemon) -> tuple[str, int]:
+    """Start a 500-epoch job and wait until it runs; its id and pid."""
+    job_id = str(d.post("/admin/trigger-training?epochs=500").json()["job_id"])
+    wait_job(d, job_id, ("running",))
+    return job_id, job_pid(job_id)
+
+
 def test_manual_workflow(trained: Daemon) -> None:
     d = trained
     stats = d.get("/admin/training-stats").json()
@@ -92,10 +107,7 @@ def test_cancel_mid_run_publishes_nothing(trained: Daemon) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.2)
     # The job runs below serving: SCHED_IDLE at nice +10, every thread of it.
-    out = subprocess.run(
-        ["pgrep", "-f", f"nordiqd.training.job --job-id {job_id}"], capture_output=True, text=True
-    )
-    pid = int(out.stdout.split()[0])
+    pid = job_pid(job_id)
     threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
     assert len(threads) > 1 and {os.sched_getscheduler(t) for t in threads} == {os.SCHED_IDLE}
     trainer = d.role("trainer").pid
@@ -113,12 +125,7 @@ def test_cancel_mid_run_publishes_nothing(trained: Daemon) -> None:
 
 def test_killed_training_process_fails_the_job_and_the_next_runs(trained: Daemon) -> None:
     d = trained
-    job_id = d.post("/admin/trigger-training?epochs=500").json()["job_id"]
-    wait_job(d, job_id, ("running",))
-    out = subprocess.run(
-        ["pgrep", "-f", f"nordiqd.training.job --job-id {job_id}"], capture_output=True, text=True
-    )
-    pid = int(out.stdout.split()[0])
+    job_id, pid = start_long_job(d)
     os.kill(pid, signal.SIGKILL)
     job = wait_job(d, job_id, ("failed", "cancelled", "completed"), timeout=30)
     assert job["status"] == "failed" and "SIGKILL" in job["error"]
@@ -130,12 +137,7 @@ def test_killed_training_process_fails_the_job_and_the_next_runs(trained: Daemon
 
 def test_a_job_in_its_own_session_stops_when_the_trainer_dies(trained: Daemon) -> None:
     d = trained
-    job_id = d.post("/admin/trigger-training?epochs=500").json()["job_id"]
-    wait_job(d, job_id, ("running",))
-    out = subprocess.run(
-        ["pgrep", "-f", f"nordiqd.training.job --job-id {job_id}"], capture_output=True, text=True
-    )
-    pid = int(out.stdout.split()[0])
+    job_id, pid = start_long_job(d)
     trainer = d.role("trainer").pid
     os.kill(trainer, signal.SIGKILL)
     assert wait_for(lambda: not alive(pid), 30), d.log_text()[-3000:]

@@ -11,7 +11,7 @@ import torch
 from nordiqd.model import artifacts, tft
 from nordiqd.model.artifacts import LoadedModel
 from nordiqd.model.errors import ForecastCancelled, ModelError
-from nordiqd.model.forecast import FleetForecaster
+from nordiqd.model.forecast import FleetForecaster, predict_via_dataframe
 from nordiqd.model.inference import TftInference
 from nordiqd.model.params import ModelSpec
 from nordiqd.model.selection import FoldedSelection, select
@@ -121,3 +121,14 @@ def test_folded_and_unfolded_selection_equal_the_network_own(model: LoadedModel)
 def test_a_selection_over_embeddings_does_not_fold(model: LoadedModel) -> None:
     with pytest.raises(ModelError, match="prescaled reals"):
         FoldedSelection(model.network.static_variable_selection)
+
+
+def test_windows_with_a_constant_target_match_model_predict(model: LoadedModel) -> None:
+    # scale = eps for a target that never moves: float rounding is then the whole input,
+    # so the forecaster must round as training's EncoderNormalizer does.
+    windows, names, profiles = fleet_windows(6)
+    swap = DEFAULT.targets.index("swap_used_pct")
+    windows[:, :, swap] = np.array([12.34, 0.1, 3.3, 0.0, 57.77, 1.01])[:, None]
+    fast = FleetForecaster(model).forecast(windows, names, profiles, LAST).values
+    slow = predict_via_dataframe(model, windows, names, profiles, LAST)
+    np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-3)
