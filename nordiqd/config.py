@@ -81,6 +81,7 @@ class ApiConfig(_Section, frozen=True):
     threads: Annotated[int, Meta(ge=1, le=64)] = 4
     request_timeout_s: PositiveFloat = 10.0
     max_body_mb: PositiveFloat = 16.0
+    nice: Annotated[int, Meta(ge=0, le=19)] = 5  # below a forecast pass: the api serves cached bytes
 
 
 class BufferConfig(_Section, frozen=True):

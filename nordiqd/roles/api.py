@@ -9,6 +9,7 @@ threads until the process exits.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 import waitress
@@ -30,6 +31,10 @@ class ApiRole(Role):
     def init(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
         super().init(ctx)
         cfg = self.config.api
+        # The api sends bytes the predictor already built; when the CPU is short, the
+        # predictor's forecast pass (a swap answering) and ingest come first. Threads
+        # started from here on (waitress, the fleet follower) inherit it.
+        os.nice(cfg.nice)
         deps = Deps(
             api_key=apikey.read(cfg.key_file),
             backends=Backends(ctx, self.config),

@@ -213,17 +213,15 @@ class ForecastCycle:
         metrics = self.windows.metrics
         has = np.zeros(len(snap.names), bool)
         has[eligible] = True
-        rounded = np.round(values.astype(np.float64), DECIMALS)
+        # One tolist for the fleet: [server][target][quantile][step] as Python floats.
+        rounded = np.round(values.astype(np.float64), DECIMALS).transpose(0, 1, 3, 2).tolist()
         current = np.round(snap.current, DECIMALS)
         out: dict[str, dict[str, Any]] = {}
         for i, name in enumerate(snap.names):
             cur = current[i]
             forecast = None
             if has[i]:
-                forecast = {
-                    t: {k: rounded[i, j, :, q].tolist() for q, k in enumerate(keys)}
-                    for j, t in enumerate(targets)
-                }
+                forecast = {t: dict(zip(keys, rounded[i][j], strict=True)) for j, t in enumerate(targets)}
             r = risk.for_server(i)
             out[name] = {
                 "profile": snap.profiles[i],

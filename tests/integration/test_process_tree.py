@@ -27,6 +27,10 @@ def test_reaches_all_ready_quickly(daemon_factory) -> None:  # type: ignore[no-u
     # Started in order: each role's uptime is no longer than the one before it.
     uptimes = [r.uptime_s for r in st.roles]
     assert uptimes == sorted(uptimes, reverse=True)
+    # The api serves cached bytes below the others' CPU priority ([api] nice = 5).
+    base = os.getpriority(os.PRIO_PROCESS, d.proc.pid)
+    nice = {r.name: os.getpriority(os.PRIO_PROCESS, r.pid) - base for r in st.roles if r.pid}
+    assert nice == {"ingest": 0, "predictor": 0, "trainer": 0, "api": 5}
 
 
 @pytest.mark.parametrize("role", ROLES)
