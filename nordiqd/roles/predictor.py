@@ -37,7 +37,7 @@ from nordiqd.serving.slot import ModelSlot
 
 log = logging.getLogger(__name__)
 
-WARMUP_SERVERS = 32
+WARMUP_SERVERS = 8  # real windows the warm-up forward pass of a new model must keep finite
 
 
 class PredictorRole(ServiceRole):

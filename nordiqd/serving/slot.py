@@ -32,7 +32,7 @@ from nordiqd.model.params import ModelSpec
 
 log = logging.getLogger(__name__)
 
-DEBOUNCE_S = 0.05  # a burst of symlink swaps inside this window loads once
+DEBOUNCE_S = 0.01  # a burst of symlink swaps inside this window loads once
 Warmup = Callable[[], tuple[np.ndarray, list[str], list[str], np.ndarray] | None]
 Done = Callable[[bool, str, str], None]  # (ok, error kind, message)
 
@@ -148,28 +148,35 @@ class ModelSlot:
             self._serve(batch)
 
     def _serve(self, batch: list[_Request]) -> None:
-        ok, kind, message = True, "", ""
-        try:
-            for req in batch:  # pointer moves happen in the order they were asked for
-                if req.rollback:
-                    previous = artifacts.previous_version(self.models_dir)
-                    if previous is None:
-                        raise ModelError("there is no previous model version to roll back to")
-                    artifacts.point_current(self.models_dir, previous)
-                elif req.version is not None:
-                    if req.version not in artifacts.list_versions(self.models_dir):
-                        raise UnknownVersion(f"no model version {req.version!r} in {self.models_dir}")
-                    artifacts.point_current(self.models_dir, req.version)
-            force = any(r.force for r in batch)
-            ok, message = self._load_current(force)
-            kind = "" if ok else "reload_failed"
-        except ModelError as exc:
-            ok, message = False, str(exc)
-            kind = "not_found" if isinstance(exc, UnknownVersion) else "reload_failed"
-            log.error("reload refused: %s", message)
-        for req in batch:
-            if req.done is not None:
-                req.done(ok, kind, message)
+        refused: dict[int, tuple[str, str]] = {}
+        for i, req in enumerate(batch):  # pointer moves in the order asked; a bad one fails alone
+            try:
+                self._move_pointer(req)
+            except ModelError as exc:
+                kind = "not_found" if isinstance(exc, UnknownVersion) else "reload_failed"
+                refused[i] = (kind, str(exc))
+                log.error("reload refused: %s", exc)
+        ok, message = True, ""
+        if len(refused) < len(batch):
+            ok, message = self._load_current(any(r.force for i, r in enumerate(batch) if i not in refused))
+        for i, req in enumerate(batch):
+            if req.done is None:
+                continue
+            if i in refused:
+                req.done(False, *refused[i])
+            else:
+                req.done(ok, "" if ok else "reload_failed", message)
+
+    def _move_pointer(self, req: _Request) -> None:
+        if req.rollback:
+            previous = artifacts.previous_version(self.models_dir)
+            if previous is None:
+                raise ModelError("there is no previous model version to roll back to")
+            artifacts.point_current(self.models_dir, previous)
+        elif req.version is not None:
+            if req.version not in artifacts.list_versions(self.models_dir):
+                raise UnknownVersion(f"no model version {req.version!r} in {self.models_dir}")
+            artifacts.point_current(self.models_dir, req.version)
 
     def _load_current(self, force: bool) -> tuple[bool, str]:
         current = self.models_dir / "current"
