@@ -111,6 +111,7 @@ def test_cancel_mid_run_publishes_nothing(trained: Daemon) -> None:
     threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
     assert len(threads) > 1 and {os.sched_getscheduler(t) for t in threads} == {os.SCHED_IDLE}
     trainer = d.role("trainer").pid
+    assert trainer is not None
     assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, trainer) + 10
     assert os.getsid(pid) == pid != os.getsid(trainer)  # its own session, so its own autogroup
     if Path("/proc/self/autogroup").exists():
@@ -139,6 +140,7 @@ def test_a_job_in_its_own_session_stops_when_the_trainer_dies(trained: Daemon) -
     d = trained
     job_id, pid = start_long_job(d)
     trainer = d.role("trainer").pid
+    assert trainer is not None
     os.kill(trainer, signal.SIGKILL)
     assert wait_for(lambda: not alive(pid), 30), d.log_text()[-3000:]
     assert wait_for(lambda: d.role("trainer").state == "ready" and d.role("trainer").pid != trainer, 15)
@@ -265,3 +267,14 @@ def test_too_little_data_takes_the_seed_not_ready_path(daemon_factory, tmp_path:
         out = subprocess.run(["bash", str(tmp_path / "w.sh")], capture_output=True, text=True, timeout=60)
         assert out.returncode == 1
         assert "Not ready to train: Insufficient data: 1 < 100000 records" in out.stdout
+
+
+def test_stopping_the_daemon_stops_a_running_job(trained: Daemon) -> None:
+    # Last in this module: it stops the shared daemon. The job has its own session, so
+    # the process group cannot take it along; the trainer's close() must.
+    d = trained
+    _, pid = start_long_job(d)
+    assert d.proc is not None
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(60) == 0
+    assert wait_for(lambda: not alive(pid), 15), "the job outlived the daemon"
