@@ -63,6 +63,10 @@ from nordiqd.buffer.records import DEFAULT_METRICS, RecordValidator
 from nordiqd.buffer.store import BufferStore
 from nordiqd.simulate import Fleet
 
+_REPO = Path(__file__).resolve().parents[1]
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))  # for tests.harness
+
 SERVERS = 1_000
 BATCH = 1_000
 STEP_S = 5.0
@@ -162,13 +166,6 @@ class BenchDaemon:
         self.proc = None
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` so far."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def proc_mb(pid: int, field: str) -> float:
     """VmRSS / VmHWM of ``pid`` in MB."""
     with open(f"/proc/{pid}/status") as fh:
@@ -213,6 +210,8 @@ def drive(
     senders: Sequence[Callable[[bytes], int]], pool: BodyPool, warmup_s: float, seconds: float, pid: int
 ) -> dict[str, Any]:
     """Sends pool bodies from one thread per sender; counts acks inside the timed window."""
+    from tests.harness import cpu_seconds
+
     counter = itertools.count()
     stop = threading.Event()
     t0 = time.perf_counter()
@@ -239,12 +238,12 @@ def drive(
     while (now := time.perf_counter()) < end and not stop.is_set():
         rss.append(proc_mb(pid, "VmRSS"))
         if not cpu and now >= start:
-            cpu = [cpu_s(pid), os.times().user + os.times().system, now]
+            cpu = [cpu_seconds(pid), os.times().user + os.times().system, now]
         time.sleep(min(0.5, max(0.0, end - now)))
     if cpu:
         now = time.perf_counter()
         cpu = [
-            (cpu_s(pid) - cpu[0]) / (now - cpu[2]),
+            (cpu_seconds(pid) - cpu[0]) / (now - cpu[2]),
             (os.times().user + os.times().system - cpu[1]) / (now - cpu[2]),
         ]
     stop.set()
@@ -326,6 +325,18 @@ def naive_validate(body: bytes, fmt: str, schema: pa.Schema) -> pa.RecordBatch:
             row[name] = v
         rows.append(row)
     return pa.RecordBatch.from_pylist(rows, schema=schema)
+
+
+def measure(
+    daemon: Any, senders: Sequence[Any], pool: BodyPool, args: argparse.Namespace, pid: int
+) -> dict[str, Any]:
+    """``drive`` the senders, close them, and add the daemon's own ingest counters."""
+    try:
+        out = drive(senders, pool, args.warmup, args.seconds, pid) | {"load": load()}
+    finally:
+        for sender in senders:
+            sender.close()
+    return out | {"daemon_counters": daemon.ingest_counters()}
 
 
 def validation_rates(pool: BodyPool, n: int) -> tuple[float, float]:
@@ -419,19 +430,9 @@ def ingest_runs(args: argparse.Namespace, tmp: Path, fleet: Fleet, report: dict[
             pid = daemon.pid("ingest")
             idle = proc_mb(pid, "VmRSS")
             zmq_out = [ZmqSender(daemon.cfg.endpoint("ingest")) for _ in range(args.zmq_senders)]
-            try:
-                z = drive(zmq_out, zpool, args.warmup, args.seconds, pid) | {"load": load()}
-            finally:
-                for sender in zmq_out:
-                    sender.close()
-            z["daemon_counters"] = daemon.ingest_counters()
+            z = measure(daemon, zmq_out, zpool, args, pid)
             rest_out = [RestSender(daemon.url, daemon.key) for _ in range(args.rest_senders)]
-            try:
-                r = drive(rest_out, rpool, args.warmup, args.seconds, pid) | {"load": load()}
-            finally:
-                for rest in rest_out:
-                    rest.close()
-            r["daemon_counters"] = daemon.ingest_counters()
+            r = measure(daemon, rest_out, rpool, args, pid)
             runs["zmq"].append(z)
             runs["rest"].append(r)
             runs["rss"].append({"hwm_mb": proc_mb(pid, "VmHWM"), "idle_mb": idle, "load": load()})

@@ -472,15 +472,11 @@ def backfill(d: Any, servers: int, end: float) -> tuple[int, float]:
     return sent, time.perf_counter() - t
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of one process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def wait_quiet(d: Any, role: str = "ingest", share: float = 0.05, timeout: float = 120.0) -> float:
     """Wait until ``role`` uses under ``share`` of a core over a second (its compaction of
     the records a measurement just sent is done), so the next figure measures one thing."""
+    from tests.harness import cpu_seconds
+
     pid, t0 = d.role(role).pid, time.monotonic()
     while time.monotonic() - t0 < timeout:
         before = cpu_seconds(pid)

@@ -124,28 +124,19 @@ class FoldedSelection:
     def __call__(self, x: dict[str, torch.Tensor], context: torch.Tensor | None) -> torch.Tensor:
         """The selection's output [batch, time, hidden] for inputs [batch, time, 1] by name."""
         values = [x[n] for n in self.names]
-        batch = values[0].size(0)
-        raw = torch.cat([v.expand(batch, *v.shape[1:]) for v in values], dim=-1)  # [B, T, V]
+        raw = torch.cat(values, dim=-1)  # [B, T, V]
+        rows, shape = raw.reshape(-1, raw.size(-1)), (*raw.shape[:-1], -1)
         flat = self.flat
-        hidden = torch.addmm(self.c1, raw.reshape(-1, raw.size(-1)), self.u1).view(*raw.shape[:-1], -1)
+        hidden = torch.addmm(self.c1, rows, self.u1).view(shape)
         if context is not None:
             hidden = hidden + flat.context(context)
         hidden = flat.fc2(F.elu(hidden))
-        residual = torch.addmm(self.ca, raw.reshape(-1, raw.size(-1)), self.ua).view(*raw.shape[:-1], -1)
+        residual = torch.addmm(self.ca, rows, self.ua).view(shape)
         if self.flat_norm is not None:
             residual = self.flat_norm(residual)
         weights = torch.softmax(flat.gate_norm(hidden, residual), dim=-1)
-        total: torch.Tensor | None = None
-        for v, (value, variable) in enumerate(zip(values, self.variables, strict=True)):
-            if batch > 1 and torch.equal(value, value[:1].expand_as(value)):
-                value = value[:1]
-            term = variable(value)
-            if total is None:
-                total = term * weights[..., 0:1]
-            else:
-                total.addcmul_(term, weights[..., v : v + 1])
-        assert total is not None
-        return total
+        outputs = [var(_batch_wide(value)) for value, var in zip(values, self.variables, strict=True)]
+        return _weighted_sum(outputs, weights)
 
 
 def select(vsn: Any, x: dict[str, torch.Tensor], context: torch.Tensor | None) -> torch.Tensor:
@@ -156,15 +147,25 @@ def select(vsn: Any, x: dict[str, torch.Tensor], context: torch.Tensor | None) -
     embeddings, outputs = [], []
     batch = next(iter(x.values())).size(0)
     for name in vsn.input_sizes:
-        value = x[name]
-        if batch > 1 and torch.equal(value, value[:1].expand_as(value)):
-            value = value[:1]
+        value = _batch_wide(x[name])
         if name in vsn.prescalers:
             value = vsn.prescalers[name](value)
         embeddings.append(value)
         outputs.append(vsn.single_variable_grns[name](value))
     flat = torch.cat([e.expand(batch, *e.shape[1:]) for e in embeddings], dim=-1)
     weights = torch.softmax(vsn.flattened_grn(flat, context), dim=-1)
+    return _weighted_sum(outputs, weights)
+
+
+def _batch_wide(value: torch.Tensor) -> torch.Tensor:
+    """``value`` [batch, ...], or its first row when every window has the same one."""
+    if value.size(0) > 1 and torch.equal(value, value[:1].expand_as(value)):
+        return value[:1]
+    return value
+
+
+def _weighted_sum(outputs: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
+    """Σ_v outputs[v] x weights[..., v]: the selection's output, broadcast over the batch."""
     total = outputs[0] * weights[..., 0:1]
     for v, output in enumerate(outputs[1:], start=1):
         total.addcmul_(output, weights[..., v : v + 1])
