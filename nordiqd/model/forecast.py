@@ -71,9 +71,12 @@ def _seconds(last_bucket: int | float | datetime | np.ndarray, n: int) -> np.nda
 def _fill(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Carry values forward then backward over NaNs; mark windows with an empty target."""
     x = np.array(windows, dtype=np.float64, copy=True)  # [n, T, m]
-    valid = np.asarray(np.isfinite(x).any(axis=1).all(axis=-1))
+    finite = np.isfinite(x)
+    if finite.all():  # the usual case: nothing to fill
+        return x, np.ones(x.shape[0], dtype=bool)
+    valid = np.asarray(finite.any(axis=1).all(axis=-1))
     t = np.arange(x.shape[1])[None, :, None]
-    last = np.maximum.accumulate(np.where(np.isfinite(x), t, 0), axis=1)
+    last = np.maximum.accumulate(np.where(finite, t, 0), axis=1)
     x = np.take_along_axis(x, last, axis=1)  # forward fill (leading NaNs stay)
     first = np.argmax(np.isfinite(x), axis=1)[:, None, :]
     lead = np.take_along_axis(x, first, axis=1)
@@ -168,7 +171,10 @@ class FleetForecaster:
         y = torch.as_tensor(windows, dtype=torch.float32)
         center, scale = _encoder_normalization(y)
         steps = np.arange(-enc + 1, hor + 1, dtype=np.int64) * spec.step_seconds
-        feats = torch.as_tensor(time_features(last_bucket[:, None] + steps[None, :]))
+        # Windows that end at the same step (a whole batch, as forecast() orders them)
+        # have the same time features: computed once, broadcast.
+        ends, row = np.unique(last_bucket, return_inverse=True)
+        feats = torch.as_tensor(time_features(ends[:, None] + steps[None, :]))[torch.as_tensor(row.ravel())]
         columns: dict[str, torch.Tensor] = {}
         for i, name in enumerate(TIME_FEATURES):
             columns[name] = self._scaled(name, feats[..., i])

@@ -34,6 +34,7 @@ from pytorch_forecasting.models.temporal_fusion_transformer.sub_modules import (
 )
 
 from nordiqd.model.errors import ModelError
+from nordiqd.model.gating import Grn, gate_add_norm
 from nordiqd.model.selection import FoldedSelection, select
 
 Prediction = torch.Tensor | list[torch.Tensor]
@@ -65,13 +66,17 @@ class TftInference:
             raise ModelError("fast inference does not know this TFT's attention or variable selection")
         self.net = network
         self._reals = [(i, name) for i, name in enumerate(network.hparams.x_reals) if name in network.reals]
-        # All heads' query and key projections as one linear layer each.
-        self._wq = torch.cat([layer.weight for layer in mha.q_layers]).detach()
-        self._bq = torch.cat([layer.bias for layer in mha.q_layers]).detach()
+        # All heads' query and key projections as one linear layer each; the query's
+        # carries the scores' 1 / sqrt(d).
+        scale = mha.d_k**-0.5
+        self._wq = torch.cat([layer.weight for layer in mha.q_layers]).detach() * scale
+        self._bq = torch.cat([layer.bias for layer in mha.q_layers]).detach() * scale
         self._wk = torch.cat([layer.weight for layer in mha.k_layers]).detach()
         self._bk = torch.cat([layer.bias for layer in mha.k_layers]).detach()
         self._mask_bias = float(getattr(mha, "mask_bias", -1e9))
         self._encoder_selection = _folded(network.encoder_variable_selection)
+        self._enrichment = Grn(network.static_enrichment)
+        self._feed_forward = Grn(network.pos_wise_ff)
         self._decoder_selection = _folded(network.decoder_variable_selection)
 
     def __call__(self, x: dict[str, Any]) -> Prediction:
@@ -105,21 +110,21 @@ class TftInference:
         dec_out, _ = net.lstm_decoder(
             dec_emb, state, lengths=None if full else dec_lengths, enforce_sorted=False
         )
-        lstm_enc = net.post_lstm_add_norm_encoder(net.post_lstm_gate_encoder(enc_out), enc_emb)
-        lstm_dec = net.post_lstm_add_norm_decoder(net.post_lstm_gate_decoder(dec_out), dec_emb)
+        lstm_enc = gate_add_norm(net.post_lstm_gate_encoder, net.post_lstm_add_norm_encoder, enc_out, enc_emb)
+        lstm_dec = gate_add_norm(net.post_lstm_gate_decoder, net.post_lstm_add_norm_decoder, dec_out, dec_emb)
         lstm_output = torch.cat([lstm_enc, lstm_dec], dim=1)
 
         enrichment = net.static_context_enrichment(static)[:, None]
-        attn_input = net.static_enrichment(lstm_output, enrichment)
+        attn_input = self._enrichment(lstm_output, enrichment)
         attended = self._attend(attn_input[:, enc:], attn_input, enc_lengths, dec_lengths)
-        output = net.post_attn_gate_norm(attended, attn_input[:, enc:])
-        output = net.pos_wise_ff(output)
-        output = net.pre_output_gate_norm(output, lstm_output[:, enc:])
+        output = _gate_add_norm(net.post_attn_gate_norm, attended, attn_input[:, enc:])
+        output = self._feed_forward(output)
+        output = _gate_add_norm(net.pre_output_gate_norm, output, lstm_output[:, enc:])
         if net.n_targets > 1:
-            output = [layer(output) for layer in net.output_layer]
-        else:
-            output = net.output_layer(output)
-        return net.transform_output(output, target_scale=x["target_scale"])
+            return net.transform_output(
+                [layer(output) for layer in net.output_layer], target_scale=x["target_scale"]
+            )
+        return net.transform_output(net.output_layer(output), target_scale=x["target_scale"])
 
     def _attend(
         self, q: torch.Tensor, kv: torch.Tensor, enc_lengths: torch.Tensor, dec_lengths: torch.Tensor
@@ -140,11 +145,15 @@ class TftInference:
         mean = torch.empty(batch, n_q, d, dtype=q.dtype)
         for lo in range(0, batch, ATTENTION_CHUNK):
             hi = min(batch, lo + ATTENTION_CHUNK)
-            scores = torch.matmul(qs[lo:hi], ks[lo:hi].transpose(-1, -2)).mul_(d**-0.5)
+            scores = torch.matmul(qs[lo:hi], ks[lo:hi].transpose(-1, -2))
             scores.add_(bias if bias.size(0) == 1 else bias[lo:hi])
             torch.bmm(torch.softmax(scores, dim=-1).mean(dim=1), vs[lo:hi], out=mean[lo:hi])
         out: torch.Tensor = mha.w_h(mean)
         return out
+
+
+def _gate_add_norm(module: Any, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    return gate_add_norm(module.glu, module.add_norm, x, skip)
 
 
 def _folded(vsn: Any) -> Any:

@@ -34,6 +34,7 @@ from pytorch_forecasting.models.temporal_fusion_transformer.sub_modules import (
 )
 
 from nordiqd.model.errors import ModelError
+from nordiqd.model.gating import Grn
 
 
 def _interpolation(size: int, out: int) -> torch.Tensor:
@@ -67,26 +68,27 @@ class _Variable:
         w, b = prescaler.weight[:, 0], prescaler.bias
         self.a1 = grn.fc1.weight @ w
         self.c1 = grn.fc1.weight @ b + grn.fc1.bias
+        self.gated = Grn(grn).gated
         a, c, norm = _affine_residual(grn, w, b)
-        self.norm = norm
-        if norm is None:
-            self.ra, self.rc = a, c
-        else:  # layer norm of x * a + c, in closed form
-            self.ra, self.rc = a - a.mean(), c - c.mean()
-            self.var = ((self.ra**2).mean(), (self.ra * self.rc).mean(), (self.rc**2).mean())
-        self.grn = grn
+        self.var: tuple[torch.Tensor, ...] | None = None
+        if norm is None:  # the residual is x * a + c
+            self.skip, self.skip_bias = a[None], c
+        else:  # layer norm of x * a + c, in closed form: (x * ra + rc) / sigma(x) * w + b
+            ra, rc = a - a.mean(), c - c.mean()
+            self.var = ((ra**2).mean(), (ra * rc).mean(), (rc**2).mean() + norm.eps)
+            self.skip, self.skip_bias = torch.stack([ra * norm.weight, rc * norm.weight]), norm.bias
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """GRN output [..., hidden] for scalar inputs ``x`` [..., 1]."""
-        grn = self.grn
-        hidden = grn.fc2(F.elu(torch.addcmul(self.c1, x, self.a1)))
-        residual = torch.addcmul(self.rc, x, self.ra)
-        if self.norm is not None:
+        if self.var is None:
+            terms = x
+        else:  # the residual's rows: (x / sigma, 1 / sigma)
             aa, ab, cc = self.var
-            inv = torch.rsqrt(x * x * aa + x * (2 * ab) + (cc + self.norm.eps))
-            residual = torch.addcmul(self.norm.bias, residual * inv, self.norm.weight)
-        out: torch.Tensor = grn.gate_norm(hidden, residual)
-        return out
+            inv = torch.rsqrt(x * x * aa + x * (2 * ab) + cc)
+            terms = torch.cat([x * inv, inv], dim=-1)
+        skip = torch.addmm(self.skip_bias, terms.reshape(-1, terms.size(-1)), self.skip)
+        hidden = torch.addcmul(self.c1, x, self.a1)
+        return self.gated(hidden, skip.view(*x.shape[:-1], -1))
 
 
 class FoldedSelection:
@@ -120,6 +122,7 @@ class FoldedSelection:
                 self.ua, self.ca = spread, c
             self.flat_norm = norm
         self.flat = flat
+        self.flat_gated = Grn(flat).gated
 
     def __call__(self, x: dict[str, torch.Tensor], context: torch.Tensor | None) -> torch.Tensor:
         """The selection's output [batch, time, hidden] for inputs [batch, time, 1] by name."""
@@ -129,12 +132,11 @@ class FoldedSelection:
         flat = self.flat
         hidden = torch.addmm(self.c1, rows, self.u1).view(shape)
         if context is not None:
-            hidden = hidden + flat.context(context)
-        hidden = flat.fc2(F.elu(hidden))
+            hidden = hidden.add_(flat.context(context))
         residual = torch.addmm(self.ca, rows, self.ua).view(shape)
         if self.flat_norm is not None:
             residual = self.flat_norm(residual)
-        weights = torch.softmax(flat.gate_norm(hidden, residual), dim=-1)
+        weights = _softmax(self.flat_gated(hidden, residual))
         outputs = [var(_batch_wide(value)) for value, var in zip(values, self.variables, strict=True)]
         return _weighted_sum(outputs, weights)
 
@@ -153,7 +155,7 @@ def select(vsn: Any, x: dict[str, torch.Tensor], context: torch.Tensor | None) -
         embeddings.append(value)
         outputs.append(vsn.single_variable_grns[name](value))
     flat = torch.cat([e.expand(batch, *e.shape[1:]) for e in embeddings], dim=-1)
-    weights = torch.softmax(vsn.flattened_grn(flat, context), dim=-1)
+    weights = _softmax(vsn.flattened_grn(flat, context))
     return _weighted_sum(outputs, weights)
 
 
@@ -162,6 +164,13 @@ def _batch_wide(value: torch.Tensor) -> torch.Tensor:
     if value.size(0) > 1 and torch.equal(value, value[:1].expand_as(value)):
         return value[:1]
     return value
+
+
+def _softmax(x: torch.Tensor) -> torch.Tensor:
+    """``torch.softmax(x, dim=-1)`` for a last dim of a few variables, in whole-tensor ops:
+    torch's kernel loops per row there (3.3 against 0.6 ms for [64, 288, 10])."""
+    e = (x - x.amax(dim=-1, keepdim=True)).exp_()
+    return e.div_(e.sum(dim=-1, keepdim=True))
 
 
 def _weighted_sum(outputs: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:

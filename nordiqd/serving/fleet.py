@@ -29,6 +29,7 @@ from nordiqd.model.errors import ForecastCancelled
 from nordiqd.predict.naive import naive_forecast
 from nordiqd.predict.risk import assess, clip, summary
 from nordiqd.predict.windows import RollingWindows
+from nordiqd.serving.decimals import json_arrays
 from nordiqd.serving.metrics import fleet_metrics
 from nordiqd.serving.slot import ModelSlot
 
@@ -183,17 +184,18 @@ class ForecastCycle:
             ),
             key=lambda a: -a["risk_score"],
         )
-        body = msgspec.json.encode(fleet)
-        duration = time.monotonic() - started
+        fleet_gzip = gzip.compress(msgspec.json.encode(fleet), compresslevel=1)
+        alerts_body = msgspec.json.encode({**head, "count": len(alerts), "alerts": alerts})
+        per_server = {name: {**head, "server_name": name, **s} for name, s in servers.items()}
         self._parts = (snap, values, risk)
         view = FleetView(
             generated_at=now,
             model=model,
             etag=f"{now:.3f}-{model['version'] or 'baseline'}",
-            fleet_gzip=gzip.compress(body, compresslevel=1),
-            alerts_body=msgspec.json.encode({**head, "count": len(alerts), "alerts": alerts}),
-            servers={name: {**head, "server_name": name, **s} for name, s in servers.items()},
-            duration_s=duration,
+            fleet_gzip=fleet_gzip,
+            alerts_body=alerts_body,
+            servers=per_server,
+            duration_s=time.monotonic() - started,
             forecast_count=int(eligible.size),
             # /metrics keeps the previous pass's text until this pass's own is built.
             metrics_text=self.view.metrics_text if hasattr(self, "view") else "",
@@ -211,24 +213,19 @@ class ForecastCycle:
         keys = quantile_keys(spec.quantiles)
         targets = list(spec.targets)
         metrics = self.windows.metrics
-        has = np.zeros(len(snap.names), bool)
-        has[eligible] = True
-        # One tolist for the fleet: [server][target][quantile][step] as Python floats.
-        rounded = np.round(values.astype(np.float64), DECIMALS).transpose(0, 1, 3, 2).tolist()
-        current = np.round(snap.current, DECIMALS)
+        forecasts = dict(
+            zip(eligible.tolist(), _forecast_objects(values[eligible], targets, keys), strict=True)
+        )
+        current = np.round(snap.current.astype(np.float64), DECIMALS).tolist()
         out: dict[str, dict[str, Any]] = {}
         for i, name in enumerate(snap.names):
             cur = current[i]
-            forecast = None
-            if has[i]:
-                forecast = {t: dict(zip(keys, rounded[i][j], strict=True)) for j, t in enumerate(targets)}
+            forecast = forecasts.get(i)
             r = risk.for_server(i)
             out[name] = {
                 "profile": snap.profiles[i],
                 "last_seen": iso(float(snap.last_seen[i])),
-                "current": {
-                    m: (None if np.isnan(v) else float(v)) for m, v in zip(metrics, cur, strict=True)
-                },
+                "current": {m: (None if v != v else v) for m, v in zip(metrics, cur, strict=True)},
                 "forecast": forecast,
                 "risk_score": r["risk_score"],
                 "alert_level": r["alert_level"],
@@ -241,3 +238,27 @@ class ForecastCycle:
                 },
             }
         return out
+
+
+def _forecast_objects(values: np.ndarray, targets: list[str], keys: list[str]) -> list[msgspec.Raw]:
+    """Per server, ``{target: {"p10": [...], ...}, ...}`` as encoded JSON.
+
+    Args:
+        values: Array [n, targets, horizon, quantiles].
+        targets: Target names, in ``values`` order.
+        keys: Quantile keys, in ``values`` order.
+    """
+    n, n_targets, horizon, n_quantiles = values.shape
+    arrays = json_arrays(values.transpose(0, 1, 3, 2).reshape(-1, horizon), DECIMALS)
+    # What goes before each array: '{"t1":{"p10":', ',"p50":', ..., '},"t2":{"p10":', ...
+    before = []
+    for j, target in enumerate(targets):
+        for k, key in enumerate(keys):
+            lead = (b"{" if j == 0 else b"},") + msgspec.json.encode(target) + b":{" if k == 0 else b","
+            before.append(lead + msgspec.json.encode(key) + b":")
+    per = n_targets * n_quantiles
+    out = []
+    for i in range(n):
+        parts = arrays[i * per : (i + 1) * per]
+        out.append(msgspec.Raw(b"".join(p for pair in zip(before, parts, strict=True) for p in pair) + b"}}"))
+    return out

@@ -128,8 +128,6 @@ class ModelSlot:
     def _loop(self) -> None:
         import torch
 
-        import nordiqd.model.forecast  # noqa: F401  (imported now, so the first swap is not slowed by it)
-
         torch.set_num_threads(self._threads)
         while True:
             first = self._queue.get()
