@@ -38,7 +38,7 @@ from nordiqd.model.gating import Grn, gate_add_norm
 from nordiqd.model.selection import FoldedSelection, select
 
 Prediction = torch.Tensor | list[torch.Tensor]
-ATTENTION_CHUNK = 8  # windows per attention block: 8 x 4 heads x 96 x 384 scores fit the L2
+ATTENTION_CHUNK = 4  # windows per attention block: 8 x 4 heads x 96 x 384 scores fit the L2
 
 
 class TftInference:

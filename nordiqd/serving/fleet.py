@@ -35,7 +35,7 @@ from nordiqd.serving.slot import ModelSlot
 
 log = logging.getLogger(__name__)
 
-DECIMALS = 3  # forecasts are served rounded: nobody alerts on the fourth decimal
+DECIMALS = 2  # served as precise as agents report (/proc and sysstat print two decimals)
 
 
 def iso(epoch: float) -> str:
