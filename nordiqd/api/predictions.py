@@ -69,7 +69,7 @@ class FleetFollower:
     How it stops: ``close()``; the thread is a daemon and ends with the process.
     """
 
-    POLL_S = 0.05
+    POLL_S = 0.025
     STALE_S = 2.0
 
     def __init__(self, backends: Any) -> None:
