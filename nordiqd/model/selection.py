@@ -77,6 +77,7 @@ class _Variable:
             ra, rc = a - a.mean(), c - c.mean()
             self.var = ((ra**2).mean(), (ra * rc).mean(), (rc**2).mean() + norm.eps)
             self.skip, self.skip_bias = torch.stack([ra * norm.weight, rc * norm.weight]), norm.bias
+        self.size = self.skip.size(-1)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """GRN output [..., hidden] for scalar inputs ``x`` [..., 1]."""
@@ -137,7 +138,9 @@ class FoldedSelection:
         if self.flat_norm is not None:
             residual = self.flat_norm(residual)
         weights = _softmax(self.flat_gated(hidden, residual))
-        outputs = [var(_batch_wide(value)) for value, var in zip(values, self.variables, strict=True)]
+        outputs = [
+            _per_window(var, _batch_wide(value)) for value, var in zip(values, self.variables, strict=True)
+        ]
         return _weighted_sum(outputs, weights)
 
 
@@ -164,6 +167,22 @@ def _batch_wide(value: torch.Tensor) -> torch.Tensor:
     if value.size(0) > 1 and torch.equal(value, value[:1].expand_as(value)):
         return value[:1]
     return value
+
+
+def _per_window(var: _Variable, value: torch.Tensor) -> torch.Tensor:
+    """``var(value)`` for ``value`` [batch, time, 1], computed once per window whose value
+    never changes (a metric that sits at 0 all day), [batch, 1, hidden] when all do."""
+    if value.size(0) == 1 or value.size(1) == 1:
+        return var(value)
+    still = (value == value[:, :1]).all(dim=1).flatten()
+    if not bool(still.any()):
+        return var(value)
+    if bool(still.all()):
+        return var(value[:, :1])
+    out = value.new_empty((*value.shape[:2], var.size))
+    out[still] = var(value[still, :1])
+    out[~still] = var(value[~still])
+    return out
 
 
 def _softmax(x: torch.Tensor) -> torch.Tensor:

@@ -5,8 +5,8 @@ servers. Turned into Python floats (``tolist``) and encoded one at a time they t
 0.12 s of every forecast pass, and the 15 k lists holding them cost the cyclic collector
 more walks. ``json_arrays`` writes them without one Python object per number.
 
-How: every number gets a row of 4-byte slots in one matrix: the opening bracket and the
-sign, the integer part three digits at a time, then the point, the decimals and the
+How: every number gets a row of slots in one matrix: the sign (if any number has one),
+the integer part three digits at a time, then the point, the decimals and the
 separator. Slots are looked up in small tables of strings padded with zero bytes;
 dropping the zero bytes leaves the JSON text of all arrays back to back, and the tables'
 string lengths say where each array ends. Each number reads as Python prints
@@ -51,18 +51,20 @@ def json_arrays(values: np.ndarray, decimals: int) -> list[bytes]:
 
     digits, digit_lengths = _digit_groups()
     tails, tail_lengths = _tails(decimals)
-    # Slots: the head, the groups (top first), a zero slot if needed so that the 8-byte
-    # tail slot is aligned, the tail.
-    first_tail = 1 + len(groups) + (1 + len(groups)) % 2
-    out = np.zeros((x.size, first_tail + 2), dtype=np.uint32)
     negative = (x < 0) & (m > 0)
-    # The head: "[" on an array's first number, then "-" where negative.
-    out[:, 0] = negative * np.uint32(ord("-"))
-    out[::n, 0] = ord("[") + negative[::n] * np.uint32(ord("-") << 8)
-    length = negative.astype(np.int32)
-    length[::n] += 1
+    signed = bool(negative.any())
+    # Slots, 4 bytes each: "-" if any number is negative, the groups (top first), a zero
+    # slot where the tail takes 8 bytes and must be aligned, the tail.
+    tail_slots = tails.itemsize // 4
+    before_tail = signed + len(groups)
+    before_tail += before_tail % tail_slots
+    out = np.zeros((x.size, before_tail + tail_slots), dtype=np.uint32)
+    length = np.zeros(x.size, dtype=np.int32)
+    if signed:
+        out[:, 0] = negative * np.uint32(ord("-"))
+        length += negative
     higher = np.zeros(x.size, dtype=bool)  # a nonzero group above: this one keeps its zeros
-    for slot, j in enumerate(reversed(range(len(groups))), start=1):
+    for slot, j in enumerate(reversed(range(len(groups))), start=int(signed)):
         g = groups[j]
         if len(groups) == 1:  # every number below 1000: bare digits, "0" for zero
             index = g + 1000
@@ -74,18 +76,18 @@ def json_arrays(values: np.ndarray, decimals: int) -> list[bytes]:
     # The tail: ".", the decimals without trailing zeros (at least one), "," or "]".
     index = frac.copy()
     index[n - 1 :: n] += 10**decimals
-    out.view(np.uint64)[:, -1] = tails[index]
+    out.view(tails.dtype)[:, -1] = tails[index]
     length += tail_lengths[index]
     if not finite.all():  # "null" in the first digit slot, then only the separator
         bad = ~finite
-        out[bad, 1:] = 0
-        out[bad, 1] = _NULL
-        out[bad, 2] = _SEPARATORS[(index[bad] >= 10**decimals).astype(np.int64)]
-        length[bad] = (out[bad, 0] != 0) + 5
+        out[bad] = 0
+        out[bad, int(signed)] = _NULL
+        out[bad, -tail_slots] = _SEPARATORS[(index[bad] >= 10**decimals).astype(np.int64)]
+        length[bad] = 5
     flat = out.view(np.uint8).ravel()
     text = flat[flat != 0].tobytes()
     ends = np.cumsum(length.reshape(rows, n).sum(axis=1)).tolist()
-    return [text[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+    return [b"[" + text[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def _table(strings: list[bytes], dtype: type) -> tuple[np.ndarray, np.ndarray]:
@@ -111,4 +113,7 @@ def _digit_groups() -> tuple[np.ndarray, np.ndarray]:
 def _tails(decimals: int) -> tuple[np.ndarray, np.ndarray]:
     """ ".5," for each fraction, then ".5]" for each: 8-byte slots and their lengths."""
     fractions = [("." + (f"{i:0{decimals}d}".rstrip("0") or "0")).encode() for i in range(10**decimals)]
-    return _table([f + b"," for f in fractions] + [f + b"]" for f in fractions], np.uint64)
+    return _table(
+        [f + b"," for f in fractions] + [f + b"]" for f in fractions],
+        np.uint32 if decimals <= 2 else np.uint64,
+    )
