@@ -8,17 +8,23 @@ weights, and differs in four ways that change no result (tests hold it to 1e-4):
 
 1. A time-varying input that is the same for every window of the batch (the known time
    features and ``relative_time_idx`` when the windows end at the same step) goes through
-   its variable network once, then broadcasts, instead of once per server.
+   its variable network once, then broadcasts, instead of once per server; a server's
+   input that stays the same through its window (a metric at 0 all day), once per window.
 2. Static contexts are added to the time-varying networks as [batch, 1, hidden]
    broadcasts instead of being projected over copies expanded to every time step.
 3. Attention averages the heads' weights before applying the value they share, a few
    windows at a time, and keeps no weights for interpretation.
 4. Windows of full length skip the LSTM's sequence packing.
 
+The GRNs and gates around them run with their linear layers folded and their additions
+in place (``nordiqd.model.gating``), the variable selections with their affine front
+folded (``nordiqd.model.selection``).
+
 Measured on this repository's 2-core box, default model size, 64 windows per batch, one
-torch thread: 71 ms per batch against 240 ms for ``network(x)`` (``bench/predict.py``
-prints the fleet figures). A network this module does not know raises ``ModelError`` at
-construction; ``FleetForecaster`` then falls back to ``network(x)``.
+torch thread: about 63 ms per batch against 240 ms for ``network(x)``, 1.0-1.1 s for 1,000
+servers (``bench/predict.py`` prints the fleet figures). A network this module does not
+know raises ``ModelError`` at construction; ``FleetForecaster`` then falls back to
+``network(x)``.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from nordiqd.model.gating import Grn, gate_add_norm
 from nordiqd.model.selection import FoldedSelection, select
 
 Prediction = torch.Tensor | list[torch.Tensor]
-ATTENTION_CHUNK = 4  # windows per attention block: 8 x 4 heads x 96 x 384 scores fit the L2
+ATTENTION_CHUNK = 4  # windows per attention block: 4 x 4 heads x 96 x 384 scores stay in the cache
 
 
 class TftInference:
@@ -141,7 +147,8 @@ class TftInference:
         vs = mha.v_layer(kv)
         # The heads share the value, so the mean of their outputs is the mean of their
         # attention weights times it. Computed a few windows at a time, the weights stay in
-        # the cache: at a head width of 8 that beats the fused kernel (15 against 18 ms a batch).
+        # the cache: at a head width of 8 that beats the fused kernel (17 against 18 ms a
+        # batch, 4 windows a little ahead of 8).
         mean = torch.empty(batch, n_q, d, dtype=q.dtype)
         for lo in range(0, batch, ATTENTION_CHUNK):
             hi = min(batch, lo + ATTENTION_CHUNK)

@@ -18,8 +18,10 @@ it folds into a few vectors per variable, computed once per model:
 encoder and decoder networks of our models); ``select`` is the unfolded path for any
 other (the static network, with its embeddings). Both compute a variable once when its
 value is the same for every window of the batch (the known time inputs when the windows
-end at the same step) and broadcast it. Results equal the network's own to float
-rounding; tests hold them to 1e-4.
+end at the same step) and broadcast it; ``FoldedSelection`` also computes a variable once
+per window where its value never changes through the window. The GRNs' tails run as
+``nordiqd.model.gating.Grn``. Results equal the network's own to float rounding; tests
+hold them to 1e-4.
 """
 
 from __future__ import annotations

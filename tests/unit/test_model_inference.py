@@ -123,6 +123,21 @@ def test_a_selection_over_embeddings_does_not_fold(model: LoadedModel) -> None:
         FoldedSelection(model.network.static_variable_selection)
 
 
+def test_metrics_that_never_move_in_some_or_all_windows_equal_the_network(model: LoadedModel) -> None:
+    # Such a variable goes through its network once per window: in a batch where every
+    # window is flat, and in one where only some are.
+    windows, names, profiles = fleet_windows(12)
+    swap, iowait = DEFAULT.targets.index("swap_used_pct"), DEFAULT.targets.index("cpu_iowait_pct")
+    windows[::2, :, swap] = 0.0
+    windows[:, :, iowait] = windows[:, :1, iowait]
+    x = FleetForecaster(model).inputs(windows, names, profiles, np.full(12, LAST))
+    with torch.inference_mode():
+        want = per_target(model.network(x)["prediction"])
+        got = per_target(TftInference(model.network)(x))
+    for w, g in zip(want, got, strict=True):
+        np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-4, atol=1e-4)
+
+
 def test_windows_with_a_constant_target_match_model_predict(model: LoadedModel) -> None:
     # scale = eps for a target that never moves: float rounding is then the whole input,
     # so the forecaster must round as training's EncoderNormalizer does.
