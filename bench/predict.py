@@ -16,7 +16,7 @@ same run:
    the predictor needs 24 h), six published versions of that model. ``--clients``
    processes fetch ``GET /predictions/current`` back to back for ``--seconds``
    (``--runs`` times): p50/p99 latency and the body size.
-3. The same while ``current`` is pointed at 5 other versions in turn (the atomic
+3. The same while ``current`` is pointed at ``--swaps`` (5) other versions in turn (the atomic
    symlink replace publish uses), the next swap ``--swap-gap`` seconds after the
    previous one answered: failed requests, p99 against the steady p99, and per swap the
    seconds until ``/predictions/current`` (first client response carrying the version),
@@ -509,7 +509,7 @@ def served_version(d: Any, path: str) -> str | None:
 
 
 def swap_figures(d: Any, args: argparse.Namespace, versions: list[str], probe: str) -> dict[str, Any]:
-    """5 swaps of ``current`` under client load; per swap the seconds until each view shows it."""
+    """``--swaps`` swaps of ``current`` under client load; per swap the seconds until each view shows it."""
     from nordiqd.model import artifacts
 
     models = d.root / "data" / "models"
@@ -645,7 +645,7 @@ def daemon_figures(
             for v in sorted(os.listdir(root / "data" / "models"))
             if v.startswith("tft_model_") and v != current
         ]
-        swap = swap_figures(d, args, others[:5], probe)
+        swap = swap_figures(d, args, [others[i % len(others)] for i in range(args.swaps)], probe)
         print(
             f"  swaps: p99 {swap['p99_ms']:.0f} ms, {swap['failed']} failed; "
             + ", ".join(
@@ -692,7 +692,8 @@ def daemon_figures(
     fails = swap["failed"]
     worst = max(times) if all(t == t for t in times) else math.nan
     lines.append(
-        f"{'during 5 model swaps':<32} {fails} failed of {swap['requests']}, p99 {swap['p99_ms']:.0f} ms "
+        f"{f'during {len(times)} model swaps':<32} {fails} failed of {swap['requests']}, "
+        f"p99 {swap['p99_ms']:.0f} ms "
         f"(x{x:.2f} steady), p50 {swap['p50_ms']:.0f} ms{why(swap)} | target 0 failed {verdict(fails == 0)}, "
         f"p99 <= {TARGETS['swap_p99_x']:g}x {verdict(x <= TARGETS['swap_p99_x'])} | ref: steady p99 "
         f"{ref_p99:.0f} ms best of {len(p99s)} ({swap['load']})"
@@ -737,6 +738,7 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=2)
     p.add_argument("--seconds", type=float, default=20.0, help="client load per measurement")
     p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--swaps", type=int, default=5, help="model swaps under load (versions in turn)")
     p.add_argument(
         "--swap-gap", type=float, default=3.0, help="seconds between a swap answering and the next"
     )
