@@ -47,8 +47,6 @@ class PredictorRole(ServiceRole):
 
     def init(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
         super().init(ctx)
-        import nordiqd.model.forecast  # noqa: F401  (torch: imported here, not in the first swap)
-
         cfg, spec = self.config, self.config.model
         self.windows = RollingWindows(cfg.schema.metrics, spec.step_seconds, spec.encoder_steps)
         self.sub = make_socket(ctx, zmq.SUB, connect=cfg.endpoint("ingest_publish"))
