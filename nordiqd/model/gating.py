@@ -10,8 +10,8 @@ change no result beyond float rounding (tests hold the forecasts to 1e-4):
 - Intermediates the pass owns are updated in place (the ELU, the context and the skip
   additions) instead of allocating a new tensor each.
 
-``Grn`` runs a GRN this way, ``gate_add_norm`` a ``GatedLinearUnit`` followed by an
-``AddNorm``. Both read the network's modules and never modify them.
+``Grn`` runs a GRN this way, ``Gate`` a ``GatedLinearUnit`` followed by an ``AddNorm``.
+Both check at construction that they know the module, and read it without modifying it.
 """
 
 from __future__ import annotations
@@ -64,22 +64,28 @@ class Grn:
         return _normed(_add(gate, skip), self.norm)
 
 
-def gate_add_norm(
-    glu: GatedLinearUnit, add_norm: AddNorm, x: torch.Tensor, skip: torch.Tensor
-) -> torch.Tensor:
-    """``add_norm(glu(x), skip)`` with the addition in place.
+class Gate:
+    """A ``GatedLinearUnit`` followed by an ``AddNorm``, with the addition in place.
 
     Raises:
         ModelError: The skip is resampled (ours never is).
     """
-    if add_norm.input_size != add_norm.skip_size:
-        raise ModelError("fast inference does not know a resampled skip connection")
-    gate = F.glu(glu.fc(x), dim=-1)
-    if add_norm.trainable_add:
-        gate = torch.addcmul(gate, skip, torch.sigmoid(add_norm.mask) * 2.0)
-    else:
-        gate = _add(gate, skip)
-    return _normed(gate, add_norm.norm)
+
+    def __init__(self, glu: GatedLinearUnit, add_norm: AddNorm) -> None:
+        if add_norm.input_size != add_norm.skip_size:
+            raise ModelError("fast inference does not know a resampled skip connection")
+        self.glu = glu
+        self.add_norm = add_norm
+        self.skip_gate = torch.sigmoid(add_norm.mask).detach() * 2.0 if add_norm.trainable_add else None
+
+    def __call__(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """``add_norm(glu(x), skip)``."""
+        gate = F.glu(self.glu.fc(x), dim=-1)
+        if self.skip_gate is not None:
+            gate = torch.addcmul(gate, skip, self.skip_gate)
+        else:
+            gate = _add(gate, skip)
+        return _normed(gate, self.add_norm.norm)
 
 
 def _add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -40,7 +40,7 @@ from pytorch_forecasting.models.temporal_fusion_transformer.sub_modules import (
 )
 
 from nordiqd.model.errors import ModelError
-from nordiqd.model.gating import Grn, gate_add_norm
+from nordiqd.model.gating import Gate, Grn
 from nordiqd.model.selection import FoldedSelection, select
 
 Prediction = torch.Tensor | list[torch.Tensor]
@@ -83,6 +83,10 @@ class TftInference:
         self._encoder_selection = _folded(network.encoder_variable_selection)
         self._enrichment = Grn(network.static_enrichment)
         self._feed_forward = Grn(network.pos_wise_ff)
+        self._post_lstm_encoder = Gate(network.post_lstm_gate_encoder, network.post_lstm_add_norm_encoder)
+        self._post_lstm_decoder = Gate(network.post_lstm_gate_decoder, network.post_lstm_add_norm_decoder)
+        self._post_attention = Gate(network.post_attn_gate_norm.glu, network.post_attn_gate_norm.add_norm)
+        self._pre_output = Gate(network.pre_output_gate_norm.glu, network.pre_output_gate_norm.add_norm)
         self._decoder_selection = _folded(network.decoder_variable_selection)
 
     def __call__(self, x: dict[str, Any]) -> Prediction:
@@ -116,16 +120,16 @@ class TftInference:
         dec_out, _ = net.lstm_decoder(
             dec_emb, state, lengths=None if full else dec_lengths, enforce_sorted=False
         )
-        lstm_enc = gate_add_norm(net.post_lstm_gate_encoder, net.post_lstm_add_norm_encoder, enc_out, enc_emb)
-        lstm_dec = gate_add_norm(net.post_lstm_gate_decoder, net.post_lstm_add_norm_decoder, dec_out, dec_emb)
+        lstm_enc = self._post_lstm_encoder(enc_out, enc_emb)
+        lstm_dec = self._post_lstm_decoder(dec_out, dec_emb)
         lstm_output = torch.cat([lstm_enc, lstm_dec], dim=1)
 
         enrichment = net.static_context_enrichment(static)[:, None]
         attn_input = self._enrichment(lstm_output, enrichment)
         attended = self._attend(attn_input[:, enc:], attn_input, enc_lengths, dec_lengths)
-        output = _gate_add_norm(net.post_attn_gate_norm, attended, attn_input[:, enc:])
+        output = self._post_attention(attended, attn_input[:, enc:])
         output = self._feed_forward(output)
-        output = _gate_add_norm(net.pre_output_gate_norm, output, lstm_output[:, enc:])
+        output = self._pre_output(output, lstm_output[:, enc:])
         if net.n_targets > 1:
             return net.transform_output(
                 [layer(output) for layer in net.output_layer], target_scale=x["target_scale"]
@@ -157,10 +161,6 @@ class TftInference:
             torch.bmm(torch.softmax(scores, dim=-1).mean(dim=1), vs[lo:hi], out=mean[lo:hi])
         out: torch.Tensor = mha.w_h(mean)
         return out
-
-
-def _gate_add_norm(module: Any, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-    return gate_add_norm(module.glu, module.add_norm, x, skip)
 
 
 def _folded(vsn: Any) -> Any:

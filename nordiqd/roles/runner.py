@@ -70,10 +70,10 @@ def run_role(name: str, config_path: str | None) -> int:
     code = 0
     try:
         role.init(ctx)
-        # What init() built (imported modules, a loaded model) lives as long as the
+        # What init() built (imported modules, sockets, buffers) lives as long as the
         # process: frozen out of the cyclic collector, it is not walked again by every
-        # full collection. A predictor holds ~440k such objects; walking them took
-        # 0.26-0.32 s and landed inside model swaps.
+        # full collection. (The predictor imports torch later, in its model loader,
+        # which freezes again: serving/slot.py.)
         gc.collect()
         gc.freeze()
         link.ready()

@@ -111,7 +111,8 @@ def _digit_groups() -> tuple[np.ndarray, np.ndarray]:
 
 @functools.cache
 def _tails(decimals: int) -> tuple[np.ndarray, np.ndarray]:
-    """ ".5," for each fraction, then ".5]" for each: 8-byte slots and their lengths."""
+    """ ".5," for each fraction, then ".5]" for each: slots of 4 bytes (up to 2 decimals)
+    or 8, and their lengths."""
     fractions = [("." + (f"{i:0{decimals}d}".rstrip("0") or "0")).encode() for i in range(10**decimals)]
     return _table(
         [f + b"," for f in fractions] + [f + b"]" for f in fractions],

@@ -13,6 +13,7 @@ How it stops: ``close()`` sets the stop event and joins the thread.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -251,15 +252,21 @@ def _forecast_objects(values: np.ndarray, targets: list[str], keys: list[str]) -
     """
     n, n_targets, horizon, n_quantiles = values.shape
     arrays = json_arrays(values.transpose(0, 1, 3, 2).reshape(-1, horizon), DECIMALS)
-    # What goes before each array: '{"t1":{"p10":', ',"p50":', ..., '},"t2":{"p10":', ...
-    before = []
-    for j, target in enumerate(targets):
-        for k, key in enumerate(keys):
-            lead = (b"{" if j == 0 else b"},") + msgspec.json.encode(target) + b":{" if k == 0 else b","
-            before.append(lead + msgspec.json.encode(key) + b":")
+    before = _array_prefixes(tuple(targets), tuple(keys))
     per = n_targets * n_quantiles
     out = []
     for i in range(n):
         parts = arrays[i * per : (i + 1) * per]
         out.append(msgspec.Raw(b"".join(p for pair in zip(before, parts, strict=True) for p in pair) + b"}}"))
     return out
+
+
+@functools.cache
+def _array_prefixes(targets: tuple[str, ...], keys: tuple[str, ...]) -> list[bytes]:
+    """What goes before each array: '{"t1":{"p10":', ',"p50":', ..., '},"t2":{"p10":', ..."""
+    before = []
+    for j, target in enumerate(targets):
+        for k, key in enumerate(keys):
+            lead = (b"{" if j == 0 else b"},") + msgspec.json.encode(target) + b":{" if k == 0 else b","
+            before.append(lead + msgspec.json.encode(key) + b":")
+    return before
