@@ -9,11 +9,10 @@ import sys
 
 from nordiqd import __version__
 from nordiqd import config as config_mod
-from supervisor.child import EX_CONFIG
+from supervisor import exitcodes
 
 log = logging.getLogger("nordiqd")
 
-EXIT_UNAVAILABLE = 69  # sysexits.h EX_UNAVAILABLE: the daemon did not answer
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_mod.load(args.config)
     except config_mod.ConfigError as exc:
         print(f"nordiqd: configuration error: {exc}", file=sys.stderr)
-        return EX_CONFIG
+        return exitcodes.CONFIG
     if args.command == "run":
         from nordiqd.daemon import run
 
@@ -137,7 +136,7 @@ def _ctl(cfg: config_mod.Config, args: argparse.Namespace) -> int:
         reply = client.request(msg)
     except RequestTimeout as exc:
         print(f"nordiqd ctl: is the daemon running? {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return exitcodes.UNAVAILABLE
     finally:
         client.close()
         ctx.term()

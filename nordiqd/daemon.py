@@ -9,8 +9,9 @@ import sys
 from nordiqd import apikey, logsetup
 from nordiqd import config as config_mod
 from nordiqd.roles import ORDER
+from supervisor import exitcodes
 from supervisor.arbiter import Arbiter, Settings
-from supervisor.child import EX_CONFIG, ChildSpec
+from supervisor.child import ChildSpec
 from supervisor.pidfile import PidFile, PidFileError
 
 log = logging.getLogger("nordiqd")
@@ -25,7 +26,7 @@ def run(cfg: config_mod.Config, config_path: str | None) -> int:
             _make_dir(path)
     except config_mod.ConfigError as exc:
         log.error("configuration error: %s", exc)
-        return EX_CONFIG
+        return exitcodes.CONFIG
     pidfile = PidFile(os.path.join(cfg.daemon.run_dir, "nordiqd.pid"))
     try:
         pidfile.acquire()

@@ -30,15 +30,12 @@ from ipc import messages as m
 from ipc.client import reply
 from ipc.codec import ProtocolError
 from ipc.sockets import make_socket
+from supervisor import exitcodes
 from supervisor.backoff import Backoff, RestartIntensity
-from supervisor.child import EX_CONFIG, Child, ChildSpec, State
+from supervisor.child import Child, ChildSpec, State
 from supervisor.notify import SystemdNotifier
 
 log = logging.getLogger("supervisor")
-
-EXIT_OK = 0
-EXIT_ROLE_FAILED = 1  # a role kept failing past its restart intensity
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -101,7 +98,7 @@ class Arbiter:
         self._signals: deque[int] = deque()
         self._commands: deque[_Command] = deque()
         self._stopping = False
-        self._exit_code = EXIT_OK
+        self._exit_code = exitcodes.OK
         self._all_ready_once = False
         self._started = time.monotonic()
         self._hb_seq = 0
@@ -191,12 +188,12 @@ class Arbiter:
     def handle_sigterm(self) -> None:
         """SIGTERM: ordered shutdown, exit 0."""
         log.info("SIGTERM received: stopping")
-        self._begin_stop(EXIT_OK)
+        self._begin_stop(exitcodes.OK)
 
     def handle_sigint(self) -> None:
         """SIGINT (Ctrl-C): same as SIGTERM."""
         log.info("SIGINT received: stopping")
-        self._begin_stop(EXIT_OK)
+        self._begin_stop(exitcodes.OK)
 
     def handle_sighup(self) -> None:
         """SIGHUP: hand over to the product's reload hook."""
@@ -322,10 +319,10 @@ class Arbiter:
             self._publish(c, "exited", reason)
             if self._stopping:
                 c.state = State.STOPPED
-            elif code == EX_CONFIG:
+            elif code == exitcodes.CONFIG:
                 c.state = State.FAILED
                 log.error("%s reports a configuration error: stopping the tree", c.name)
-                self._begin_stop(EX_CONFIG)
+                self._begin_stop(exitcodes.CONFIG)
             elif c.state == State.STOPPING:  # a restart that was asked for
                 c.backoff.reset()
                 self._schedule_restart(c, now, 0.0)
@@ -341,7 +338,7 @@ class Arbiter:
                 self.settings.max_restarts,
                 self.settings.restart_period,
             )
-            self._begin_stop(EXIT_ROLE_FAILED)
+            self._begin_stop(exitcodes.FAILURE)
             return
         delay = c.backoff.next_delay(ran_for)
         c.state = State.BACKOFF
@@ -426,7 +423,7 @@ class Arbiter:
                 case m.StopRequest():
                     self._answer(cmd, m.Ack(message="stopping"))
                     log.info("stop requested over the control socket")
-                    self._begin_stop(EXIT_OK)
+                    self._begin_stop(exitcodes.OK)
                     return
                 case m.RestartRequest(role=role):
                     target = self._by_name.get(role)

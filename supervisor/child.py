@@ -9,12 +9,10 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
+from supervisor import exitcodes
 from supervisor.backoff import Backoff
 
 log = logging.getLogger("supervisor")
-
-EX_CONFIG = 78  # sysexits.h: configuration error; such a child is never respawned
-
 
 @dataclass(frozen=True)
 class ChildSpec:
@@ -100,7 +98,7 @@ class Child:
                 what = f"killed by {signal.Signals(-code).name}"
             except ValueError:
                 what = f"killed by signal {-code}"
-        elif code == EX_CONFIG:
+        elif code == exitcodes.CONFIG:
             what = f"exited with code {code} (configuration error)"
         else:
             what = f"exited with code {code}"

@@ -24,6 +24,7 @@ from ipc import codec
 from ipc import messages as m
 from ipc.codec import ProtocolError
 from ipc.sockets import make_socket
+from supervisor import exitcodes
 
 log = logging.getLogger("supervisor.link")
 
@@ -107,6 +108,6 @@ class SupervisorLink:
 
 def _default_orphaned() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
-    timer = threading.Timer(ORPHAN_EXIT_GRACE_S, lambda: os._exit(1))
+    timer = threading.Timer(ORPHAN_EXIT_GRACE_S, lambda: os._exit(exitcodes.FAILURE))
     timer.daemon = True
     timer.start()

@@ -12,9 +12,10 @@ import falcon
 
 from ipc import messages as m
 from ipc.client import RequestTimeout
+from nordiqd.promtext import family
+from nordiqd.roles import SERVICES
 
 SCRAPE_TIMEOUT_S = 3.0
-ROLES = ("ingest", "predictor", "trainer")
 
 
 class Metrics:
@@ -25,8 +26,8 @@ class Metrics:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         parts: list[bytes] = []
-        scrape: list[str] = []
-        for role in ROLES:
+        scrape: list[tuple[dict[str, str], float]] = []
+        for role in SERVICES:
             try:
                 reply = self._backends.service(role, m.MetricsRequest(), timeout_s=SCRAPE_TIMEOUT_S)
                 ok = isinstance(reply, m.TextReply)
@@ -34,24 +35,24 @@ class Metrics:
                 ok = False
             if ok:
                 parts.append(reply.body)
-            scrape.append(f'nordiqd_role_scrape_ok{{role="{role}"}} {int(ok)}')
-        lines = [
-            "# HELP nordiqd_role_scrape_ok Whether the role answered this scrape.",
-            "# TYPE nordiqd_role_scrape_ok gauge",
-            *scrape,
-        ]
+            scrape.append(({"role": role}, int(ok)))
+        text = family("nordiqd_role_scrape_ok", "gauge", "Whether the role answered this scrape.", scrape)
         try:
             status = self._backends.control(m.StatusRequest(), timeout_s=SCRAPE_TIMEOUT_S)
-            lines += [
-                "# HELP nordiqd_role_up Whether the role is ready (supervisor's view).",
-                "# TYPE nordiqd_role_up gauge",
-                *[f'nordiqd_role_up{{role="{r.name}"}} {int(r.state == "ready")}' for r in status.roles],
-                "# HELP nordiqd_role_restarts_total Restarts of the role since the supervisor started.",
-                "# TYPE nordiqd_role_restarts_total counter",
-                *[f'nordiqd_role_restarts_total{{role="{r.name}"}} {r.restarts}' for r in status.roles],
-            ]
         except RequestTimeout:
-            pass
-        body = b"".join(parts) + ("\n".join(lines) + "\n").encode()
+            status = None
+        if status is not None:
+            text += family(
+                "nordiqd_role_up",
+                "gauge",
+                "Whether the role is ready (supervisor's view).",
+                [({"role": r.name}, int(r.state == "ready")) for r in status.roles],
+            ) + family(
+                "nordiqd_role_restarts_total",
+                "counter",
+                "Restarts of the role since the supervisor started.",
+                [({"role": r.name}, r.restarts) for r in status.roles],
+            )
+        body = b"".join(parts) + text.encode()
         resp.content_type = "text/plain; version=0.0.4; charset=utf-8"
         resp.data = body

@@ -21,13 +21,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from supervisor import exitcodes
+
 if TYPE_CHECKING:  # the parser is built on every ``nordiqd`` call: no numpy/pyarrow import here
     from nordiqd.backtest.runner import Options
 
-EX_OK = 0
-EX_MODEL = 1
-EX_USAGE = 2
-EX_CONFIG = 78  # sysexits.h: configuration error (as ``nordiqd run``)
 DEFAULT_FOLDS = 3
 
 EXAMPLES = """\
@@ -87,24 +85,26 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = config_mod.load(args.config)
     except config_mod.ConfigError as exc:
-        return _fail(f"configuration error: {exc}", EX_CONFIG)
+        return _fail(f"configuration error: {exc}", exitcodes.CONFIG)
     if args.retrain and not args.train:
-        return _fail("--retrain needs --train", EX_USAGE)
+        return _fail("--retrain needs --train", exitcodes.USAGE)
     if args.model and args.targets:
-        return _fail("--targets cannot change a trained model's targets; leave it out with --model", EX_USAGE)
+        return _fail(
+            "--targets cannot change a trained model's targets; leave it out with --model", exitcodes.USAGE
+        )
     try:
         report = backtest(options(args, cfg))
     except (BacktestError, ValueError) as exc:
-        return _fail(str(exc), EX_USAGE)
+        return _fail(str(exc), exitcodes.USAGE)
     except ModelError as exc:
-        return _fail(f"model: {exc}", EX_MODEL)
+        return _fail(f"model: {exc}", exitcodes.FAILURE)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n")
     from nordiqd.backtest import report as report_mod
 
     print(report_mod.table(report), end="")
     print(f"wrote {args.json} ({report['timings']['total_s']:.0f} s)")
-    return EX_OK
+    return exitcodes.OK
 
 
 def options(args: argparse.Namespace, cfg: Any) -> Options:

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from .layout import BufferLayout, day_name, file_info, file_metadata, fsync_dir
+from nordiqd.durable import fsync_dir
+
+from .layout import BufferLayout, day_name, file_info, file_metadata
 from .merge import merge_files
 
 __all__ = ["close_day", "delete_day", "merge_tiers", "remove_dir", "repair_day", "seq_of"]

@@ -30,13 +30,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from nordiqd.durable import publish
+
 __all__ = [
     "DAY_MS",
     "BufferLayout",
     "Part",
     "day_name",
     "file_info",
-    "fsync_dir",
     "parquet_options",
 ]
 
@@ -85,15 +86,6 @@ def file_info(path: Path) -> FileInfo:
         json.loads(kv.get(b"nordiqd.server_max", b"{}")),
         int(kv.get(b"nordiqd.wal_before", b"0")),
     )
-
-
-def fsync_dir(directory: Path) -> None:
-    """Makes renames and unlinks inside ``directory`` survive power loss."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def parquet_options(sample: pa.Table, level: int = 3) -> dict[str, Any]:
@@ -204,17 +196,6 @@ class BufferLayout:
             publish(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-
-
-def publish(tmp: Path, path: Path) -> None:
-    """Fsyncs a finished temp file and renames it into place, durably."""
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def _listdir(folder: Path) -> list[str]:

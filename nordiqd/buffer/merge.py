@@ -19,8 +19,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from nordiqd.durable import publish
+
 from .batch import conform, order_and_dedup
-from .layout import parquet_options, publish
+from .layout import parquet_options
 
 __all__ = ["merge_files", "release_memory"]
 

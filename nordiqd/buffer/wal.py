@@ -33,6 +33,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from nordiqd.durable import fsync_dir
+
 from .errors import StoreClosed
 
 __all__ = ["FsyncPolicy", "WalFrame", "WriteAheadLog", "scan_segments"]
@@ -64,14 +66,6 @@ def _segments(directory: Path) -> list[int]:
     except FileNotFoundError:
         return []
     return sorted(int(n[: -len(_SUFFIX)]) for n in names if n.endswith(_SUFFIX) and n[:-4].isdigit())
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _scan_file(path: Path, payloads: bool) -> tuple[list[tuple[int, bytes | None]], int, int]:
@@ -214,7 +208,7 @@ class WriteAheadLog:
                 _segment_path(self.directory, old).unlink(missing_ok=True)
                 dropped = True
         if dropped:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
 
     def sync(self) -> None:
         """Flushes the current segment to stable storage now.
@@ -254,7 +248,7 @@ class WriteAheadLog:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         os.write(fd, SEGMENT_MAGIC)
         os.fsync(fd)
-        _fsync_dir(self.directory)  # the new name must survive power loss too
+        fsync_dir(self.directory)  # the new name must survive power loss too
         self._fd, self._seq, self._size, self._dirty = fd, seq, len(SEGMENT_MAGIC), False
 
     def _rotate_locked(self) -> None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from nordiqd.durable import fsync_dir, fsync_file, write_synced
 from nordiqd.model.errors import IncompatibleModel, ModelError, ModelLoadError
 from nordiqd.model.params import ModelSpec
 
@@ -69,21 +70,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _write(path: Path, data: bytes) -> None:
-    with path.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _json_bytes(data: Any) -> bytes:
     return json.dumps(data, indent=2, sort_keys=True, allow_nan=False).encode()
 
@@ -119,16 +105,15 @@ def publish(models_root: Path | str, trained: TrainedModel, *, now: datetime | N
     staging.mkdir()
     # save_model stores each shared tensor once (the TFT shares its prescalers).
     save_model(trained.network.cpu(), str(staging / WEIGHTS), metadata={"version": version})
-    with (staging / WEIGHTS).open("rb") as fh:
-        os.fsync(fh.fileno())
-    _write(staging / DATASET, _json_bytes(dataset_params.to_json(trained.dataset_parameters)))
+    fsync_file(staging / WEIGHTS)
+    write_synced(staging / DATASET, _json_bytes(dataset_params.to_json(trained.dataset_parameters)))
     hparams = {
         "format": FORMAT,
         "spec": trained.spec.to_dict(),
         "loss_weights": trained.loss_weights,
         "network": network_hparams(trained.network),
     }
-    _write(staging / HPARAMS, _json_bytes(hparams))
+    write_synced(staging / HPARAMS, _json_bytes(hparams))
     spec = trained.spec
     val = trained.validation
     manifest = {
@@ -159,11 +144,11 @@ def publish(models_root: Path | str, trained: TrainedModel, *, now: datetime | N
         "horizon_steps": spec.horizon_steps,
         "files": {name: _sha256(staging / name) for name in _REQUIRED},
     }
-    _write(staging / MANIFEST, _json_bytes(manifest))
-    _fsync_dir(staging)
+    write_synced(staging / MANIFEST, _json_bytes(manifest))
+    fsync_dir(staging)
     final = root / version
     os.rename(staging, final)
-    _fsync_dir(root)
+    fsync_dir(root)
     point_current(root, version)
     return final
 
@@ -186,7 +171,7 @@ def point_current(models_root: Path | str, version: str) -> None:
     # Relative target: the models directory can move (or be mounted elsewhere) intact.
     os.symlink(version, temp)
     os.replace(temp, root / CURRENT)
-    _fsync_dir(root)
+    fsync_dir(root)
 
 
 def list_versions(models_root: Path | str) -> list[str]:

@@ -1,3 +1,9 @@
-"""The four roles: thin process adapters over the plain domain modules."""
+"""The four roles: thin process adapters over the plain domain modules.
 
-ORDER = ("ingest", "predictor", "trainer", "api")
+``ORDER`` is the one list of role names: the supervisor starts them in this order and
+stops them in reverse; ``SERVICES`` are the roles that answer requests on a service
+socket (the api is their client).
+"""
+
+SERVICES = ("ingest", "predictor", "trainer")
+ORDER = (*SERVICES, "api")

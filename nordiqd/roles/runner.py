@@ -23,7 +23,7 @@ import zmq
 from nordiqd import config as config_mod
 from nordiqd import logsetup
 from nordiqd.roles.base import Role
-from supervisor.child import EX_CONFIG
+from supervisor import exitcodes
 from supervisor.link import SupervisorLink
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def run_role(name: str, config_path: str | None) -> int:
     except config_mod.ConfigError as exc:
         logsetup.setup(name)
         log.error("configuration error: %s", exc)
-        return EX_CONFIG
+        return exitcodes.CONFIG
     logsetup.setup(name, cfg.daemon.log_level)
     if config_path:
         # Subprocesses of the role (training jobs) read the same file.
@@ -91,7 +91,7 @@ def run_role(name: str, config_path: str | None) -> int:
             role.tick(time.monotonic())
     except config_mod.ConfigError as exc:
         log.error("configuration error: %s", exc)
-        reason, code = f"configuration error: {exc}", EX_CONFIG
+        reason, code = f"configuration error: {exc}", exitcodes.CONFIG
     except Exception as exc:
         log.exception("%s failed", name)
         reason, code = f"{type(exc).__name__}: {exc}", 1

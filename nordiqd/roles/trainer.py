@@ -28,10 +28,10 @@ from nordiqd.promtext import family
 from nordiqd.roles.base import ServiceRole
 from nordiqd.training import readiness
 from nordiqd.training.history import JobHistory, now_iso
+from supervisor import exitcodes
 
 log = logging.getLogger(__name__)
 
-EXIT_CANCELLED = 3
 
 
 class _Running:
@@ -303,6 +303,6 @@ class TrainerRole(ServiceRole):
 def _exit_text(code: int) -> str:
     if code < 0:
         return f"the training process was killed by {signal.Signals(-code).name}"
-    if code == EXIT_CANCELLED:
+    if code == exitcodes.CANCELLED:
         return "the training process stopped on request"
     return f"the training process exited with code {code} before reporting a result"

@@ -29,11 +29,8 @@ from nordiqd.simulate.errors import BatchRefused, DaemonUnavailable, SimulationE
 from nordiqd.simulate.fleet import Fleet
 from nordiqd.simulate.scenarios import SCENARIO_KINDS, SYNTAX, ScenarioError, parse_scenario
 from nordiqd.simulate.sender import Progress, SimulationOptions, Summary, run_simulation
+from supervisor import exitcodes
 
-EX_USAGE = 2
-EX_REJECTED = 1
-EX_UNAVAILABLE = 69  # sysexits.h: the daemon did not answer
-EX_CONFIG = 78  # sysexits.h: configuration error (as ``nordiqd run``)
 # Problems of a rejected batch printed before "... and N more".
 _SHOWN_PROBLEMS = 20
 # Seconds between two progress lines when stderr is not a terminal.
@@ -203,13 +200,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg = config_mod.load(args.config)
     except config_mod.ConfigError as exc:
-        return _fail(f"configuration error: {exc}", EX_CONFIG)
+        return _fail(f"configuration error: {exc}", exitcodes.CONFIG)
     try:
         options = options_from_args(args, cfg)
     except config_mod.ConfigError as exc:
-        return _fail(str(exc), EX_CONFIG)
+        return _fail(str(exc), exitcodes.CONFIG)
     except ValueError as exc:
-        return _fail(str(exc), EX_USAGE)
+        return _fail(str(exc), exitcodes.USAGE)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -294,7 +291,7 @@ def _announce(options: SimulationOptions, notice: Any) -> None:
 
 def _report(outcome: Summary | BaseException, options: SimulationOptions) -> int:
     if isinstance(outcome, ScenarioError):
-        return _fail(str(outcome), EX_USAGE)
+        return _fail(str(outcome), exitcodes.USAGE)
     if isinstance(outcome, Summary):
         print(f"nordiqd simulate: {outcome.line()}", flush=True)
         return 0
@@ -310,10 +307,10 @@ def _report(outcome: Summary | BaseException, options: SimulationOptions) -> int
             )
         if len(outcome.problems) > _SHOWN_PROBLEMS:
             print(f"  ... and {len(outcome.problems) - _SHOWN_PROBLEMS} more", file=sys.stderr)
-        code = EX_REJECTED
+        code = exitcodes.FAILURE
     else:
         print(f"nordiqd simulate: {outcome}", file=sys.stderr)
-        code = EX_UNAVAILABLE if isinstance(outcome, DaemonUnavailable) else EX_REJECTED
+        code = exitcodes.UNAVAILABLE if isinstance(outcome, DaemonUnavailable) else exitcodes.FAILURE
     if outcome.summary is not None:
         print(f"nordiqd simulate: {outcome.summary.line()}", flush=True)
     return code

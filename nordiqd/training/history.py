@@ -14,6 +14,7 @@ from pathlib import Path
 import msgspec
 
 from ipc.messages import JobStatus
+from nordiqd.durable import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +50,7 @@ class JobHistory:
 
     def save(self) -> None:
         """Write the whole history atomically."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(msgspec.json.format(msgspec.json.encode(self.jobs), indent=1))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(self.path, msgspec.json.format(msgspec.json.encode(self.jobs), indent=1))
 
     def add(self, job: JobStatus) -> None:
         """Append a new job and persist."""

@@ -30,10 +30,10 @@ from ipc.sockets import make_socket
 from nordiqd import config as config_mod
 from nordiqd import logsetup
 from nordiqd.training.priority import lower_priority
+from supervisor import exitcodes
 
 log = logging.getLogger("nordiqd.training.job")
 
-EXIT_CANCELLED = 3
 PROGRESS_EVERY_S = 0.5  # at most two progress events a second, however fast batches go
 
 
@@ -123,7 +123,7 @@ def _train(
     except TrainingCancelled:
         log.info("cancelled")
         report.send("failed", cancelled=True, error="cancelled on request")
-        return EXIT_CANCELLED
+        return exitcodes.CANCELLED
     except Exception as exc:
         log.exception("training failed")
         report.send("failed", error=f"{type(exc).__name__}: {exc}")

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from nordiqd.roles import ORDER
 from tests.harness import alive, wait_for
 
-ROLES = ["ingest", "predictor", "trainer", "api"]
+ROLES = list(ORDER)
 
 
 def test_reaches_all_ready_quickly(daemon_factory) -> None:  # type: ignore[no-untyped-def]
