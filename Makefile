@@ -28,9 +28,13 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# ruff; mypy on the three packages, --strict on the wire and the supervisor; the import
+# contracts of .importlinter (tests/unit/test_code_shape.py checks cycles and sizes).
 lint: $(STAMP)
 	$(BIN)/ruff check ipc supervisor nordiqd tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy --strict -p ipc -p supervisor
+	$(BIN)/lint-imports --no-logo --no-cache
 
 demo: $(STAMP)
 	$(BIN)/nordiqd demo

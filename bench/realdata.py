@@ -4,7 +4,9 @@ Usage::
 
     .venv/bin/python bench/realdata.py [SRC] [--out bench/out/real]
 
-SRC defaults to ``../shared/data/real`` beside the repository (see its README.md). The
+SRC is the folder of the recorded real-metrics set (``azure2017_vm_cpu_100/`` and
+``nab/`` as published; the environment variable ``NORDIQD_REAL_DATA`` names it when SRC
+is left out). The
 output files have the buffer's columns: ``timestamp`` (timestamp[ms, UTC]),
 ``server_name``, ``profile`` and the metric ``cpu_user_pct`` (both sets hold one CPU
 percentage per series, nothing else), sorted by server then time, like a buffer file:
@@ -28,6 +30,7 @@ percentage per series, nothing else), sorted by server then time, like a buffer 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 _REPO = Path(__file__).resolve().parents[1]
-DEFAULT_SRC = _REPO.parent / "shared" / "data" / "real"
+SRC_ENV = "NORDIQD_REAL_DATA"
 DEFAULT_OUT = _REPO / "bench" / "out" / "real"
 METRIC = "cpu_user_pct"
 AZURE_CSV = Path("azure2017_vm_cpu_100") / "vm_cpu_avg_pct_100vms_300s.csv"
@@ -119,9 +122,14 @@ def describe(name: str, table: pa.Table) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Convert both sets; print one line per set."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("src", nargs="?", type=Path, default=DEFAULT_SRC, help=f"default {DEFAULT_SRC}")
+    env = os.environ.get(SRC_ENV)
+    default = Path(env) if env else None
+    p.add_argument("src", nargs="?", type=Path, default=default, help=f"default ${SRC_ENV}")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"default {DEFAULT_OUT}")
     args = p.parse_args(argv)
+    if args.src is None:
+        print(f"bench/realdata.py: name the real data folder as SRC or in ${SRC_ENV}", file=sys.stderr)
+        return 2
     if not args.src.is_dir():
         print(f"bench/realdata.py: {args.src} is not a folder", file=sys.stderr)
         return 2

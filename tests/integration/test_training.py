@@ -14,8 +14,8 @@ import pytest
 from tests.fleetdata import TINY_MODEL, backfill
 from tests.harness import Daemon, alive, wait_for
 
-# A verbatim copy of ../shared/seed/000_53f8cf6659dae08f.txt (the manual whose scripts must
-# run unchanged); tests/unit/test_seed_copy.py checks it still equals the original.
+# A verbatim copy of the seed manual (the manual whose scripts must run unchanged);
+# tests/unit/test_seed_copy.py checks it is still byte for byte the original.
 SEED = Path(__file__).resolve().parents[1] / "data" / "seed_manual.txt"
 
 
