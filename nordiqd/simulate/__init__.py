@@ -4,9 +4,9 @@ The generator behind ``nordiqd simulate`` and the demo. It is a plain module:
 it produces records and knows nothing about how they are sent.
 
 Example:
-    >>> from nordiqd.simulate import Fleet
-    >>> fleet = Fleet(size=50, seed=1, interval_s=5.0,
-    ...               scenarios=["memory_leak:web-003@2026-11-26T14:00Z+6h"])
+    >>> from nordiqd.simulate import SimulatedFleet
+    >>> fleet = SimulatedFleet(size=50, seed=1, interval_s=5.0,
+    ...                        scenarios=["memory_leak:web-003@2026-11-26T14:00Z+6h"])
     >>> for batch in fleet.batches(t0, t1, max_records=1000):
     ...     send(batch.to_records())
 """
@@ -14,9 +14,9 @@ Example:
 from __future__ import annotations
 
 from nordiqd.simulate.batch import Batch
-from nordiqd.simulate.fleet import Fleet, epoch
+from nordiqd.simulate.generator import SimulatedFleet, epoch
 from nordiqd.simulate.incidents import Incident
-from nordiqd.simulate.metrics import METRICS, SWAP_THRESHOLD
+from nordiqd.simulate.metric_model import METRICS, SWAP_THRESHOLD
 from nordiqd.simulate.profiles import PROFILES, Profile, compose
 from nordiqd.simulate.scenarios import (
     SCENARIO_KINDS,
@@ -35,12 +35,12 @@ __all__ = [
     "SWAP_THRESHOLD",
     "SYNTAX",
     "Batch",
-    "Fleet",
     "Incident",
     "Profile",
     "Scenario",
     "ScenarioError",
     "Server",
+    "SimulatedFleet",
     "compose",
     "epoch",
     "parse_duration",

@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from nordiqd.simulate.errors import BatchRefused, DaemonUnavailable, SimulationError
-from nordiqd.simulate.fleet import Fleet
+from nordiqd.simulate.generator import SimulatedFleet
 from nordiqd.simulate.scenarios import SCENARIO_KINDS, SYNTAX, ScenarioError, parse_scenario
 from nordiqd.simulate.sender import Progress, SimulationOptions, Summary, run_simulation
 from supervisor import exitcodes
@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
 
 def scenario_help(servers: int, seed: int) -> str:
     """The ``--list-scenarios`` text: syntax, kinds, and the fleet's server names."""
-    fleet = Fleet(servers, seed)
+    fleet = SimulatedFleet(servers, seed)
     by_profile: dict[str, list[str]] = {}
     for s in fleet.servers:
         by_profile.setdefault(s.profile, []).append(s.name)

@@ -2,7 +2,7 @@
 
 ``run_simulation(options, stop)`` is the whole job behind ``nordiqd simulate`` and
 what the demo calls (in a thread, or through the CLI in a subprocess). It builds the
-``Fleet``, sends ``[now - backfill_days, now)`` in batches of ``batch_size``, then
+``SimulatedFleet``, sends ``[now - backfill_days, now)`` in batches of ``batch_size``, then
 streams live: simulated time runs ``speed`` x the clock from the simulated "now", and
 each time a sample time comes due every server's new sample goes out. A send that
 falls behind simply covers a longer range next time, packed into full batches.
@@ -29,8 +29,8 @@ from typing import NamedTuple
 
 from nordiqd.simulate.batch import Batch
 from nordiqd.simulate.errors import DaemonUnavailable, SimulationError
-from nordiqd.simulate.fleet import Fleet
-from nordiqd.simulate.metrics import METRICS
+from nordiqd.simulate.generator import SimulatedFleet
+from nordiqd.simulate.metric_model import METRICS
 from nordiqd.simulate.sinks import Sink, Transient, open_sink
 
 DAY_S = 86_400.0
@@ -49,7 +49,7 @@ class SimulationOptions:
         servers: fleet size.
         interval_s: seconds between two samples of one server (simulated time).
         seed: the seed of every random draw.
-        scenarios: scripted incidents, ``fleet.SYNTAX`` specs; a relative start
+        scenarios: scripted incidents, ``scenarios.SYNTAX`` specs; a relative start
             (``@+30m``) counts from the simulated now (where live begins).
         backfill_days: history sent first, ``[now - days, now)``.
         live: stream live samples after the backfill.
@@ -200,7 +200,7 @@ def run_simulation(
     sleep = sleep or stop.wait
     say = notice or (lambda _msg: None)
     start = resolve_start(options, wall())
-    fleet = Fleet(options.servers, options.seed, options.interval_s, options.scenarios, start=start)
+    fleet = SimulatedFleet(options.servers, options.seed, options.interval_s, options.scenarios, start=start)
     accepted = set(METRICS) if options.metrics is None else set(options.metrics)
     metrics = tuple(m for m in METRICS if m in accepted)
     dropped = tuple(m for m in METRICS if m not in accepted)
@@ -238,7 +238,7 @@ class _Run:
     def __init__(
         self,
         options: SimulationOptions,
-        fleet: Fleet,
+        fleet: SimulatedFleet,
         sink: Sink,
         stop: threading.Event,
         sleep: Callable[[float], bool],
