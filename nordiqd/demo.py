@@ -134,7 +134,8 @@ def _port_free(host: str, port: int) -> bool:
 
 def main(opts: DemoOptions) -> int:
     """Run the demo until Ctrl-C (or ``run_for_s``); return the exit code."""
-    from nordiqd.simulate.sender import SimulationOptions, run_simulation
+    from nordiqd.simulate.options import SimulationOptions
+    from nordiqd.simulate.sender import run_simulation
 
     cfg_path = prepare(opts)
     try:
