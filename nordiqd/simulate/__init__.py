@@ -1,7 +1,15 @@
 """Deterministic fleet simulator: realistic, physically consistent server metrics.
 
-The generator behind ``nordiqd simulate`` and the demo. It is a plain module:
-it produces records and knows nothing about how they are sent.
+Two halves, imported in one direction (sending uses generating, never the reverse):
+
+* generating: ``generator.SimulatedFleet`` turns a seed, servers (``servers``,
+  ``profiles``), incidents (``incidents``, ``scenarios``) and the metric model
+  (``metric_model``, ``noise``, ``lifecycle``) into ``batch.Batch`` columns. It knows
+  nothing about how records are sent; this package exports that half.
+* sending, behind ``nordiqd simulate`` and the demo: ``options.SimulationOptions`` in,
+  ``sender.run_simulation`` over a ``sinks.Sink`` (zmq, REST or a file),
+  ``summary.Summary`` out or ``errors.SimulationError``; ``cli`` parses the command
+  line and ``console`` prints.
 
 Example:
     >>> from nordiqd.simulate import SimulatedFleet

@@ -11,7 +11,8 @@ How it runs and stops: the simulation runs in one worker thread; the main thread
 waits for it. SIGINT and SIGTERM set the stop event (signals only enqueue), the worker
 finishes the batch in flight, and the summary line is printed. Exit codes: 0 done or
 stopped, 1 a batch was rejected, 2 bad arguments or scenario, 69 the daemon did not
-answer, 78 configuration error.
+answer, 78 configuration error. What is printed, and which outcome gets which code,
+is in ``console``.
 """
 
 from __future__ import annotations
