@@ -61,7 +61,7 @@ from nordiqd.buffer.batch import encode_batch
 from nordiqd.buffer.reader import buffer_stats, read_window
 from nordiqd.buffer.records import DEFAULT_METRICS, RecordValidator
 from nordiqd.buffer.store import BufferStore
-from nordiqd.simulate import Fleet
+from nordiqd.simulate import SimulatedFleet
 
 _REPO = Path(__file__).resolve().parents[1]
 if str(_REPO) not in sys.path:
@@ -179,7 +179,7 @@ def proc_mb(pid: int, field: str) -> float:
 class BodyPool:
     """Encoded batches of distinct fleet steps; ``body(i)`` never repeats a record."""
 
-    def __init__(self, fleet: Fleet, t0: float, steps: int, fmt: str) -> None:
+    def __init__(self, fleet: SimulatedFleet, t0: float, steps: int, fmt: str) -> None:
         self.fmt, self.t0, self.steps = fmt, t0, steps
         self.bodies: list[bytes] = []
         self.stamps: list[float] = []
@@ -354,7 +354,7 @@ def validation_rates(pool: BodyPool, n: int) -> tuple[float, float]:
     return rates[0], rates[1]
 
 
-def seed_flush_costs(fleet: Fleet, t0: float, records: int, path: Path) -> tuple[list[float], int]:
+def seed_flush_costs(fleet: SimulatedFleet, t0: float, records: int, path: Path) -> tuple[list[float], int]:
     """The seed's buffer: every 10,000 records, read the day's file, append, rewrite it (CPU s)."""
     import pandas as pd
 
@@ -371,7 +371,9 @@ def seed_flush_costs(fleet: Fleet, t0: float, records: int, path: Path) -> tuple
     return costs, path.stat().st_size
 
 
-def our_flush_costs(fleet: Fleet, t0: float, records: int, root: Path) -> tuple[list[float], int, int]:
+def our_flush_costs(
+    fleet: SimulatedFleet, t0: float, records: int, root: Path
+) -> tuple[list[float], int, int]:
     """Our store with its defaults, maintained every fleet step; CPU seconds per 10,000 records."""
     now = [t0]
     store = BufferStore(root, clock=lambda: now[0])
@@ -413,7 +415,9 @@ def load() -> str:
     return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
-def ingest_runs(args: argparse.Namespace, tmp: Path, fleet: Fleet, report: dict[str, Any]) -> list[str]:
+def ingest_runs(
+    args: argparse.Namespace, tmp: Path, fleet: SimulatedFleet, report: dict[str, Any]
+) -> list[str]:
     now = math.floor(time.time() / STEP_S) * STEP_S
     steps = 40 if args.quick else 300
     t_zmq, t_rest = now - 3 * DAY_S, now - 6 * DAY_S  # far apart: no run's records overlap
@@ -493,7 +497,7 @@ def ingest_runs(args: argparse.Namespace, tmp: Path, fleet: Fleet, report: dict[
     return lines
 
 
-def write_history(root: Path, fleet: Fleet, t_end: float, days: int) -> None:
+def write_history(root: Path, fleet: SimulatedFleet, t_end: float, days: int) -> None:
     """Writes ``days`` whole UTC days ending at ``t_end`` through a BufferStore, days closed."""
     now = [t_end - days * DAY_S]
     store = BufferStore(root, clock=lambda: now[0])
@@ -541,7 +545,7 @@ def history_figures(args: argparse.Namespace, tmp: Path, report: dict[str, Any])
     import pandas as pd
 
     days = 2 if args.quick else 30
-    fleet = Fleet(SERVERS, seed=args.seed, interval_s=300.0)
+    fleet = SimulatedFleet(SERVERS, seed=args.seed, interval_s=300.0)
     t_end = math.floor(time.time() / DAY_S) * DAY_S
     root = tmp / "history" / "buffer"
     print(f"writing {days} days x {SERVERS} servers at 5-minute steps through BufferStore ...", flush=True)
@@ -611,7 +615,7 @@ def history_figures(args: argparse.Namespace, tmp: Path, report: dict[str, Any])
 
 def flush_figures(args: argparse.Namespace, tmp: Path, report: dict[str, Any]) -> list[str]:
     records = 100_000 if args.quick else 500_000
-    fleet = Fleet(SERVERS, seed=args.seed + 1, interval_s=STEP_S)
+    fleet = SimulatedFleet(SERVERS, seed=args.seed + 1, interval_s=STEP_S)
     t0 = math.floor(time.time() / DAY_S) * DAY_S - 2 * DAY_S
     print(f"flush cost as a day grows: {records:,} records at 5 s steps, ours vs the seed's ...", flush=True)
     ours, our_bytes, our_records = our_flush_costs(fleet, t0, records, tmp / "flush" / "buffer")
@@ -683,7 +687,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         only = set(args.only or ["ingest", "history", "flush"])
         if "ingest" in only:
-            lines += ingest_runs(args, tmp, Fleet(SERVERS, seed=args.seed, interval_s=STEP_S), report)
+            lines += ingest_runs(
+                args, tmp, SimulatedFleet(SERVERS, seed=args.seed, interval_s=STEP_S), report
+            )
         if "history" in only:
             lines += history_figures(args, tmp, report)
         if "flush" in only:

@@ -111,11 +111,13 @@ def train_model(models: Path, train_servers: int, end: int, versions: int) -> tu
 
     from nordiqd.model import artifacts, tft
     from nordiqd.model.params import ModelSpec
-    from nordiqd.simulate import Fleet
+    from nordiqd.simulate import SimulatedFleet
 
     torch.set_num_threads(2)
     table = (
-        Fleet(train_servers, seed=SEED, interval_s=STEP_S).generate(end - HISTORY_H * 3600, end).to_arrow()
+        SimulatedFleet(train_servers, seed=SEED, interval_s=STEP_S)
+        .generate(end - HISTORY_H * 3600, end)
+        .to_arrow()
     )
     t = time.perf_counter()
     trained = tft.fit(table, ModelSpec(max_windows_per_epoch=256), epochs=1, threads=2)
@@ -129,10 +131,10 @@ def fleet_windows(servers: int, end: int) -> Any:
     """Rolling windows of a simulated fleet, refilled from 25 h of 5-minute records."""
     from nordiqd import config as nconfig
     from nordiqd.predict.windows import RollingWindows
-    from nordiqd.simulate import Fleet
+    from nordiqd.simulate import SimulatedFleet
 
     cfg = nconfig.from_dict({})
-    table = Fleet(servers, seed=SEED, interval_s=STEP_S).generate(end - 25 * 3600, end).to_arrow()
+    table = SimulatedFleet(servers, seed=SEED, interval_s=STEP_S).generate(end - 25 * 3600, end).to_arrow()
     windows = RollingWindows(cfg.schema.metrics, cfg.model.step_seconds, cfg.model.encoder_steps)
     windows.refill(table)
     return cfg, windows
@@ -382,13 +384,13 @@ class BodyPool:
     def __init__(self, servers: int, t0: float, steps: int) -> None:
         import msgspec
 
-        from nordiqd.simulate import Fleet
+        from nordiqd.simulate import SimulatedFleet
 
         self.t0, self.steps, self.span = t0, steps, steps * 5.0
         self.bodies: list[bytes] = []
         self.stamps: list[float] = []
         self.records = 0
-        for batch in Fleet(servers, seed=SEED + 1, interval_s=5.0).batches(
+        for batch in SimulatedFleet(servers, seed=SEED + 1, interval_s=5.0).batches(
             t0, t0 + self.span, max_records=1000
         ):
             self.stamps.append(float(batch.timestamps[0]))
@@ -462,12 +464,14 @@ def start_daemon(root: Path, args: argparse.Namespace) -> Any:
 
 def backfill(d: Any, servers: int, end: float) -> tuple[int, float]:
     from nordiqd.agent import IngestClient
-    from nordiqd.simulate import Fleet
+    from nordiqd.simulate import SimulatedFleet
 
     t = time.perf_counter()
     sent = 0
     with IngestClient(d.endpoint("ingest"), timeout_s=30) as client:
-        for batch in Fleet(servers, seed=SEED, interval_s=STEP_S).batches(end - HISTORY_H * 3600, end, 1000):
+        for batch in SimulatedFleet(servers, seed=SEED, interval_s=STEP_S).batches(
+            end - HISTORY_H * 3600, end, 1000
+        ):
             sent += client.send(batch.to_records()).accepted
     return sent, time.perf_counter() - t
 

@@ -11,7 +11,7 @@ resident memory (``ru_maxrss`` read by the parent through ``os.wait4``) is that 
 alone, as a training job subprocess of the daemon would see it. The child goes through
 the phases of ``nordiqd.model.tft.fit`` one by one so each can be timed:
 
-1. generate the fleet in-process to a buffer-shaped Arrow table (``Fleet.to_arrow``);
+1. generate the fleet in-process to a buffer-shaped Arrow table (``SimulatedFleet.to_arrow``);
 2. framing: ``frames.to_frame`` (bucket, grid, fill gaps, split into series);
 3. dataset build: validation split, hidden-name copies, ``TimeSeriesDataSet``, network;
 4. training with ``fitting.run_trainer`` once per entry of ``--threads`` (the side-by-side
@@ -73,7 +73,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
     from nordiqd.model import fitting, tft
     from nordiqd.model.frames import to_frame
     from nordiqd.model.params import ModelSpec
-    from nordiqd.simulate import Fleet
+    from nordiqd.simulate import SimulatedFleet
 
     load_start = _loadavg()
     spec = ModelSpec(**SIZES[args.size])
@@ -84,7 +84,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
 
     t = time.perf_counter()
     table = (
-        Fleet(size=args.servers, seed=args.seed, interval_s=spec.step_seconds)
+        SimulatedFleet(size=args.servers, seed=args.seed, interval_s=spec.step_seconds)
         .generate(_T0, _T0 + int(args.days * _DAY_S))
         .to_arrow()
     )

@@ -71,9 +71,9 @@ INCIDENTS = (
 
 def scenarios(servers: int, seed: int, interval_s: float) -> tuple[str, ...]:
     """The demo's incidents, on the last server of each profile the fleet has."""
-    from nordiqd.simulate import Fleet
+    from nordiqd.simulate import SimulatedFleet
 
-    fleet = Fleet(servers, seed, interval_s)
+    fleet = SimulatedFleet(servers, seed, interval_s)
     last = {s.profile: s.name for s in fleet.servers}
     return tuple(f"{kind}:{last[profile]}@{when}" for kind, profile, when in INCIDENTS if profile in last)
 
@@ -134,7 +134,8 @@ def _port_free(host: str, port: int) -> bool:
 
 def main(opts: DemoOptions) -> int:
     """Run the demo until Ctrl-C (or ``run_for_s``); return the exit code."""
-    from nordiqd.simulate.sender import SimulationOptions, run_simulation
+    from nordiqd.simulate.options import SimulationOptions
+    from nordiqd.simulate.sender import run_simulation
 
     cfg_path = prepare(opts)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from nordiqd.agent import IngestClient
-from nordiqd.simulate import Fleet
+from nordiqd.simulate import SimulatedFleet
 
 TINY_MODEL = {
     "encoder_steps": 24,
@@ -29,7 +29,7 @@ def backfill(
     end: float | None = None,
 ) -> int:
     """Send ``days`` of history for a simulated fleet ending at ``end`` (now); return records sent."""
-    fleet = Fleet(size=servers, seed=seed, interval_s=interval_s)
+    fleet = SimulatedFleet(size=servers, seed=seed, interval_s=interval_s)
     end = time.time() if end is None else end
     sent = 0
     with IngestClient(endpoint, timeout_s=10) as client:

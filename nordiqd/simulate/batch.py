@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from nordiqd.simulate.metrics import METRICS
+from nordiqd.simulate.metric_model import METRICS
 
 
 class Batch:

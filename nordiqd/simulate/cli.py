@@ -11,7 +11,8 @@ How it runs and stops: the simulation runs in one worker thread; the main thread
 waits for it. SIGINT and SIGTERM set the stop event (signals only enqueue), the worker
 finishes the batch in flight, and the summary line is printed. Exit codes: 0 done or
 stopped, 1 a batch was rejected, 2 bad arguments or scenario, 69 the daemon did not
-answer, 78 configuration error.
+answer, 78 configuration error. What is printed, and which outcome gets which code,
+is in ``console``.
 """
 
 from __future__ import annotations
@@ -19,22 +20,17 @@ from __future__ import annotations
 import argparse
 import re
 import signal
-import sys
 import threading
-import time
 from datetime import datetime
-from typing import Any
 
-from nordiqd.simulate.errors import BatchRefused, DaemonUnavailable, SimulationError
-from nordiqd.simulate.fleet import Fleet
-from nordiqd.simulate.scenarios import SCENARIO_KINDS, SYNTAX, ScenarioError, parse_scenario
-from nordiqd.simulate.sender import Progress, SimulationOptions, Summary, run_simulation
+from nordiqd import apikey
+from nordiqd import config as config_mod
+from nordiqd.simulate import console
+from nordiqd.simulate.options import SimulationOptions, Via
+from nordiqd.simulate.scenarios import SYNTAX, ScenarioError, parse_scenario
+from nordiqd.simulate.sender import run_simulation
+from nordiqd.simulate.summary import Summary
 from supervisor import exitcodes
-
-# Problems of a rejected batch printed before "... and N more".
-_SHOWN_PROBLEMS = 20
-# Seconds between two progress lines when stderr is not a terminal.
-_PROGRESS_EVERY_S = 5.0
 
 EXAMPLES = """\
 examples:
@@ -139,7 +135,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def options_from_args(args: argparse.Namespace, cfg: Any) -> SimulationOptions:
+def options_from_args(args: argparse.Namespace, cfg: config_mod.Config) -> SimulationOptions:
     """The run's options from parsed arguments and a loaded config.
 
     Raises:
@@ -159,14 +155,12 @@ def options_from_args(args: argparse.Namespace, cfg: Any) -> SimulationOptions:
         raise ValueError(
             f"--batch-size {args.batch_size} is over the daemon's [buffer] max_batch_records {max_batch}"
         )
-    via = "file" if args.dry_run else args.via
+    via: Via = "file" if args.dry_run else args.via
     url = args.url or f"http://{_client_host(cfg.api.host)}:{cfg.api.port}"
     api_key = ""
     if via == "rest" and not re.match(r"https?://[^/]", url):
         raise ValueError(f"--url {url!r} is not an http:// or https:// URL")
     if via == "rest":
-        from nordiqd import apikey
-
         api_key = apikey.read(args.key_file or cfg.api.key_file)
     return SimulationOptions(
         servers=args.servers,
@@ -192,21 +186,19 @@ def options_from_args(args: argparse.Namespace, cfg: Any) -> SimulationOptions:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``nordiqd simulate`` with parsed ``args``; return the exit code."""
-    from nordiqd import config as config_mod
-
     if args.list_scenarios:
-        print(scenario_help(args.servers, args.seed))
+        print(console.scenario_help(args.servers, args.seed))
         return 0
     try:
         cfg = config_mod.load(args.config)
     except config_mod.ConfigError as exc:
-        return _fail(f"configuration error: {exc}", exitcodes.CONFIG)
+        return console.fail(f"configuration error: {exc}", exitcodes.CONFIG)
     try:
         options = options_from_args(args, cfg)
     except config_mod.ConfigError as exc:
-        return _fail(str(exc), exitcodes.CONFIG)
+        return console.fail(str(exc), exitcodes.CONFIG)
     except ValueError as exc:
-        return _fail(str(exc), exitcodes.USAGE)
+        return console.fail(str(exc), exitcodes.USAGE)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -214,111 +206,25 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return _report(outcome, options)
-
-
-def scenario_help(servers: int, seed: int) -> str:
-    """The ``--list-scenarios`` text: syntax, kinds, and the fleet's server names."""
-    fleet = Fleet(servers, seed)
-    by_profile: dict[str, list[str]] = {}
-    for s in fleet.servers:
-        by_profile.setdefault(s.profile, []).append(s.name)
-    lines = [f"scenario syntax: {SYNTAX}", "", "kinds:"]
-    lines += [f"  {kind:<12} {text}" for kind, text in SCENARIO_KINDS.items()]
-    lines += [
-        "",
-        "START is ISO-8601 with an offset (2026-11-26T14:00Z) or +DURATION after the simulated now",
-        "(where live streaming begins); DURATION like 90m, 1h30m, 2d; SEVERITY in (0, 1], default 1.",
-        "",
-        f"servers of a {servers}-server fleet (seed {seed}):",
-    ]
-    lines += [
-        f"  {profile:<11} {names[0]}..{names[-1]}" if len(names) > 1 else f"  {profile:<11} {names[0]}"
-        for profile, names in by_profile.items()
-    ]
-    lines += ["", "example: --scenario memory_leak:" + fleet.servers[0].name + "@+10m+2h"]
-    return "\n".join(lines)
+    return console.report(outcome)
 
 
 def _in_thread(options: SimulationOptions, stop: threading.Event) -> Summary | BaseException:
     outcome: list[Summary | BaseException] = []
-    tty = sys.stderr.isatty()
-    last = [0.0]
-
-    def progress(p: Progress) -> None:
-        now = time.monotonic()
-        if p.done < p.total and now - last[0] < (0.5 if tty else _PROGRESS_EVERY_S):
-            return
-        last[0] = now
-        rate = p.done / p.elapsed_s if p.elapsed_s > 0 else 0.0
-        pct = 100.0 * p.done / p.total if p.total else 100.0
-        line = f"backfill: {p.done:,}/{p.total:,} records ({pct:.0f} %), {rate:,.0f} records/s"
-        end = "\n" if not tty or p.done >= p.total else ""
-        print(("\r" if tty else "") + line, end=end, file=sys.stderr, flush=True)
-
-    def notice(text: str) -> None:
-        print(f"nordiqd simulate: {text}", file=sys.stderr, flush=True)
+    progress = console.ProgressLine()
 
     def work() -> None:
         try:
-            outcome.append(run_simulation(options, stop, on_progress=progress, notice=notice))
+            outcome.append(run_simulation(options, stop, on_progress=progress, notice=console.notice))
         except BaseException as exc:  # handed to the main thread, which reports it
             outcome.append(exc)
 
-    _announce(options, notice)
+    console.announce(options)
     worker = threading.Thread(target=work, name="simulate")
     worker.start()
     while worker.is_alive():
         worker.join(0.2)
     return outcome[0]
-
-
-def _announce(options: SimulationOptions, notice: Any) -> None:
-    where = {"zmq": options.endpoint, "rest": options.url, "file": options.out}[options.via]
-    live = (
-        "no live"
-        if not options.live
-        else (
-            f"live at {options.speed:g}x"
-            + (f" for {options.duration_s:g} s" if options.duration_s else " until Ctrl-C")
-        )
-    )
-    notice(
-        f"{options.servers} servers every {options.interval_s:g} s, seed {options.seed}, "
-        f"backfill {options.backfill_days:g} d, {live} -> {options.via} {where}"
-    )
-
-
-def _report(outcome: Summary | BaseException, options: SimulationOptions) -> int:
-    if isinstance(outcome, ScenarioError):
-        return _fail(str(outcome), exitcodes.USAGE)
-    if isinstance(outcome, Summary):
-        print(f"nordiqd simulate: {outcome.line()}", flush=True)
-        return 0
-    if not isinstance(outcome, SimulationError):
-        raise outcome
-    if isinstance(outcome, BatchRefused):
-        print(f"nordiqd simulate: {outcome}", file=sys.stderr)
-        for problem in outcome.problems[:_SHOWN_PROBLEMS]:
-            print(
-                f"  record {problem.get('index', '?')}, {problem.get('field', '?')}: "
-                f"{problem.get('message', problem)}",
-                file=sys.stderr,
-            )
-        if len(outcome.problems) > _SHOWN_PROBLEMS:
-            print(f"  ... and {len(outcome.problems) - _SHOWN_PROBLEMS} more", file=sys.stderr)
-        code = exitcodes.FAILURE
-    else:
-        print(f"nordiqd simulate: {outcome}", file=sys.stderr)
-        code = exitcodes.UNAVAILABLE if isinstance(outcome, DaemonUnavailable) else exitcodes.FAILURE
-    if outcome.summary is not None:
-        print(f"nordiqd simulate: {outcome.summary.line()}", flush=True)
-    return code
-
-
-def _fail(message: str, code: int) -> int:
-    print(f"nordiqd simulate: {message}", file=sys.stderr)
-    return code
 
 
 def _client_host(host: str) -> str:

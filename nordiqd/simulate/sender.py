@@ -2,7 +2,7 @@
 
 ``run_simulation(options, stop)`` is the whole job behind ``nordiqd simulate`` and
 what the demo calls (in a thread, or through the CLI in a subprocess). It builds the
-``Fleet``, sends ``[now - backfill_days, now)`` in batches of ``batch_size``, then
+``SimulatedFleet``, sends ``[now - backfill_days, now)`` in batches of ``batch_size``, then
 streams live: simulated time runs ``speed`` x the clock from the simulated "now", and
 each time a sample time comes due every server's new sample goes out. A send that
 falls behind simply covers a longer range next time, packed into full batches.
@@ -24,14 +24,14 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from nordiqd.simulate.batch import Batch
 from nordiqd.simulate.errors import DaemonUnavailable, SimulationError
-from nordiqd.simulate.fleet import Fleet
-from nordiqd.simulate.metrics import METRICS
+from nordiqd.simulate.generator import SimulatedFleet
+from nordiqd.simulate.metric_model import METRICS
+from nordiqd.simulate.options import SimulationOptions
 from nordiqd.simulate.sinks import Sink, Transient, open_sink
+from nordiqd.simulate.summary import Progress, Summary
 
 DAY_S = 86_400.0
 # Back-off between attempts at a batch the daemon did not answer: 0.5, 1, 2, 4, 8, 8 s.
@@ -39,93 +39,6 @@ RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 8.0
 # How long after a sample's time the live loop wakes to send it.
 _WAKE_SLACK_S = 0.001
-
-
-@dataclass(frozen=True)
-class SimulationOptions:
-    """Everything a run needs; the CLI builds one from its arguments and the config.
-
-    Attributes:
-        servers: fleet size.
-        interval_s: seconds between two samples of one server (simulated time).
-        seed: the seed of every random draw.
-        scenarios: scripted incidents, ``fleet.SYNTAX`` specs; a relative start
-            (``@+30m``) counts from the simulated now (where live begins).
-        backfill_days: history sent first, ``[now - days, now)``.
-        live: stream live samples after the backfill.
-        speed: simulated seconds per wall second in live mode.
-        duration_s: wall seconds of live streaming; None: until ``stop``.
-        start: the simulated now (epoch seconds); None: the clock's now, moved back
-            by ``duration_s * (speed - 1)`` when speed > 1 so live never runs ahead.
-        batch_size: most records per batch.
-        metrics: metric names the daemon accepts; None: every simulated metric.
-        cap_at_clock: never let simulated time pass the clock (the daemon refuses
-            future timestamps): a speed above 1 runs until it catches up with the
-            clock, then goes on at 1x.
-        via: "zmq", "rest" or "file".
-        endpoint: zmq ingest endpoint (via zmq).
-        url: API base URL (via rest); ``api_key`` its key.
-        out: output file for via "file"; ``.parquet`` or JSON lines.
-        timeout_s: seconds to wait for one answer; ``attempts`` per batch.
-    """
-
-    servers: int = 20
-    interval_s: float = 5.0
-    seed: int = 0
-    scenarios: tuple[str, ...] = ()
-    backfill_days: float = 0.0
-    live: bool = True
-    speed: float = 1.0
-    duration_s: float | None = None
-    start: float | None = None
-    batch_size: int = 1000
-    metrics: tuple[str, ...] | None = None
-    cap_at_clock: bool = False
-    via: str = "zmq"
-    endpoint: str = ""
-    url: str = ""
-    api_key: str = ""
-    out: str = ""
-    timeout_s: float = 10.0
-    attempts: int = 6
-
-
-@dataclass
-class Summary:
-    """Counts of a run; ``line()`` is the closing line the CLI prints."""
-
-    records: int = 0
-    batches: int = 0
-    accepted: int = 0
-    backfill_records: int = 0
-    live_records: int = 0
-    retries: int = 0
-    elapsed_s: float = 0.0
-    start: float = 0.0
-    end: float = 0.0
-    reason: str = "done"
-    dropped_metrics: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def rate(self) -> float:
-        """Records per second over the run."""
-        return self.records / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    def line(self) -> str:
-        """One line: records, batches, rate, retries, why it ended."""
-        return (
-            f"sent {self.records:,} records in {self.batches:,} batches over {self.elapsed_s:.1f} s "
-            f"({self.rate:,.0f} records/s; {self.retries} retries; "
-            f"{self.reason})"
-        )
-
-
-class Progress(NamedTuple):
-    """Backfill progress, reported after every batch."""
-
-    done: int
-    total: int
-    elapsed_s: float
 
 
 class Pacer:
@@ -200,7 +113,7 @@ def run_simulation(
     sleep = sleep or stop.wait
     say = notice or (lambda _msg: None)
     start = resolve_start(options, wall())
-    fleet = Fleet(options.servers, options.seed, options.interval_s, options.scenarios, start=start)
+    fleet = SimulatedFleet(options.servers, options.seed, options.interval_s, options.scenarios, start=start)
     accepted = set(METRICS) if options.metrics is None else set(options.metrics)
     metrics = tuple(m for m in METRICS if m in accepted)
     dropped = tuple(m for m in METRICS if m not in accepted)
@@ -238,7 +151,7 @@ class _Run:
     def __init__(
         self,
         options: SimulationOptions,
-        fleet: Fleet,
+        fleet: SimulatedFleet,
         sink: Sink,
         stop: threading.Event,
         sleep: Callable[[float], bool],

@@ -11,15 +11,17 @@ import http.client
 import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import msgspec
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from ipc.client import RequestTimeout
+from nordiqd.agent import IngestClient, IngestRejected
 from nordiqd.simulate.batch import Batch
 from nordiqd.simulate.errors import BatchRefused, SimulationError
-
-if TYPE_CHECKING:
-    from nordiqd.simulate.sender import SimulationOptions
+from nordiqd.simulate.options import SimulationOptions
 
 
 class Transient(Exception):
@@ -52,16 +54,11 @@ class ZmqSink:
     """Batches to the ingest endpoint, msgpack-encoded, through the agent's client."""
 
     def __init__(self, endpoint: str, metrics: tuple[str, ...], timeout_s: float) -> None:
-        from nordiqd.agent import IngestClient
-
         self._client = IngestClient(endpoint, timeout_s=timeout_s, retries=0)
         self._metrics = metrics
         self._encoder = msgspec.msgpack.Encoder()
 
     def send(self, batch: Batch) -> int:
-        from ipc.client import RequestTimeout
-        from nordiqd.agent import IngestRejected
-
         body = self._encoder.encode({"records": record_fields(batch, self._metrics)})
         try:
             ack = self._client.send_encoded(body)
@@ -142,7 +139,7 @@ class FileSink:
         self.path = Path(path)
         self._metrics = metrics
         self._parquet = self.path.suffix == ".parquet"
-        self._writer: Any = None
+        self._writer: pq.ParquetWriter | None = None
         self._fh = None if self._parquet else open(self.path, "wb")  # noqa: SIM115 (closed in close())
         self._encoder = msgspec.json.Encoder()
 
@@ -169,10 +166,7 @@ class FileSink:
             self._fh = None
 
 
-def _parquet_writer(path: Path, metrics: tuple[str, ...]) -> Any:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+def _parquet_writer(path: Path, metrics: tuple[str, ...]) -> pq.ParquetWriter:
     fields = [
         pa.field("timestamp", pa.timestamp("ms", tz="UTC")),
         pa.field("server_name", pa.string()),
@@ -184,10 +178,12 @@ def _parquet_writer(path: Path, metrics: tuple[str, ...]) -> Any:
 
 def open_sink(options: SimulationOptions, metrics: tuple[str, ...]) -> Sink:
     """The sink ``options.via`` names."""
-    if options.via == "zmq":
-        return ZmqSink(options.endpoint, metrics, options.timeout_s)
-    if options.via == "rest":
-        return RestSink(options.url, options.api_key, metrics, options.timeout_s)
-    if options.via == "file":
-        return FileSink(options.out, metrics)
-    raise ValueError(f"unknown destination {options.via!r}: use zmq, rest or file")
+    match options.via:
+        case "zmq":
+            return ZmqSink(options.endpoint, metrics, options.timeout_s)
+        case "rest":
+            return RestSink(options.url, options.api_key, metrics, options.timeout_s)
+        case "file":
+            return FileSink(options.out, metrics)
+        case _:  # a caller that bypassed the type check
+            raise ValueError(f"unknown destination {options.via!r}: use zmq, rest or file")

@@ -14,7 +14,7 @@ import pytest
 
 from nordiqd import config as config_mod
 from nordiqd.buffer.reader import read_window
-from nordiqd.simulate import Fleet
+from nordiqd.simulate import SimulatedFleet
 from nordiqd.simulate import cli as sim_cli
 from nordiqd.simulate.sender import run_simulation
 
@@ -61,7 +61,7 @@ def test_backfill_through_zmq_and_rest_lands_exactly(daemon) -> None:  # type: i
 
     table = read_window(cfg.buffer_dir, start=now - 2 * DAY, end=now + 1)
     assert table.num_rows == expected
-    fleet = Fleet(SERVERS, seed=3, interval_s=STEP)
+    fleet = SimulatedFleet(SERVERS, seed=3, interval_s=STEP)
     sent = fleet.generate(now - 2 * DAY, now)
     got = {
         (s, int(t.timestamp()))

@@ -7,7 +7,7 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from nordiqd.simulate import Fleet, ScenarioError, parse_duration, parse_scenario
+from nordiqd.simulate import ScenarioError, SimulatedFleet, parse_duration, parse_scenario
 
 DAY = 86400.0
 MONDAY = datetime.fromisoformat("2026-11-23T00:00:00+00:00").timestamp()
@@ -53,14 +53,14 @@ def test_parse_errors_say_what_and_where(spec: str, column: int, words: str) -> 
 
 def test_fleet_rejects_scenarios_that_do_not_fit() -> None:
     with pytest.raises(ScenarioError, match="names web-099, which is not in this fleet"):
-        Fleet(size=10, scenarios=["memory_leak:web-099@+1h+1h"], start=MONDAY)
+        SimulatedFleet(size=10, scenarios=["memory_leak:web-099@+1h+1h"], start=MONDAY)
     with pytest.raises(ScenarioError, match="web-001 is a web server"):
-        Fleet(size=10, scenarios=["db_outage:web-001@+1h+1h"], start=MONDAY)
+        SimulatedFleet(size=10, scenarios=["db_outage:web-001@+1h+1h"], start=MONDAY)
     with pytest.raises(ScenarioError, match="relative start"):
-        Fleet(size=10, scenarios=["cpu_runaway:web-001@+1h+1h"])
+        SimulatedFleet(size=10, scenarios=["cpu_runaway:web-001@+1h+1h"])
 
 
-def window(fleet: Fleet, metric: str, server: str, lo_h: float, hi_h: float) -> tuple:
+def window(fleet: SimulatedFleet, metric: str, server: str, lo_h: float, hi_h: float) -> tuple:
     """Times (h since MONDAY) and values of one metric of one server inside [lo_h, hi_h)."""
     batch = fleet.generate(MONDAY + lo_h * HOUR, MONDAY + hi_h * HOUR)
     t = (np.unique(batch.timestamps) - MONDAY) / HOUR
@@ -68,9 +68,9 @@ def window(fleet: Fleet, metric: str, server: str, lo_h: float, hi_h: float) -> 
 
 
 @pytest.fixture(scope="module")
-def scripted() -> Fleet:
+def scripted() -> SimulatedFleet:
     """Spontaneous incidents off, so every effect seen comes from a scenario."""
-    return Fleet(
+    return SimulatedFleet(
         size=30,
         seed=3,
         interval_s=60.0,
@@ -86,7 +86,7 @@ def scripted() -> Fleet:
     )
 
 
-def test_memory_leak_rises_steadily_over_its_window_then_resets(scripted: Fleet) -> None:
+def test_memory_leak_rises_steadily_over_its_window_then_resets(scripted: SimulatedFleet) -> None:
     t, mem = window(scripted, "mem_used_pct", "web-003", 8, 18)
     inside = (t >= 10) & (t < 16)
     slope, _ = np.polyfit(t[inside], mem[inside], 1)
@@ -98,14 +98,14 @@ def test_memory_leak_rises_steadily_over_its_window_then_resets(scripted: Fleet)
     assert swap[inside][-5:].mean() > 10 and swap[t < 10].max() < 2
 
 
-def test_io_storm_raises_iowait(scripted: Fleet) -> None:
+def test_io_storm_raises_iowait(scripted: SimulatedFleet) -> None:
     t, io = window(scripted, "cpu_iowait_pct", "db-002", 10, 15)
     inside = (t >= 12.2) & (t < 12.9)
     assert io[inside].mean() > 30
     assert io[inside].mean() > 4 * io[(t < 12) | (t >= 13.1)].mean()
 
 
-def test_cpu_runaway_drives_user_cpu_up(scripted: Fleet) -> None:
+def test_cpu_runaway_drives_user_cpu_up(scripted: SimulatedFleet) -> None:
     t, user = window(scripted, "cpu_user_pct", "api-002", 11, 17)
     inside = (t >= 13.2) & (t < 14.8)
     assert user[inside].min() > 75
@@ -114,7 +114,7 @@ def test_cpu_runaway_drives_user_cpu_up(scripted: Fleet) -> None:
     assert java[inside].mean() > 0.9 * user[inside].mean()
 
 
-def test_db_outage_piles_up_close_wait_on_its_dependents_only(scripted: Fleet) -> None:
+def test_db_outage_piles_up_close_wait_on_its_dependents_only(scripted: SimulatedFleet) -> None:
     dependents = [s.name for s in scripted.servers if s.database == "db-001"]
     others = [s.name for s in scripted.servers if s.database not in (None, "db-001", "db-002")]
     assert dependents and others
@@ -134,7 +134,7 @@ def test_db_outage_piles_up_close_wait_on_its_dependents_only(scripted: Fleet) -
     assert set(incident.affects) == set(dependents) and incident.cause == "scenario"
 
 
-def test_disk_fill_climbs_then_cleans_up(scripted: Fleet) -> None:
+def test_disk_fill_climbs_then_cleans_up(scripted: SimulatedFleet) -> None:
     t, disk = window(scripted, "disk_usage_pct", "etl-002", 8, 15)
     inside = (t >= 9) & (t < 13)
     assert np.corrcoef(t[inside], disk[inside])[0, 1] > 0.95
@@ -143,7 +143,7 @@ def test_disk_fill_climbs_then_cleans_up(scripted: Fleet) -> None:
 
 
 def test_spontaneous_incidents_stay_rare() -> None:
-    fleet = Fleet(size=60, seed=11, interval_s=120.0)
+    fleet = SimulatedFleet(size=60, seed=11, interval_s=120.0)
     t0, t1 = MONDAY, MONDAY + 7 * DAY
     incidents = fleet.incidents(t0, t1)
     per_server = np.array([sum(1 for i in incidents if i.server == s.name) for s in fleet.servers])
@@ -171,7 +171,7 @@ def test_spontaneous_incidents_stay_rare() -> None:
 
 
 def test_never_more_than_one_spontaneous_incident_a_day() -> None:
-    fleet = Fleet(size=12, seed=2, incident_rate_per_week=50.0)
+    fleet = SimulatedFleet(size=12, seed=2, incident_rate_per_week=50.0)
     incidents = fleet.incidents(MONDAY, MONDAY + 7 * DAY)
     for server in fleet.servers:
         days = [int((i.start - MONDAY) // DAY) for i in incidents if i.server == server.name]

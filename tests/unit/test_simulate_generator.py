@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from nordiqd.simulate import METRICS, SWAP_THRESHOLD, Fleet, compose
+from nordiqd.simulate import METRICS, SWAP_THRESHOLD, SimulatedFleet, compose
 
 DAY = 86400.0
 # A Monday, 00:00 UTC.
@@ -23,32 +23,32 @@ EVERY_KIND = [
 ]
 
 
-def grid(batch, fleet: Fleet) -> dict[str, np.ndarray]:
+def grid(batch, fleet: SimulatedFleet) -> dict[str, np.ndarray]:
     """Metrics reshaped to (servers, samples)."""
     n = len(fleet.servers)
     return {k: v.reshape(-1, n).T for k, v in batch.metrics.items()}
 
 
 @pytest.fixture(scope="module")
-def week() -> tuple[Fleet, dict[str, np.ndarray]]:
+def week() -> tuple[SimulatedFleet, dict[str, np.ndarray]]:
     """A mixed fleet over a week with every scenario kind and frequent spontaneous incidents."""
-    fleet = Fleet(
+    fleet = SimulatedFleet(
         size=24, seed=5, interval_s=300.0, start=MONDAY, scenarios=EVERY_KIND, incident_rate_per_week=3.0
     )
     return fleet, grid(fleet.generate(MONDAY, MONDAY + 7 * DAY), fleet)
 
 
 def test_same_seed_gives_identical_records_and_another_seed_does_not() -> None:
-    a = Fleet(size=12, seed=1, interval_s=5.0).records(MONDAY, MONDAY + 600)
-    b = Fleet(size=12, seed=1, interval_s=5.0).records(MONDAY, MONDAY + 600)
-    c = Fleet(size=12, seed=2, interval_s=5.0).records(MONDAY, MONDAY + 600)
+    a = SimulatedFleet(size=12, seed=1, interval_s=5.0).records(MONDAY, MONDAY + 600)
+    b = SimulatedFleet(size=12, seed=1, interval_s=5.0).records(MONDAY, MONDAY + 600)
+    c = SimulatedFleet(size=12, seed=2, interval_s=5.0).records(MONDAY, MONDAY + 600)
     assert len(a) == 12 * 120
     assert a == b
     assert [r["cpu_user_pct"] for r in a] != [r["cpu_user_pct"] for r in c]
 
 
 def test_chunked_generation_equals_one_shot() -> None:
-    fleet = Fleet(
+    fleet = SimulatedFleet(
         size=15,
         seed=9,
         interval_s=7.0,
@@ -76,14 +76,14 @@ def test_chunked_generation_equals_one_shot() -> None:
 
 
 def test_a_server_behaves_the_same_in_a_bigger_fleet() -> None:
-    small = Fleet(size=10, seed=4, incident_rate_per_week=0.0).generate(MONDAY, MONDAY + 3600)
-    big = Fleet(size=40, seed=4, incident_rate_per_week=0.0).generate(MONDAY, MONDAY + 3600)
+    small = SimulatedFleet(size=10, seed=4, incident_rate_per_week=0.0).generate(MONDAY, MONDAY + 3600)
+    big = SimulatedFleet(size=40, seed=4, incident_rate_per_week=0.0).generate(MONDAY, MONDAY + 3600)
     for metric in ("cpu_user_pct", "mem_used_pct", "uptime_days"):
         assert np.array_equal(small.column(metric, "web-001"), big.column(metric, "web-001"))
 
 
 def test_samples_sit_on_the_interval_grid_in_time_major_order() -> None:
-    fleet = Fleet(size=6, seed=0, interval_s=5.0)
+    fleet = SimulatedFleet(size=6, seed=0, interval_s=5.0)
     batch = fleet.generate(MONDAY + 1.0, MONDAY + 21.0)
     assert len(batch) == 6 * 4
     assert list(np.unique(batch.timestamps) - MONDAY) == [5.0, 10.0, 15.0, 20.0]
@@ -92,7 +92,7 @@ def test_samples_sit_on_the_interval_grid_in_time_major_order() -> None:
 
 
 def test_output_forms() -> None:
-    fleet = Fleet(size=6, seed=0, interval_s=5.0)
+    fleet = SimulatedFleet(size=6, seed=0, interval_s=5.0)
     batch = fleet.generate(MONDAY, MONDAY + 10)
     table = batch.to_arrow()
     assert table.schema.field("timestamp").type == pa.timestamp("ms", tz="UTC")
@@ -123,7 +123,7 @@ def test_composition_is_proportional_and_names_follow_profiles() -> None:
     }
     assert all(name.startswith(prefixes[p] + "-") for name, p in members)
     assert [p for _, p in compose(2)] == ["web", "database"]
-    fleet = Fleet(size=10, seed=0)
+    fleet = SimulatedFleet(size=10, seed=0)
     assert {s.database for s in fleet.servers if s.profile in ("web", "api")} <= {
         s.name for s in fleet.servers if s.profile == "database"
     }
@@ -188,7 +188,7 @@ def test_daily_and_weekly_seasonality(week) -> None:
 
 
 def test_generation_is_fast_enough_for_backfill() -> None:
-    fleet = Fleet(size=1000, seed=1, interval_s=5.0)
+    fleet = SimulatedFleet(size=1000, seed=1, interval_s=5.0)
     fleet.generate(MONDAY, MONDAY + 5)  # first-call overhead out of the measurement
     start = time.perf_counter()
     n = sum(len(b) for b in fleet.batches(MONDAY, MONDAY + 300 * 5.0, max_records=1000))

@@ -19,7 +19,7 @@ import numpy as np
 
 from nordiqd.simulate.batch import Batch
 from nordiqd.simulate.incidents import FELT_BY_DEPENDENTS, Incident, IncidentPlan
-from nordiqd.simulate.metrics import METRICS, MetricModel
+from nordiqd.simulate.metric_model import METRICS, MetricModel
 from nordiqd.simulate.profiles import compose
 from nordiqd.simulate.scenarios import Scenario, ScenarioError, parse_scenario
 from nordiqd.simulate.servers import Server, ServerTable
@@ -43,7 +43,7 @@ def epoch(t: Time) -> float:
     return float(t)
 
 
-class Fleet:
+class SimulatedFleet:
     """A deterministic simulated fleet.
 
     For live streaming, call ``generate(last, now)`` with each ``now`` becoming
@@ -51,7 +51,7 @@ class Fleet:
     comes out exactly once and equal to what a backfill over it would give.
 
     Example:
-        >>> fleet = Fleet(size=20, seed=1, interval_s=5.0)
+        >>> fleet = SimulatedFleet(size=20, seed=1, interval_s=5.0)
         >>> batch = fleet.generate(1_790_000_000, 1_790_000_060)   # 12 steps x 20 servers
         >>> table = batch.to_arrow()
     """
