@@ -28,6 +28,7 @@ from typing import Any
 
 from nordiqd import apikey
 from nordiqd import config as config_mod
+from supervisor import exitcodes
 
 DEMO_CONFIG = """\
 # nordiqd demo configuration, written by `nordiqd demo` (edit freely; it is kept).
@@ -134,6 +135,8 @@ def _port_free(host: str, port: int) -> bool:
 
 def main(opts: DemoOptions) -> int:
     """Run the demo until Ctrl-C (or ``run_for_s``); return the exit code."""
+    # Here, not at the top: `nordiqd` parses every command line through this module, and
+    # the simulator brings numpy and pyarrow.
     from nordiqd.simulate.options import SimulationOptions
     from nordiqd.simulate.sender import run_simulation
 
@@ -142,13 +145,13 @@ def main(opts: DemoOptions) -> int:
         cfg = config_mod.load(str(cfg_path))
     except config_mod.ConfigError as exc:
         print(f"nordiqd demo: configuration error: {exc}", file=sys.stderr)
-        return 78
+        return exitcodes.CONFIG
     if not _port_free(cfg.api.host, cfg.api.port):
         print(
             f"nordiqd demo: port {cfg.api.port} is in use; pass --port or stop what listens there",
             file=sys.stderr,
         )
-        return 69
+        return exitcodes.UNAVAILABLE
     key, _ = apikey.generate(cfg.api.key_file)
     url = f"http://{'localhost' if cfg.api.host == '127.0.0.1' else cfg.api.host}:{cfg.api.port}"
     api = _Api(url, key)
@@ -168,7 +171,7 @@ def main(opts: DemoOptions) -> int:
     try:
         if not _wait_health(api, daemon, stop):
             print(f"nordiqd demo: the daemon did not start; see {opts.root / 'daemon.log'}", file=sys.stderr)
-            return 1
+            return exitcodes.FAILURE
         say(f"daemon up (pid {daemon.pid}), log in {opts.root / 'daemon.log'}")
         _banner(url, key, cfg.api.key_file, opts.root)
         now = time.time()
