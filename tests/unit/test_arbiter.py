@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 
 import pytest
 
@@ -12,7 +13,9 @@ from supervisor.child import ChildSpec, State
 from tests.unit.supervisor_fakes import BASE, ROLES, FakeClock, FakeLauncher, RecordingNotifier
 
 
-def arbiter(on_reload=None):  # type: ignore[no-untyped-def]
+def arbiter(
+    on_reload: Callable[[], None] | None = None,
+) -> tuple[Arbiter, FakeClock, FakeLauncher, RecordingNotifier]:
     clock, launch, notifier = FakeClock(), FakeLauncher(), RecordingNotifier()
     arb = Arbiter(
         [ChildSpec(r, ("python", r)) for r in ROLES],
