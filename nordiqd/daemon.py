@@ -10,9 +10,10 @@ from nordiqd import apikey, logsetup
 from nordiqd import config as config_mod
 from nordiqd.roles import ORDER
 from supervisor import exitcodes
-from supervisor.arbiter import Arbiter, Settings
+from supervisor.arbiter import Arbiter
 from supervisor.child import ChildSpec
 from supervisor.pidfile import PidFile, PidFileError
+from supervisor.settings import Settings
 
 log = logging.getLogger("nordiqd")
 

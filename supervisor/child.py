@@ -1,4 +1,9 @@
-"""One supervised child: its spec, its process and its observable state."""
+"""One supervised child: its spec, its process and its observable state.
+
+The process is reached only through the small ``Process`` protocol and started only
+through a ``Launch`` function (``popen`` in production), so tests hand in fake processes
+that record the signals they get and exit when the test says.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,43 @@ import logging
 import os
 import signal
 import subprocess
-import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
 
 from supervisor import exitcodes
 from supervisor.backoff import Backoff
 
 log = logging.getLogger("supervisor")
+
+
+class Process(Protocol):
+    """What the supervisor needs of a started process (``subprocess.Popen`` has it)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None:
+        """The exit code once the process has ended (reaping it), else None."""
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Block until the process ends; return its exit code."""
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` unless the process has already been reaped."""
+
+
+Launch = Callable[[list[str], dict[str, str]], Process]
+"""Start ``argv`` with environment ``env``; raise ``OSError`` when it cannot start."""
+
+
+def popen(argv: list[str], env: dict[str, str]) -> Process:
+    """Start a fresh interpreter (an exec, never a fork of ours) with no inherited fds."""
+    return subprocess.Popen(argv, env=env, close_fds=True)
+
 
 @dataclass(frozen=True)
 class ChildSpec:
@@ -36,12 +71,13 @@ class State:
 
 @dataclass
 class Child:
-    """Runtime state of one child; the arbiter is its only mutator."""
+    """Runtime state of one child; the supervisor's loop is its only mutator."""
 
     spec: ChildSpec
     backoff: Backoff
+    launch: Launch = popen
     state: str = State.STOPPED
-    proc: subprocess.Popen[bytes] | None = None
+    proc: Process | None = None
     started_at: float = 0.0
     ready_at: float = 0.0
     last_seen: float = 0.0
@@ -51,7 +87,6 @@ class Child:
     stop_deadline: float = 0.0
     kill_reason: str | None = None
     goodbye: str | None = None
-    spawns: list[float] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -62,23 +97,19 @@ class Child:
         return self.proc.pid if self.proc is not None else None
 
     def spawn(self, now: float) -> None:
-        """Start the process (exec of a fresh interpreter, never a fork of ours)."""
+        """Start the process with our environment plus the spec's; raise ``OSError``."""
         env = dict(os.environ)
         env.update(dict(self.spec.env))
-        self.proc = subprocess.Popen(list(self.spec.argv), env=env, close_fds=True)
+        self.proc = self.launch(list(self.spec.argv), env)
         self.state = State.STARTING
         self.started_at = self.last_seen = now
         self.kill_reason = self.goodbye = None
-        self.spawns.append(time.monotonic())
         log.info("spawned %s pid=%d", self.name, self.proc.pid)
 
     def signal(self, sig: int) -> None:
         """Send ``sig`` to the process if it still runs."""
         if self.proc is not None and self.proc.returncode is None:
-            try:
-                os.kill(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
+            self.proc.send_signal(sig)
 
     def kill(self, reason: str) -> None:
         """SIGKILL the process and remember why (shown as its exit reason)."""

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import time
 from pathlib import Path
 
 import pytest
+import zmq
 
+from ipc import codec
+from ipc import messages as m
+from ipc.sockets import make_socket
 from nordiqd.roles import ORDER
 from tests.harness import alive, wait_for
 
@@ -19,8 +24,7 @@ ROLES = list(ORDER)
 def test_reaches_all_ready_quickly(daemon_factory) -> None:  # type: ignore[no-untyped-def]
     d = daemon_factory()
     d.start()
-    took = d.wait_ready(timeout=15.0)
-    assert took < 15.0
+    d.wait_ready(timeout=15.0)  # raises unless every role is ready within 15 s
     st = d.status()
     assert [r.name for r in st.roles] == ROLES
     assert all(r.pid and alive(r.pid) for r in st.roles)
@@ -28,6 +32,13 @@ def test_reaches_all_ready_quickly(daemon_factory) -> None:  # type: ignore[no-u
     # Started in order: each role's uptime is no longer than the one before it.
     uptimes = [r.uptime_s for r in st.roles]
     assert uptimes == sorted(uptimes, reverse=True)
+    # Each role is spawned only once the one before it is ready (the README's promise).
+    step_line = re.compile(r" supervisor: (?:spawned (\w+) pid=|(\w+) pid=\d+ ready in )")
+    steps = [
+        ("spawned", spawned) if spawned else ("ready", ready)
+        for spawned, ready in step_line.findall(d.log_text())
+    ]
+    assert steps == [(step, role) for role in ROLES for step in ("spawned", "ready")], d.log_text()
     # The api serves cached bytes below the others' CPU priority ([api] nice = 5).
     base = os.getpriority(os.PRIO_PROCESS, d.proc.pid)
     nice = {r.name: os.getpriority(os.PRIO_PROCESS, r.pid) - base for r in st.roles if r.pid}
@@ -143,20 +154,46 @@ def test_ctl_status_and_restart(daemon) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_concurrent_control_commands_are_queued(daemon) -> None:  # type: ignore[no-untyped-def]
-    import subprocess
-    import sys
+    """Four requests in flight at once are answered in arrival order, each in its turn.
 
-    cmds = [["restart", "trainer"], ["status"], ["restart", "ingest"], ["status"]]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "nordiqd", "ctl", "-c", str(daemon.config), *c],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for c in cmds
+    They go out on one DEALER, so they reach the supervisor in this order; a restart
+    holds the commands behind it until its role is ready again.
+    """
+    before = {r.name: r.pid for r in daemon.status().roles}
+    cmds = [
+        m.RestartRequest(role="trainer"),
+        m.StatusRequest(),
+        m.RestartRequest(role="ingest"),
+        m.StatusRequest(),
     ]
-    codes = [p.wait(60) for p in procs]
-    assert codes == [0, 0, 0, 0]
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sock = make_socket(ctx, zmq.DEALER, connect=daemon.endpoint("control"))
+    try:
+        for rid, msg in enumerate(cmds):
+            sock.send_multipart([str(rid).encode(), codec.control.encode(msg)])
+        replies: list[tuple[int, m.Message]] = []
+        deadline = time.monotonic() + 60
+        while len(replies) < len(cmds) and sock.poll(max(1, int((deadline - time.monotonic()) * 1000))):
+            rid_frame, payload = sock.recv_multipart()
+            replies.append((int(rid_frame), codec.control.decode(payload)))
+    finally:
+        sock.close(0)
+        ctx.term()
+    assert [rid for rid, _ in replies] == [0, 1, 2, 3], (replies, daemon.log_text())
+    restarted_trainer, first, restarted_ingest, second = (msg for _, msg in replies)
+    assert isinstance(first, m.StatusReply) and isinstance(second, m.StatusReply)
+    after_trainer = {r.name: r.pid for r in first.roles}
+    after_both = {r.name: r.pid for r in second.roles}
+    assert restarted_trainer == m.Ack(message=f"trainer restarted (pid {after_trainer['trainer']})")
+    assert restarted_ingest == m.Ack(message=f"ingest restarted (pid {after_both['ingest']})")
+    # The first status sees the trainer restarted and the ingest not yet; the second both.
+    assert {r.name: r.restarts for r in first.roles} == {role: int(role == "trainer") for role in ROLES}
+    assert {r.name: r.restarts for r in second.roles} == {
+        role: int(role in ("trainer", "ingest")) for role in ROLES
+    }
+    assert after_trainer == {**before, "trainer": after_trainer["trainer"]} and after_trainer != before
+    assert after_both == {**after_trainer, "ingest": after_both["ingest"]} and after_both != after_trainer
+    assert all(r.state == "ready" for r in first.roles + second.roles)
 
 
 def test_rest_health_and_status_auth(daemon) -> None:  # type: ignore[no-untyped-def]
