@@ -149,7 +149,9 @@ def test_an_unknown_tag_is_a_protocol_error_not_a_foreign_message() -> None:
 
 
 def test_error_details_travel_as_a_map() -> None:
-    msg = m.ErrorReply(kind="invalid_batch", message="x", details={"problems": [{"index": 0}], "problem_count": 1})
+    msg = m.ErrorReply(
+        kind="invalid_batch", message="x", details={"problems": [{"index": 0}], "problem_count": 1}
+    )
     assert codec.service_replies.decode(codec.service_replies.encode(msg)) == msg
 
 
