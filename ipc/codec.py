@@ -18,7 +18,7 @@ import zmq
 
 from ipc import messages as m
 
-T = TypeVar("T", bound=m.Message)
+T = TypeVar("T", bound=m.Message, covariant=True)  # a Codec only produces T
 
 log = logging.getLogger(__name__)
 

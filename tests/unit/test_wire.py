@@ -17,6 +17,8 @@ from ipc.client import RequestClient, RequestTimeout, reply
 from ipc.codec import ProtocolError
 from ipc.sockets import make_socket
 
+S = typing.TypeVar("S", bound=msgspec.Struct)
+
 SAMPLES: dict[object, object] = {
     str: "x",
     int: 7,
@@ -44,7 +46,7 @@ def _value(tp: object) -> object:
     raise AssertionError(f"no sample for {tp!r}")
 
 
-def _build(cls: type[msgspec.Struct]) -> msgspec.Struct:
+def _build(cls: type[S]) -> S:
     hints = typing.get_type_hints(cls)
     return cls(**{f: _value(hints[f]) for f in cls.__struct_fields__ if f != "v"})
 
@@ -54,7 +56,7 @@ MESSAGES = [
     for _, obj in inspect.getmembers(m, inspect.isclass)
     if issubclass(obj, m.Message) and obj is not m.Message
 ]
-CHANNELS = [
+CHANNELS: list[codec.Codec[m.Message]] = [
     codec.children,
     codec.control,
     codec.events,
@@ -66,17 +68,17 @@ CHANNELS = [
     codec.service_replies,
 ]
 ROLE_UNIONS = {"ingest": m.IngestRequest, "predictor": m.PredictorRequest, "trainer": m.TrainerRequest}
-ROLE_CODECS = {
+ROLE_CODECS: dict[str, codec.Codec[m.Message]] = {
     "ingest": codec.ingest_requests,
     "predictor": codec.predictor_requests,
     "trainer": codec.trainer_requests,
 }
 
 
-def _channel_for(cls: type) -> codec.Codec[object]:
+def _channel_for(cls: type[m.Message]) -> codec.Codec[m.Message]:
     for ch in CHANNELS:
         try:
-            ch.decode(ch.encode(_build(cls)))  # type: ignore[arg-type]
+            ch.decode(ch.encode(_build(cls)))
             return ch
         except ProtocolError:
             continue
