@@ -33,7 +33,7 @@ from nordiqd.model import artifacts
 from nordiqd.predict.windows import RollingWindows
 from nordiqd.roles.base import ServiceRole
 from nordiqd.serving.fleet import ForecastCycle, iso
-from nordiqd.serving.slot import ModelSlot
+from nordiqd.serving.slot import Done, ModelSlot
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
     def metrics_text(self) -> str:
         return self.cycle.view.metrics_text
 
-    def _deferred(self, frames: list[bytes]) -> Any:
+    def _deferred(self, frames: list[bytes]) -> Done:
         def done(ok: bool, kind: str, message: str) -> None:
             if ok:
                 reply: m.ServiceReply = m.JsonReply(
