@@ -170,3 +170,27 @@ def test_metrics_keeps_roles_that_answer_and_marks_the_rest() -> None:
     assert 'nordiqd_role_scrape_ok{role="predictor"} 0' in text
     assert 'nordiqd_role_scrape_ok{role="trainer"} 0' in text
     assert 'nordiqd_role_up{role="api"} 1' in text
+
+
+def test_training_endpoints_map_the_trainer_replies() -> None:
+    b = FakeBackends()
+    c = _client(b)
+    h = {"X-API-Key": KEY}
+    b.services["trainer"] = m.TriggerReply(
+        success=True, status="queued", job_id="j1", epochs=2, incremental=True
+    )
+    r = c.simulate_post("/admin/trigger-training", params={"epochs": "2"}, headers=h)
+    assert r.status_code == 202
+    assert r.json == {"success": True, "status": "queued", "job_id": "j1", "epochs": 2, "incremental": True}
+    b.services["trainer"] = m.TriggerReply(success=False, status="rejected", error="a job is running")
+    r = c.simulate_post("/admin/trigger-training", headers=h)
+    assert r.status_code == 409
+    assert r.json == {"success": False, "error": "a job is running", "status": "rejected"}
+    b.services["trainer"] = m.JobStatusReply(job=None)
+    assert c.simulate_get("/admin/training-status", headers=h).status_code == 404
+    b.services["trainer"] = m.CancelReply(success=False, message="no job is running")
+    r = c.simulate_post("/admin/cancel-training", headers=h)
+    assert r.status_code == 409 and r.json == {"success": False, "error": "no job is running"}
+    b.services["trainer"] = m.ErrorReply(kind="internal", message="trainer failed")
+    r = c.simulate_get("/admin/training-stats", headers=h)
+    assert r.status_code == 503 and r.json == {"success": False, "error": "trainer failed"}
