@@ -132,7 +132,7 @@ class BenchDaemon:
     def ingest_counters(self) -> dict[str, float]:
         """The ingest role's counters (records accepted so far), a check on our own count."""
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        client = RequestClient(ctx, self.cfg.endpoint("ingest"), codec.service, timeout_s=30.0)
+        client = RequestClient(ctx, self.cfg.endpoint("ingest"), codec.service_replies, timeout_s=30.0)
         try:
             reply = client.request(m.BufferStatsRequest())
             return dict(reply.counters) | {"total_records": reply.data_buffer.get("total_records", 0)}

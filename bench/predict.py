@@ -311,7 +311,7 @@ def zmq_client_loop(endpoint: str, stop: Any, out: Any) -> None:
     from ipc.client import RequestClient
 
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    client = RequestClient(ctx, endpoint, codec.service, timeout_s=10.0, retries=0)
+    client = RequestClient(ctx, endpoint, codec.service_replies, timeout_s=10.0, retries=0)
     records: list[tuple[float, float, int, str, str, int]] = []
     while not stop.is_set():
         t0 = time.time()

@@ -10,13 +10,15 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from typing import Any
+from typing import Generic, TypeVar
 
 import zmq
 
 from ipc import messages as m
 from ipc.codec import Codec
 from ipc.sockets import make_socket
+
+R = TypeVar("R", bound=m.Message)
 
 
 class RequestTimeout(Exception):
@@ -29,8 +31,8 @@ class RequestTimeout(Exception):
         self.attempts = attempts
 
 
-class RequestClient:
-    """Synchronous request/reply client for one endpoint and one channel codec."""
+class RequestClient(Generic[R]):
+    """Synchronous request/reply client for one endpoint; ``codec`` decodes its replies ``R``."""
 
     _ids = itertools.count(1)
 
@@ -38,7 +40,7 @@ class RequestClient:
         self,
         ctx: zmq.Context[zmq.Socket[bytes]],
         endpoint: str,
-        codec: Codec[Any],
+        codec: Codec[R],
         *,
         timeout_s: float = 5.0,
         retries: int = 0,
@@ -50,7 +52,7 @@ class RequestClient:
         self.retries = retries
         self._sock: zmq.Socket[bytes] | None = None
 
-    def request(self, msg: m.Message, *, timeout_s: float | None = None, retries: int | None = None) -> Any:
+    def request(self, msg: m.Message, *, timeout_s: float | None = None, retries: int | None = None) -> R:
         """Send ``msg`` and return the decoded reply; raise ``RequestTimeout``.
 
         Only idempotent requests should be retried: a retry after a lost reply sends

@@ -11,8 +11,9 @@ Channels:
     control:   ``ctl``/api -> supervisor ``StatusRequest``/``RestartRequest``/``StopRequest``;
                replies ``StatusReply``/``Ack``/``ErrorReply``.
     events:    supervisor PUB ``RoleEvent``.
-    service:   api -> roles ``Ping`` and the role requests added by each role; replies
-               ``Pong``/``Ack``/``ErrorReply`` and the role replies.
+    service:   api/agents -> one role's ROUTER: that role's request union
+               (``IngestRequest``, ``PredictorRequest``, ``TrainerRequest``, each with
+               ``Ping`` and ``MetricsRequest``); replies ``ServiceReply``.
 """
 
 from __future__ import annotations
@@ -114,15 +115,17 @@ class Ack(Message, frozen=True, tag="ack"):
 class ErrorReply(Message, frozen=True, tag="error"):
     """Generic failure reply: ``kind`` is a short machine name, ``message`` one sentence.
 
-    ``details`` carries structured data (e.g. the list of rejected records).
+    ``details`` carries structured data, a JSON-like map (e.g. the rejected records).
     """
 
     kind: str
     message: str
-    details: Any = None
+    details: dict[str, object] | None = None
 
 
-ControlMessage = Union[StatusRequest, RestartRequest, StopRequest, StatusReply, Ack, ErrorReply]
+ControlRequest = Union[StatusRequest, RestartRequest, StopRequest]
+ControlReply = Union[StatusReply, Ack, ErrorReply]
+ControlMessage = Union[ControlRequest, ControlReply]
 
 
 # --- events channel --------------------------------------------------------------
@@ -152,6 +155,16 @@ class Pong(Message, frozen=True, tag="pong"):
 
     role: str
     pid: int
+
+
+class MetricsRequest(Message, frozen=True, tag="metrics"):
+    """Service -> any role: its Prometheus text lines. Reply: ``TextReply``."""
+
+
+class TextReply(Message, frozen=True, tag="text"):
+    """A text body (Prometheus exposition format)."""
+
+    body: bytes
 
 
 # --- ingest (service requests, and the PUB of accepted batches) -------------------
@@ -353,10 +366,6 @@ class RollbackModel(Message, frozen=True, tag="rollback_model"):
     Replies as ``ReloadModel``."""
 
 
-class MetricsRequest(Message, frozen=True, tag="metrics"):
-    """Service -> any role: its Prometheus text lines. Reply: ``TextReply``."""
-
-
 class JsonReply(Message, frozen=True, tag="json"):
     """A REST body, already encoded as JSON by the role that owns the data.
 
@@ -368,17 +377,18 @@ class JsonReply(Message, frozen=True, tag="json"):
     encoding: str = ""
 
 
-class TextReply(Message, frozen=True, tag="text"):
-    """A text body (Prometheus exposition format)."""
+# --- the service channel's unions: what each role decodes, what its clients decode ---
 
-    body: bytes
-
-
-ServiceMessage = Union[
-    Ping, Pong, Ack, ErrorReply,
-    IngestBatch, IngestAck, BufferStatsRequest, BufferStatsReply,
-    TriggerTraining, TriggerReply, TrainingStatusRequest, JobStatusReply,
-    TrainingStatsRequest, TrainingStatsReply, CancelTraining, CancelReply,
-    PredictionsRequest, ServerPredictionRequest, AlertsRequest, ModelInfoRequest, ModelsRequest,
-    ReloadModel, RollbackModel, MetricsRequest, JsonReply, TextReply,
+IngestRequest = Union[Ping, MetricsRequest, IngestBatch, BufferStatsRequest]
+PredictorRequest = Union[
+    Ping, MetricsRequest, PredictionsRequest, ServerPredictionRequest, AlertsRequest,
+    ModelInfoRequest, ModelsRequest, ReloadModel, RollbackModel,
+]  # fmt: skip
+TrainerRequest = Union[
+    Ping, MetricsRequest, TriggerTraining, TrainingStatusRequest, TrainingStatsRequest, CancelTraining
+]
+ServiceRequest = Union[IngestRequest, PredictorRequest, TrainerRequest]
+ServiceReply = Union[
+    Pong, Ack, ErrorReply, TextReply, JsonReply, IngestAck, BufferStatsReply,
+    TriggerReply, JobStatusReply, TrainingStatsReply, CancelReply,
 ]  # fmt: skip

@@ -37,7 +37,9 @@ class IngestClient:
 
     def __init__(self, endpoint: str, *, timeout_s: float = 10.0, retries: int = 3) -> None:
         self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self._client = RequestClient(self._ctx, endpoint, codec.service, timeout_s=timeout_s, retries=retries)
+        self._client = RequestClient(
+            self._ctx, endpoint, codec.service_replies, timeout_s=timeout_s, retries=retries
+        )
         self._encoder = msgspec.msgpack.Encoder()
 
     def send(self, records: Sequence[Mapping[str, Any]]) -> m.IngestAck:

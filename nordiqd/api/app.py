@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any
 
 import falcon
+import msgspec
 
 from nordiqd import __version__
 from nordiqd.api import errors, ingest, metrics, page, predictions, system, training
+from nordiqd.api.backends import Backends
 from nordiqd.api.routes import Operation, Route, openapi
 
 
@@ -18,7 +19,7 @@ class Deps:
     """What the app needs from outside: the key, the backends, the configuration."""
 
     api_key: str
-    backends: Any
+    backends: Backends
     max_body_bytes: int = 16 * 1024 * 1024
     default_epochs: int = 5
     blocking_timeout_s: float = 3600.0
@@ -280,6 +281,8 @@ def create_app(deps: Deps) -> falcon.App:
     """Build the WSGI app over ``deps`` (real backends in the api role, fakes in tests)."""
     app = falcon.App(middleware=[ApiKeyAuth(deps.api_key)])
     app.req_options.strip_url_path_trailing_slash = True
+    # Bodies are Structs or dicts, encoded by msgspec (the falcon + msgspec recipe).
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = falcon.media.JSONHandler(dumps=msgspec.json.encode)
     errors.install(app)
     for route in build_routes(deps):
         app.add_route(route.path, route.resource)

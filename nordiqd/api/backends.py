@@ -1,13 +1,15 @@
-"""How the api role talks to the supervisor and the other roles: one client per thread.
+"""How the REST layer talks to the supervisor and the roles.
 
-zmq sockets belong to one thread, and waitress serves on several, so each thread gets
-its own ``RequestClient`` per endpoint, created on first use.
+``Backends`` is what every resource calls; ``ZmqBackends`` is the real one, over the
+daemon's sockets, and the unit tests pass fakes. zmq sockets belong to one thread, and
+waitress serves on several, so ``ZmqBackends`` gives each thread its own
+``RequestClient`` per endpoint, created on first use.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Protocol, TypeVar
 
 import zmq
 
@@ -16,31 +18,48 @@ from ipc import messages as m
 from ipc.client import RequestClient
 from nordiqd.config import Config
 
+R = TypeVar("R", bound=m.Message)
 
-class Backends:
-    """Request/reply access to the control socket and each role's service socket."""
+
+class Backends(Protocol):
+    """Request/reply access to the supervisor's control socket and each role's service socket.
+
+    Both raise ``ipc.client.RequestTimeout`` when no reply comes in time (a 503 at the edge).
+    """
+
+    def control(self, msg: m.ControlRequest, timeout_s: float | None = None) -> m.ControlReply:
+        """Ask the supervisor (``StatusRequest``...)."""
+        ...
+
+    def service(self, role: str, msg: m.ServiceRequest, timeout_s: float | None = None) -> m.ServiceReply:
+        """Ask the service socket of ``role`` (one of ``nordiqd.roles.SERVICES``)."""
+        ...
+
+
+class ZmqBackends:
+    """``Backends`` over the daemon's zmq sockets, one client per thread and endpoint."""
 
     def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], config: Config) -> None:
         self._ctx = ctx
         self._config = config
         self._local = threading.local()
 
-    def control(self, msg: m.Message, timeout_s: float | None = None) -> Any:
-        """Ask the supervisor (``status``...)."""
-        return self._client("control", codec.control).request(msg, timeout_s=timeout_s)
+    def control(self, msg: m.ControlRequest, timeout_s: float | None = None) -> m.ControlReply:
+        """Ask the supervisor (``StatusRequest``...)."""
+        client: RequestClient[m.ControlReply] | None = getattr(self._local, "control", None)
+        if client is None:
+            client = self._local.control = self._connect("control", codec.control_replies)
+        return client.request(msg, timeout_s=timeout_s)
 
-    def service(self, role: str, msg: m.Message, timeout_s: float | None = None) -> Any:
-        """Ask one role's service socket."""
-        return self._client(role, codec.service).request(msg, timeout_s=timeout_s)
+    def service(self, role: str, msg: m.ServiceRequest, timeout_s: float | None = None) -> m.ServiceReply:
+        """Ask the service socket of ``role``."""
+        clients: dict[str, RequestClient[m.ServiceReply]] | None = getattr(self._local, "services", None)
+        if clients is None:
+            clients = self._local.services = {}
+        if role not in clients:
+            clients[role] = self._connect(role, codec.service_replies)
+        return clients[role].request(msg, timeout_s=timeout_s)
 
-    def _client(self, name: str, channel: codec.Codec[Any]) -> RequestClient:
-        clients: dict[str, RequestClient] = getattr(self._local, "clients", None) or {}
-        self._local.clients = clients
-        if name not in clients:
-            clients[name] = RequestClient(
-                self._ctx,
-                self._config.endpoint(name),
-                channel,
-                timeout_s=self._config.api.request_timeout_s,
-            )
-        return clients[name]
+    def _connect(self, name: str, replies: codec.Codec[R]) -> RequestClient[R]:
+        timeout_s = self._config.api.request_timeout_s
+        return RequestClient(self._ctx, self._config.endpoint(name), replies, timeout_s=timeout_s)

@@ -1,19 +1,24 @@
 """The one exception-to-HTTP table, and the JSON shape of every error.
 
-Every error body is ``{"success": false, "error": "<one sentence>", ...}``.
+Every error body is ``{"success": false, "error": "<one sentence>", ...}``. A role's
+``ErrorReply`` becomes an ``ApiError`` here too (``expected``), by its kind.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import falcon
 
+from ipc import messages as m
 from ipc.client import RequestTimeout
 from ipc.codec import ProtocolError
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=m.Message)
 
 
 class ApiError(Exception):
@@ -24,6 +29,20 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.extra = extra
+
+
+def expected(reply: m.Message, cls: type[R], statuses: Mapping[str, int] | None = None) -> R:
+    """``reply`` if it is a ``cls``, else the ``ApiError`` it maps to.
+
+    An ``ErrorReply`` maps by its kind through ``statuses`` (503 for a kind not there),
+    its ``details`` becoming fields of the body; any other reply is a 502.
+    """
+    if isinstance(reply, cls):
+        return reply
+    if isinstance(reply, m.ErrorReply):
+        extra = {k: v for k, v in (reply.details or {}).items() if k not in ("success", "error")}
+        raise ApiError((statuses or {}).get(reply.kind, 503), reply.message, **extra)
+    raise ApiError(502, f"a daemon role answered {type(reply).__name__} where {cls.__name__} was due")
 
 
 def _send(resp: falcon.Response, status: int, message: str, **extra: Any) -> None:

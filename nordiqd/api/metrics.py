@@ -6,12 +6,11 @@ reported as ``nordiqd_role_scrape_ok{role=...} 0`` instead of failing the whole 
 
 from __future__ import annotations
 
-from typing import Any
-
 import falcon
 
 from ipc import messages as m
 from ipc.client import RequestTimeout
+from nordiqd.api.backends import Backends
 from nordiqd.promtext import family
 from nordiqd.roles import SERVICES
 
@@ -21,7 +20,7 @@ SCRAPE_TIMEOUT_S = 3.0
 class Metrics:
     """GET /metrics in the Prometheus text exposition format 0.0.4."""
 
-    def __init__(self, backends: Any) -> None:
+    def __init__(self, backends: Backends) -> None:
         self._backends = backends
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -30,18 +29,17 @@ class Metrics:
         for role in SERVICES:
             try:
                 reply = self._backends.service(role, m.MetricsRequest(), timeout_s=SCRAPE_TIMEOUT_S)
-                ok = isinstance(reply, m.TextReply)
             except RequestTimeout:
-                ok = False
-            if ok:
+                reply = None
+            if isinstance(reply, m.TextReply):
                 parts.append(reply.body)
-            scrape.append(({"role": role}, int(ok)))
+            scrape.append(({"role": role}, int(isinstance(reply, m.TextReply))))
         text = family("nordiqd_role_scrape_ok", "gauge", "Whether the role answered this scrape.", scrape)
         try:
             status = self._backends.control(m.StatusRequest(), timeout_s=SCRAPE_TIMEOUT_S)
         except RequestTimeout:
             status = None
-        if status is not None:
+        if isinstance(status, m.StatusReply):
             text += family(
                 "nordiqd_role_up",
                 "gauge",

@@ -13,33 +13,29 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import falcon
 
 from ipc import messages as m
 from ipc.client import RequestTimeout
-from nordiqd.api.errors import ApiError
+from nordiqd.api.backends import Backends
+from nordiqd.api.errors import expected
 
 log = logging.getLogger(__name__)
 
 ERROR_STATUS = {"not_found": 404, "reload_failed": 409, "no_model": 409}
 
 
-def _json(resp: falcon.Response, reply: Any) -> None:
-    if isinstance(reply, m.ErrorReply):
-        raise ApiError(ERROR_STATUS.get(reply.kind, 503), reply.message, **(reply.details or {}))
-    if not isinstance(reply, m.JsonReply):
-        raise ApiError(502, f"predictor answered {type(reply).__name__}")
+def _json(resp: falcon.Response, reply: m.Message) -> None:
     resp.content_type = falcon.MEDIA_JSON
-    resp.data = reply.body
+    resp.data = expected(reply, m.JsonReply, ERROR_STATUS).body
 
 
 class _PredictorResource:
-    def __init__(self, backends: Any) -> None:
+    def __init__(self, backends: Backends) -> None:
         self._backends = backends
 
-    def ask(self, msg: m.Message, timeout_s: float | None = None) -> Any:
+    def ask(self, msg: m.PredictorRequest, timeout_s: float | None = None) -> m.ServiceReply:
         return self._backends.service("predictor", msg, timeout_s=timeout_s)
 
 
@@ -72,7 +68,7 @@ class FleetFollower:
     POLL_S = 0.025
     STALE_S = 2.0
 
-    def __init__(self, backends: Any) -> None:
+    def __init__(self, backends: Backends) -> None:
         self._backends = backends
         self.body: _FleetBody | None = None
         self._confirmed = float("-inf")
@@ -134,7 +130,7 @@ class CurrentPredictions(_PredictorResource):
     gives them a 304 for a pass they already have.
     """
 
-    def __init__(self, backends: Any) -> None:
+    def __init__(self, backends: Backends) -> None:
         super().__init__(backends)
         self.follower = FleetFollower(backends)
 
@@ -186,7 +182,7 @@ class Models(_PredictorResource):
 class ReloadModel(_PredictorResource):
     """POST /admin/reload-model[?version=]: load a version (or re-load current) now."""
 
-    def __init__(self, backends: Any, timeout_s: float) -> None:
+    def __init__(self, backends: Backends, timeout_s: float) -> None:
         super().__init__(backends)
         self._timeout_s = timeout_s
 

@@ -22,7 +22,7 @@ class Route:
     """A path, the resource serving it and its operations by HTTP method."""
 
     path: str
-    resource: Any
+    resource: object  # a Falcon resource (None only while the route table is being documented)
     operations: dict[str, Operation] = field(default_factory=dict)
 
 

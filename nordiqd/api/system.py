@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import falcon
-import msgspec
 
 from ipc import messages as m
 from ipc.client import RequestTimeout
+from nordiqd.api.backends import Backends
+from nordiqd.api.bodies import HealthBody, StatusBody
 from nordiqd.api.errors import ApiError
 
 HEALTH_TIMEOUT_S = 2.0
@@ -17,36 +18,37 @@ HEALTH_TIMEOUT_S = 2.0
 class Health:
     """GET /health: overall state and each role's state; no key needed."""
 
-    def __init__(self, backends: Any) -> None:
+    def __init__(self, backends: Backends) -> None:
         self._backends = backends
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         try:
             status = self._backends.control(m.StatusRequest(), timeout_s=HEALTH_TIMEOUT_S)
         except RequestTimeout:
+            status = None
+        if not isinstance(status, m.StatusReply):
             resp.status = falcon.HTTP_503
-            resp.media = {"status": "unavailable", "error": "the supervisor did not answer", "roles": {}}
+            resp.media = HealthBody(status="unavailable", error="the supervisor did not answer", roles={})
             return
         roles = {r.name: r.state for r in status.roles}
         healthy = status.state == "running" and all(s == "ready" for s in roles.values())
         resp.status = falcon.HTTP_200 if healthy else falcon.HTTP_503
-        resp.media = {"status": "ok" if healthy else "degraded", "supervisor": status.state, "roles": roles}
+        resp.media = HealthBody(status="ok" if healthy else "degraded", supervisor=status.state, roles=roles)
 
 
 class Status:
     """GET /status: the supervisor's status, per role (pid, state, uptime, restarts, last exit)."""
 
-    def __init__(self, backends: Any) -> None:
+    def __init__(self, backends: Backends) -> None:
         self._backends = backends
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         reply = self._backends.control(m.StatusRequest())
         if isinstance(reply, m.ErrorReply):
             raise ApiError(503, reply.message)
-        body = msgspec.to_builtins(reply)
-        body.pop("t", None)
-        body.pop("v", None)
-        resp.media = body
+        if not isinstance(reply, m.StatusReply):
+            raise ApiError(502, f"the supervisor answered {type(reply).__name__} to status")
+        resp.media = StatusBody(pid=reply.pid, state=reply.state, uptime_s=reply.uptime_s, roles=reply.roles)
 
 
 class OpenApi:

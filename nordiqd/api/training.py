@@ -15,7 +15,8 @@ import falcon
 import msgspec
 
 from ipc import messages as m
-from nordiqd.api.errors import ApiError
+from nordiqd.api.backends import Backends
+from nordiqd.api.errors import ApiError, expected
 
 BLOCKING_POLL_S = 1.0
 TERMINAL = ("completed", "failed", "cancelled")
@@ -38,7 +39,7 @@ def _plain(reply: m.Message) -> dict[str, Any]:
 class TriggerTraining:
     """POST /admin/trigger-training: start a background job (or wait for it with ``blocking``)."""
 
-    def __init__(self, backends: Any, default_epochs: int, blocking_timeout_s: float) -> None:
+    def __init__(self, backends: Backends, default_epochs: int, blocking_timeout_s: float) -> None:
         self._backends = backends
         self._default_epochs = default_epochs
         self._blocking_timeout_s = blocking_timeout_s
@@ -50,9 +51,8 @@ class TriggerTraining:
             blocking = req.get_param_as_bool("blocking", default=False)
         except falcon.HTTPBadRequest as exc:
             raise ApiError(400, f"bad query parameter: {exc.description}") from None
-        reply = self._backends.service("trainer", m.TriggerTraining(epochs=epochs, incremental=incremental))
-        if isinstance(reply, m.ErrorReply):
-            raise ApiError(503, reply.message)
+        trigger = m.TriggerTraining(epochs=epochs, incremental=incremental)
+        reply = expected(self._backends.service("trainer", trigger), m.TriggerReply)
         body = {k: v for k, v in _plain(reply).items() if v is not None or k in ("success", "status")}
         if not reply.success:
             resp.status = falcon.HTTP_409
@@ -64,7 +64,8 @@ class TriggerTraining:
             return
         deadline = time.monotonic() + self._blocking_timeout_s
         while True:
-            job = self._backends.service("trainer", m.TrainingStatusRequest(job_id=reply.job_id)).job
+            status = self._backends.service("trainer", m.TrainingStatusRequest(job_id=reply.job_id))
+            job = expected(status, m.JobStatusReply).job
             if job is not None and job.status in TERMINAL:
                 resp.media = {**body, **job_body(job), "success": job.status == "completed"}
                 return
@@ -76,14 +77,13 @@ class TriggerTraining:
 class TrainingStatus:
     """GET /admin/training-status[?job_id]: one job, or the current/last one."""
 
-    def __init__(self, backends: Any) -> None:
+    def __init__(self, backends: Backends) -> None:
         self._backends = backends
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         job_id = req.get_param("job_id") or None
-        reply = self._backends.service("trainer", m.TrainingStatusRequest(job_id=job_id))
-        if isinstance(reply, m.ErrorReply):
-            raise ApiError(503, reply.message)
+        status = self._backends.service("trainer", m.TrainingStatusRequest(job_id=job_id))
+        reply = expected(status, m.JobStatusReply)
         if reply.job is None:
             raise ApiError(
                 404, f"No training job with id {job_id}" if job_id else "No training job has run yet"
@@ -94,13 +94,11 @@ class TrainingStatus:
 class TrainingStats:
     """GET /admin/training-stats: current job, history, data buffer, readiness, config."""
 
-    def __init__(self, backends: Any) -> None:
+    def __init__(self, backends: Backends) -> None:
         self._backends = backends
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        reply = self._backends.service("trainer", m.TrainingStatsRequest())
-        if isinstance(reply, m.ErrorReply):
-            raise ApiError(503, reply.message)
+        reply = expected(self._backends.service("trainer", m.TrainingStatsRequest()), m.TrainingStatsReply)
         body = _plain(reply)
         if body["current_job"] is not None:
             body["current_job"]["progress_pct"] = int(body["current_job"]["progress_pct"])
@@ -110,13 +108,11 @@ class TrainingStats:
 class CancelTraining:
     """POST /admin/cancel-training: stop the running job at its next batch."""
 
-    def __init__(self, backends: Any) -> None:
+    def __init__(self, backends: Backends) -> None:
         self._backends = backends
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        reply = self._backends.service("trainer", m.CancelTraining())
-        if isinstance(reply, m.ErrorReply):
-            raise ApiError(503, reply.message)
+        reply = expected(self._backends.service("trainer", m.CancelTraining()), m.CancelReply)
         if not reply.success:
             resp.status = falcon.HTTP_409
             resp.media = {"success": False, "error": reply.message}

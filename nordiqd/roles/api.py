@@ -17,7 +17,7 @@ import zmq
 
 from nordiqd import apikey
 from nordiqd.api.app import Deps, create_app
-from nordiqd.api.backends import Backends
+from nordiqd.api.backends import ZmqBackends
 from nordiqd.roles.base import Role
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class ApiRole(Role):
         os.nice(cfg.nice)
         deps = Deps(
             api_key=apikey.read(cfg.key_file),
-            backends=Backends(ctx, self.config),
+            backends=ZmqBackends(ctx, self.config),
             max_body_bytes=int(cfg.max_body_mb * 1024 * 1024),
             default_epochs=self.config.training.default_epochs,
         )

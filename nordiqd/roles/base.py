@@ -1,8 +1,9 @@
 """The role lifecycle: a pure constructor, ``init()`` in the child, ``handle()``, ``close()``.
 
 A role that serves requests binds a ROUTER on its service endpoint; ``ServiceRole`` reads
-``[identity, rid, request]`` frames, calls ``handle(msg)`` and sends the reply, turning an
-unexpected exception into an ``ErrorReply`` with the traceback in the log.
+``[identity, rid, request]`` frames, decodes them with its request union's codec, calls
+``handle(msg)`` and sends the reply. A message of another role is answered ``bad_request``;
+an unexpected exception becomes an ``ErrorReply`` with the traceback in the log.
 """
 
 from __future__ import annotations
@@ -10,18 +11,20 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
+from typing import Generic, TypeVar
 
 import zmq
 
 from ipc import codec
 from ipc import messages as m
 from ipc.client import reply
-from ipc.codec import ProtocolError
+from ipc.codec import Codec, ProtocolError, UnexpectedMessage
 from ipc.sockets import make_socket
 from nordiqd.config import Config
 
 log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=m.Message)
 
 
 class Role:
@@ -51,8 +54,13 @@ class Role:
         """Release sockets and files; runs once on the way out."""
 
 
-class ServiceRole(Role):
-    """A role answering requests on its own ROUTER (``[endpoints] <name>``)."""
+class ServiceRole(Role, Generic[R]):
+    """A role answering requests of its union ``R`` on its own ROUTER (``[endpoints] <name>``).
+
+    Subclasses set ``requests`` to the codec of ``R`` (``codec.ingest_requests``...).
+    """
+
+    requests: Codec[R]
 
     def init(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
         super().init(ctx)
@@ -74,20 +82,22 @@ class ServiceRole(Role):
             self.request_frames = frames
             answer = self._answer(frames[2])
             if answer is not None:
-                reply(sock, frames, codec.service.encode(answer))
+                reply(sock, frames, codec.service_replies.encode(answer))
 
-    def reply_later(self, frames: list[bytes], msg: m.Message) -> None:
+    def reply_later(self, frames: list[bytes], msg: m.ServiceReply) -> None:
         """Answer a request whose ``handle`` returned None (deferred)."""
-        reply(self.service, frames, codec.service.encode(msg))
+        reply(self.service, frames, codec.service_replies.encode(msg))
 
     def metrics_text(self) -> str:
         """This role's lines for GET /metrics (Prometheus text format)."""
         return ""
 
-    def _answer(self, payload: bytes) -> m.Message | None:
+    def _answer(self, payload: bytes) -> m.ServiceReply | None:
         started = time.monotonic()
         try:
-            msg = codec.service.decode(payload)
+            msg = self.requests.decode(payload)
+        except UnexpectedMessage as exc:
+            return self.refuse(exc.name)
         except ProtocolError as exc:
             return m.ErrorReply(kind="protocol", message=str(exc))
         try:
@@ -100,7 +110,7 @@ class ServiceRole(Role):
             log.info("%s took %.2f s for %s", self.name, elapsed, type(msg).__name__)
         return result
 
-    def handle(self, msg: Any) -> m.Message | None:
+    def handle(self, msg: R) -> m.ServiceReply | None:
         """Answer one request; subclasses extend the match with their own messages.
 
         Returning None defers the answer: keep ``self.request_frames`` and call
@@ -112,6 +122,8 @@ class ServiceRole(Role):
             case m.MetricsRequest():
                 return m.TextReply(body=self.metrics_text().encode())
             case _:
-                return m.ErrorReply(
-                    kind="bad_request", message=f"{self.name} does not handle {type(msg).__name__}"
-                )
+                return self.refuse(type(msg).__name__)
+
+    def refuse(self, name: str) -> m.ErrorReply:
+        """The answer to a request this role does not handle: ``bad_request`` naming it."""
+        return m.ErrorReply(kind="bad_request", message=f"{self.name} does not handle {name}")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
 
 import pyarrow as pa
 import zmq
@@ -37,10 +36,11 @@ PUB_HWM = 100  # batches (~8 MB): a stalled subscriber must not grow ingest; it 
 FLUSH_RECORDS = 50_000  # pending records that make the compaction thread flush at once
 
 
-class IngestRole(ServiceRole):
+class IngestRole(ServiceRole[m.IngestRequest]):
     """Owns every sample the fleet sends."""
 
     name = "ingest"
+    requests = codec.ingest_requests
 
     def init(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
         # Arrow's own allocators keep freed flush buffers mapped; glibc's returns them
@@ -74,7 +74,7 @@ class IngestRole(ServiceRole):
         self._compactor = threading.Thread(target=self._compact_loop, name="compactor", daemon=True)
         self._compactor.start()
 
-    def handle(self, msg: Any) -> m.Message | None:
+    def handle(self, msg: m.IngestRequest) -> m.ServiceReply | None:
         match msg:
             case m.IngestBatch(format=fmt, body=body):
                 return self._ingest(fmt, body)
@@ -83,7 +83,7 @@ class IngestRole(ServiceRole):
             case _:
                 return super().handle(msg)
 
-    def _ingest(self, fmt: str, body: bytes) -> m.Message:
+    def _ingest(self, fmt: str, body: bytes) -> m.IngestAck | m.ErrorReply:
         try:
             if fmt == "json":
                 batch = self.validator.from_json(body)

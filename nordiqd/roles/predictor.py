@@ -33,17 +33,18 @@ from nordiqd.model import artifacts
 from nordiqd.predict.windows import RollingWindows
 from nordiqd.roles.base import ServiceRole
 from nordiqd.serving.fleet import ForecastCycle, iso
-from nordiqd.serving.slot import ModelSlot
+from nordiqd.serving.slot import Done, ModelSlot
 
 log = logging.getLogger(__name__)
 
 WARMUP_SERVERS = 8  # real windows the warm-up forward pass of a new model must keep finite
 
 
-class PredictorRole(ServiceRole):
+class PredictorRole(ServiceRole[m.PredictorRequest]):
     """Serves forecasts from rolling windows; reloads models when ``current`` changes."""
 
     name = "predictor"
+    requests = codec.predictor_requests
 
     def init(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
         super().init(ctx)
@@ -61,7 +62,7 @@ class PredictorRole(ServiceRole):
             workers=cfg.predictor.forecast_workers,
         )
         self.cycle = ForecastCycle(cfg, self.windows, self.slot)
-        self._replies: queue.Queue[tuple[list[bytes], m.Message]] = queue.Queue()
+        self._replies: queue.Queue[tuple[list[bytes], m.ServiceReply]] = queue.Queue()
         self._held: list[Any] | None = []  # live batches held while the refill runs
         self._held_lock = threading.Lock()
         threading.Thread(target=self._refill, name="refill", daemon=True).start()
@@ -142,7 +143,7 @@ class PredictorRole(ServiceRole):
 
     # --- requests ---------------------------------------------------------------
 
-    def handle(self, msg: Any) -> m.Message | None:
+    def handle(self, msg: m.PredictorRequest) -> m.ServiceReply | None:
         view = self.cycle.view
         match msg:
             case m.PredictionsRequest(known=known):
@@ -183,10 +184,10 @@ class PredictorRole(ServiceRole):
     def metrics_text(self) -> str:
         return self.cycle.view.metrics_text
 
-    def _deferred(self, frames: list[bytes]) -> Any:
+    def _deferred(self, frames: list[bytes]) -> Done:
         def done(ok: bool, kind: str, message: str) -> None:
             if ok:
-                reply: m.Message = m.JsonReply(
+                reply: m.ServiceReply = m.JsonReply(
                     body=msgspec.json.encode({"success": True, "message": message, **self._model_info()})
                 )
             else:

@@ -45,10 +45,11 @@ class _Running:
         self.final: m.JobEvent | None = None
 
 
-class TrainerRole(ServiceRole):
+class TrainerRole(ServiceRole[m.TrainerRequest]):
     """Owns the training-job queue and history."""
 
     name = "trainer"
+    requests = codec.trainer_requests
 
     def init(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
         super().init(ctx)
@@ -70,7 +71,7 @@ class TrainerRole(ServiceRole):
 
     # --- requests ---------------------------------------------------------------
 
-    def handle(self, msg: Any) -> m.Message | None:
+    def handle(self, msg: m.TrainerRequest) -> m.ServiceReply | None:
         match msg:
             case m.TriggerTraining(epochs=epochs, incremental=incremental):
                 return self._trigger(epochs, incremental)
@@ -84,7 +85,7 @@ class TrainerRole(ServiceRole):
             case _:
                 return super().handle(msg)
 
-    def _trigger(self, epochs: int, incremental: bool) -> m.Message:
+    def _trigger(self, epochs: int, incremental: bool) -> m.TriggerReply:
         active = self.history.active()
         if active is not None:
             return m.TriggerReply(
@@ -144,7 +145,7 @@ class TrainerRole(ServiceRole):
             "job %s started in pid %d (%d epochs, incremental=%s)", job_id, proc.pid, epochs, incremental
         )
 
-    def _cancel(self) -> m.Message:
+    def _cancel(self) -> m.CancelReply:
         active = self.history.active()
         if active is None or self.running is None:
             return m.CancelReply(success=False, message="No training job is running")

@@ -1,8 +1,7 @@
-"""The Falcon app over fake backends: auth, errors, /health, /status, /openapi.json."""
+"""The Falcon app over fake backends: auth, errors, /health, /status, /feed/data, /metrics,
+/openapi.json."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import falcon.testing
 import pytest
@@ -10,20 +9,38 @@ import pytest
 from ipc import messages as m
 from ipc.client import RequestTimeout
 from nordiqd.api.app import Deps, build_routes, create_app
+from nordiqd.api.backends import Backends
 
 KEY = "k" * 43
 
 
 class FakeBackends:
-    def __init__(self, status: m.StatusReply | None = None) -> None:
+    """The supervisor answers ``reply`` (None: it times out); each role answers ``services[role]``."""
+
+    def __init__(self, status: m.ControlReply | None = None) -> None:
         names = ["ingest", "predictor", "trainer", "api"]
         roles = [m.RoleStatus(name=n, state="ready", pid=10 + i) for i, n in enumerate(names)]
-        self.reply = status or m.StatusReply(pid=1, state="running", uptime_s=3.0, roles=roles)
+        self.reply: m.ControlReply | None = status or m.StatusReply(
+            pid=1, state="running", uptime_s=3.0, roles=roles
+        )
+        self.services: dict[str, m.ServiceReply | None] = {}
+        self.asked: list[m.ServiceRequest] = []
 
-    def control(self, msg: m.Message, timeout_s: float | None = None) -> Any:
+    def control(self, msg: m.ControlRequest, timeout_s: float | None = None) -> m.ControlReply:
         if self.reply is None:
             raise RequestTimeout("ipc:///x/control.sock", 1.0, 1)
         return self.reply
+
+    def service(self, role: str, msg: m.ServiceRequest, timeout_s: float | None = None) -> m.ServiceReply:
+        self.asked.append(msg)
+        reply = self.services.get(role)
+        if reply is None:
+            raise RequestTimeout(f"ipc:///x/{role}.sock", 1.0, 1)
+        return reply
+
+
+def _client(backends: Backends) -> falcon.testing.TestClient:
+    return falcon.testing.TestClient(create_app(Deps(api_key=KEY, backends=backends)))
 
 
 @pytest.fixture
@@ -64,7 +81,7 @@ def test_status_with_key(client: falcon.testing.TestClient) -> None:
 
 def test_internal_timeout_is_503_json() -> None:
     b = FakeBackends()
-    b.reply = None  # type: ignore[assignment]
+    b.reply = None
     c = falcon.testing.TestClient(create_app(Deps(api_key=KEY, backends=b)))
     r = c.simulate_get("/status", headers={"X-API-Key": KEY})
     assert r.status_code == 503
@@ -85,3 +102,95 @@ def test_openapi_describes_every_route_and_method(client: falcon.testing.TestCli
             described = method.lower() in spec["paths"].get(route.path, {})
             assert served == described, (route.path, method)
     assert spec["paths"]["/health"]["get"]["security"] == []
+
+
+def test_health_without_the_supervisor_is_503_unavailable() -> None:
+    b = FakeBackends()
+    b.reply = None
+    r = _client(b).simulate_get("/health")
+    assert r.status_code == 503
+    assert r.json == {"status": "unavailable", "error": "the supervisor did not answer", "roles": {}}
+
+
+def test_health_body_names_the_supervisor_state(client: falcon.testing.TestClient) -> None:
+    body = client.simulate_get("/health").json
+    assert list(body) == ["status", "supervisor", "roles"] and body["supervisor"] == "running"
+
+
+def test_status_body_is_the_reply_without_tag_or_version(client: falcon.testing.TestClient) -> None:
+    body = client.simulate_get("/status", headers={"X-API-Key": KEY}).json
+    assert list(body) == ["pid", "state", "uptime_s", "roles"]
+    assert body["roles"][0] == {
+        "name": "ingest",
+        "state": "ready",
+        "pid": 10,
+        "uptime_s": None,
+        "restarts": 0,
+        "last_exit": None,
+    }
+
+
+def test_status_error_reply_is_503() -> None:
+    b = FakeBackends(m.ErrorReply(kind="internal", message="supervisor broke"))
+    r = _client(b).simulate_get("/status", headers={"X-API-Key": KEY})
+    assert r.status_code == 503 and r.json == {"success": False, "error": "supervisor broke"}
+
+
+def test_feed_ack_and_rejection_bodies() -> None:
+    b = FakeBackends()
+    b.services["ingest"] = m.IngestAck(accepted=2, seq=5)
+    c = _client(b)
+    r = c.simulate_post("/feed/data", body=b'{"records": []}', headers={"X-API-Key": KEY})
+    assert r.status_code == 200 and r.json == {"success": True, "accepted": 2}
+    assert b.asked == [m.IngestBatch(format="json", body=b'{"records": []}')]
+    problems = [{"index": 0, "field": "cpu_user_pct", "message": "not a number"}]
+    details: dict[str, object] = {"success": False, "error": "x", "problems": problems, "problem_count": 1}
+    b.services["ingest"] = m.ErrorReply(kind="invalid_batch", message="1 problem", details=details)
+    r = c.simulate_post("/feed/data", body=b"{}", headers={"X-API-Key": KEY})
+    assert r.status_code == 400
+    assert r.json == {"success": False, "error": "1 problem", "problems": problems, "problem_count": 1}
+    b.services["ingest"] = m.ErrorReply(kind="batch_too_large", message="too many")
+    assert c.simulate_post("/feed/data", body=b"{}", headers={"X-API-Key": KEY}).status_code == 413
+
+
+def test_a_reply_of_the_wrong_kind_is_502() -> None:
+    b = FakeBackends()
+    b.services["ingest"] = m.Pong(role="ingest", pid=1)
+    r = _client(b).simulate_post("/feed/data", body=b"{}", headers={"X-API-Key": KEY})
+    assert r.status_code == 502 and "Pong" in r.json["error"] and "IngestAck" in r.json["error"]
+
+
+def test_metrics_keeps_roles_that_answer_and_marks_the_rest() -> None:
+    b = FakeBackends()
+    b.services["ingest"] = m.TextReply(body=b"ingest_line 1\n")
+    b.services["trainer"] = m.ErrorReply(kind="internal", message="x")
+    text = _client(b).simulate_get("/metrics", headers={"X-API-Key": KEY}).text
+    assert text.startswith("ingest_line 1\n")
+    assert 'nordiqd_role_scrape_ok{role="ingest"} 1' in text
+    assert 'nordiqd_role_scrape_ok{role="predictor"} 0' in text
+    assert 'nordiqd_role_scrape_ok{role="trainer"} 0' in text
+    assert 'nordiqd_role_up{role="api"} 1' in text
+
+
+def test_training_endpoints_map_the_trainer_replies() -> None:
+    b = FakeBackends()
+    c = _client(b)
+    h = {"X-API-Key": KEY}
+    b.services["trainer"] = m.TriggerReply(
+        success=True, status="queued", job_id="j1", epochs=2, incremental=True
+    )
+    r = c.simulate_post("/admin/trigger-training", params={"epochs": "2"}, headers=h)
+    assert r.status_code == 202
+    assert r.json == {"success": True, "status": "queued", "job_id": "j1", "epochs": 2, "incremental": True}
+    b.services["trainer"] = m.TriggerReply(success=False, status="rejected", error="a job is running")
+    r = c.simulate_post("/admin/trigger-training", headers=h)
+    assert r.status_code == 409
+    assert r.json == {"success": False, "error": "a job is running", "status": "rejected"}
+    b.services["trainer"] = m.JobStatusReply(job=None)
+    assert c.simulate_get("/admin/training-status", headers=h).status_code == 404
+    b.services["trainer"] = m.CancelReply(success=False, message="no job is running")
+    r = c.simulate_post("/admin/cancel-training", headers=h)
+    assert r.status_code == 409 and r.json == {"success": False, "error": "no job is running"}
+    b.services["trainer"] = m.ErrorReply(kind="internal", message="trainer failed")
+    r = c.simulate_get("/admin/training-stats", headers=h)
+    assert r.status_code == 503 and r.json == {"success": False, "error": "trainer failed"}

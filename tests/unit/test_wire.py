@@ -1,4 +1,5 @@
-"""Every message round-trips through msgpack; the request client times out cleanly."""
+"""Every message round-trips through msgpack; each role's union refuses the others'; the
+request client times out cleanly."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from ipc.client import RequestClient, RequestTimeout, reply
 from ipc.codec import ProtocolError
 from ipc.sockets import make_socket
 
+S = typing.TypeVar("S", bound=msgspec.Struct)
+
 SAMPLES: dict[object, object] = {
     str: "x",
     int: 7,
@@ -23,6 +26,7 @@ SAMPLES: dict[object, object] = {
     bool: True,
     bytes: b"\x00\x01raw",
     typing.Any: {"a": [1, 2]},
+    object: {"a": [1, 2]},
 }
 
 
@@ -42,7 +46,7 @@ def _value(tp: object) -> object:
     raise AssertionError(f"no sample for {tp!r}")
 
 
-def _build(cls: type[msgspec.Struct]) -> msgspec.Struct:
+def _build(cls: type[S]) -> S:
     hints = typing.get_type_hints(cls)
     return cls(**{f: _value(hints[f]) for f in cls.__struct_fields__ if f != "v"})
 
@@ -52,13 +56,29 @@ MESSAGES = [
     for _, obj in inspect.getmembers(m, inspect.isclass)
     if issubclass(obj, m.Message) and obj is not m.Message
 ]
-CHANNELS = [codec.children, codec.control, codec.events, codec.service, codec.publish, codec.job]
+CHANNELS: list[codec.Codec[m.Message]] = [
+    codec.children,
+    codec.control,
+    codec.events,
+    codec.publish,
+    codec.job,
+    codec.ingest_requests,
+    codec.predictor_requests,
+    codec.trainer_requests,
+    codec.service_replies,
+]
+ROLE_UNIONS = {"ingest": m.IngestRequest, "predictor": m.PredictorRequest, "trainer": m.TrainerRequest}
+ROLE_CODECS: dict[str, codec.Codec[m.Message]] = {
+    "ingest": codec.ingest_requests,
+    "predictor": codec.predictor_requests,
+    "trainer": codec.trainer_requests,
+}
 
 
-def _channel_for(cls: type) -> codec.Codec[object]:
+def _channel_for(cls: type[m.Message]) -> codec.Codec[m.Message]:
     for ch in CHANNELS:
         try:
-            ch.decode(ch.encode(_build(cls)))  # type: ignore[arg-type]
+            ch.decode(ch.encode(_build(cls)))
             return ch
         except ProtocolError:
             continue
@@ -80,6 +100,61 @@ def test_every_message_round_trips(cls: type[m.Message]) -> None:
 def test_every_message_is_frozen_and_documented(cls: type[m.Message]) -> None:
     assert cls.__struct_config__.frozen
     assert cls.__doc__ and cls.__doc__.strip()
+
+
+def _members(union: object) -> set[type]:
+    return set(typing.get_args(union))
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_UNIONS))
+def test_every_role_answers_ping_and_metrics(role: str) -> None:
+    assert {m.Ping, m.MetricsRequest} <= _members(ROLE_UNIONS[role])
+
+
+def test_every_service_message_is_in_exactly_one_role_union_or_the_replies() -> None:
+    requests = [_members(u) - {m.Ping, m.MetricsRequest} for u in ROLE_UNIONS.values()]
+    replies = _members(m.ServiceReply)
+    every = [cls for group in [*requests, replies] for cls in group]
+    assert len(every) == len(set(every))
+    assert _members(m.ServiceRequest) == set().union(*requests, {m.Ping, m.MetricsRequest})
+
+
+@pytest.mark.parametrize(
+    ("role", "foreign"),
+    [
+        ("ingest", m.AlertsRequest()),
+        ("predictor", m.IngestBatch(format="json", body=b"{}")),
+        ("trainer", m.ModelsRequest()),
+        ("ingest", m.Pong(role="x", pid=1)),
+    ],
+)
+def test_a_role_refuses_another_roles_message_by_name(role: str, foreign: m.Message) -> None:
+    channel = ROLE_CODECS[role]
+    with pytest.raises(codec.UnexpectedMessage) as caught:
+        channel.decode(codec.service_replies.encode(foreign))
+    assert caught.value.name == type(foreign).__name__
+
+
+def test_a_malformed_message_of_the_channel_is_not_called_foreign() -> None:
+    data = msgspec.msgpack.encode({"t": "ingest", "v": m.PROTOCOL_VERSION, "format": "json"})  # no body
+    with pytest.raises(ProtocolError) as caught:
+        codec.ingest_requests.decode(data)
+    assert not isinstance(caught.value, codec.UnexpectedMessage)
+    assert "body" in str(caught.value)
+
+
+def test_an_unknown_tag_is_a_protocol_error_not_a_foreign_message() -> None:
+    data = msgspec.msgpack.encode({"t": "no_such_message", "v": m.PROTOCOL_VERSION})
+    with pytest.raises(ProtocolError) as caught:
+        codec.trainer_requests.decode(data)
+    assert not isinstance(caught.value, codec.UnexpectedMessage)
+
+
+def test_error_details_travel_as_a_map() -> None:
+    msg = m.ErrorReply(
+        kind="invalid_batch", message="x", details={"problems": [{"index": 0}], "problem_count": 1}
+    )
+    assert codec.service_replies.decode(codec.service_replies.encode(msg)) == msg
 
 
 def test_other_protocol_version_is_refused() -> None:
