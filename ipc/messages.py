@@ -17,7 +17,7 @@ Channels:
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any, Literal, Union, get_args
 
 import msgspec
 
@@ -228,11 +228,19 @@ class TriggerReply(Message, frozen=True, tag="trigger_reply"):
     incremental: bool | None = None
 
 
+JobState = Literal["queued", "running", "completed", "failed", "cancelled"]
+"""A training job's state: queued -> running -> one of the three terminal states."""
+
+JOB_STATES: tuple[JobState, ...] = get_args(JobState)
+ACTIVE_JOB_STATES: frozenset[JobState] = frozenset({"queued", "running"})
+TERMINAL_JOB_STATES: frozenset[JobState] = frozenset(JOB_STATES) - ACTIVE_JOB_STATES
+
+
 class JobStatus(msgspec.Struct, frozen=True, kw_only=True):
     """One training job, with exactly the seed manual's status fields plus a few more."""
 
     job_id: str
-    status: str
+    status: JobState
     progress_pct: float
     epochs: int
     incremental: bool
@@ -286,25 +294,46 @@ class CancelReply(Message, frozen=True, tag="cancel_reply"):
     job_id: str | None = None
 
 
-class JobEvent(Message, frozen=True, tag="job_event"):
-    """Job subprocess PUSH -> trainer: ``kind`` is started, progress, finished or failed.
+class JobStarted(Message, frozen=True, tag="job_started"):
+    """Job subprocess PUSH -> trainer: the job read its data and starts fitting."""
 
-    ``progress_pct`` grows per batch; ``finished`` carries the published ``model_path``;
-    ``failed`` carries ``error`` (and ``cancelled`` when it stopped on request).
+    job_id: str
+    records: int
+
+
+class JobProgress(Message, frozen=True, tag="job_progress"):
+    """Job subprocess PUSH -> trainer: percent of the fit done (at most two a second)."""
+
+    job_id: str
+    progress_pct: float
+
+
+class JobFinished(Message, frozen=True, tag="job_finished"):
+    """Job subprocess PUSH -> trainer: the model is published; the job exits 0 next.
+
+    ``model_path`` is the model directory relative to the data directory; ``validation``
+    holds ``loss``, ``mase_model`` and ``mase_seasonal_naive``.
     """
 
     job_id: str
-    kind: str
-    progress_pct: float = 0.0
-    model_path: str | None = None
-    error: str | None = None
-    cancelled: bool = False
-    records: int | None = None
+    model_path: str
+    records: int
+    validation: dict[str, float]
     notes: list[str] = []
-    validation: dict[str, Any] | None = None
 
 
-JobMessage = Union[JobEvent]
+class JobFailed(Message, frozen=True, tag="job_failed"):
+    """Job subprocess PUSH -> trainer: the job stops without publishing.
+
+    ``cancelled`` is True when it stopped on request (it then exits ``CANCELLED``).
+    """
+
+    job_id: str
+    error: str
+    cancelled: bool = False
+
+
+JobMessage = Union[JobStarted, JobProgress, JobFinished, JobFailed]
 
 
 # --- predictor (service requests) ------------------------------------------------
@@ -382,3 +411,8 @@ ServiceMessage = Union[
     PredictionsRequest, ServerPredictionRequest, AlertsRequest, ModelInfoRequest, ModelsRequest,
     ReloadModel, RollbackModel, MetricsRequest, JsonReply, TextReply,
 ]  # fmt: skip
+
+# What the trainer's ``handle`` answers (the wire helper's name; the lead merges both).
+TrainerRequest = Union[
+    Ping, MetricsRequest, TriggerTraining, TrainingStatusRequest, TrainingStatsRequest, CancelTraining
+]

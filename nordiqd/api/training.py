@@ -18,7 +18,6 @@ from ipc import messages as m
 from nordiqd.api.errors import ApiError
 
 BLOCKING_POLL_S = 1.0
-TERMINAL = ("completed", "failed", "cancelled")
 
 
 def job_body(job: m.JobStatus) -> dict[str, Any]:
@@ -65,7 +64,7 @@ class TriggerTraining:
         deadline = time.monotonic() + self._blocking_timeout_s
         while True:
             job = self._backends.service("trainer", m.TrainingStatusRequest(job_id=reply.job_id)).job
-            if job is not None and job.status in TERMINAL:
+            if job is not None and job.status in m.TERMINAL_JOB_STATES:
                 resp.media = {**body, **job_body(job), "success": job.status == "completed"}
                 return
             if time.monotonic() > deadline:
