@@ -19,7 +19,6 @@ from nordiqd.api.backends import Backends
 from nordiqd.api.errors import ApiError, expected
 
 BLOCKING_POLL_S = 1.0
-TERMINAL = ("completed", "failed", "cancelled")
 
 
 def job_body(job: m.JobStatus) -> dict[str, Any]:
@@ -66,7 +65,7 @@ class TriggerTraining:
         while True:
             status = self._backends.service("trainer", m.TrainingStatusRequest(job_id=reply.job_id))
             job = expected(status, m.JobStatusReply).job
-            if job is not None and job.status in TERMINAL:
+            if job is not None and job.status in m.TERMINAL_JOB_STATES:
                 resp.media = {**body, **job_body(job), "success": job.status == "completed"}
                 return
             if time.monotonic() > deadline:

@@ -13,18 +13,15 @@ from pathlib import Path
 
 import msgspec
 
-from ipc.messages import JobStatus
+from ipc.messages import ACTIVE_JOB_STATES, TERMINAL_JOB_STATES, JobState, JobStatus
 from nordiqd.durable import write_atomic
 
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
-ACTIVE = frozenset({"queued", "running"})
 
-
-def now_iso() -> str:
-    """The current UTC time as the seed manual writes it (ISO 8601, seconds)."""
-    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+def iso(t: datetime) -> str:
+    """A UTC time as the seed manual writes it (ISO 8601, seconds, no zone)."""
+    return t.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
 class JobHistory:
@@ -57,15 +54,22 @@ class JobHistory:
         self.jobs.append(job)
         self.save()
 
-    def update(self, job_id: str, persist: bool = True, **changes: object) -> JobStatus:
-        """Replace fields of one job (and persist unless ``persist`` is False)."""
-        for i, job in enumerate(self.jobs):
-            if job.job_id == job_id:
-                self.jobs[i] = msgspec.structs.replace(job, **changes)
+    def put(self, job: JobStatus, persist: bool = True) -> JobStatus:
+        """Replace the job of the same id by ``job`` (and persist unless ``persist`` is False)."""
+        for i, old in enumerate(self.jobs):
+            if old.job_id == job.job_id:
+                self.jobs[i] = job
                 if persist:
                     self.save()
-                return self.jobs[i]
-        raise KeyError(job_id)
+                return job
+        raise KeyError(job.job_id)
+
+    def update(self, job_id: str, persist: bool = True, **changes: object) -> JobStatus:
+        """Replace fields of one job (and persist unless ``persist`` is False)."""
+        job = self.get(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        return self.put(msgspec.structs.replace(job, **changes), persist)
 
     def get(self, job_id: str) -> JobStatus | None:
         """One job by id."""
@@ -78,17 +82,21 @@ class JobHistory:
     def active(self) -> JobStatus | None:
         """The queued or running job, if any."""
         job = self.latest()
-        return job if job is not None and job.status in ACTIVE else None
+        return job if job is not None and job.status in ACTIVE_JOB_STATES else None
 
-    def fail_interrupted(self) -> list[str]:
-        """Mark jobs left active by a previous trainer process as failed; return their ids."""
-        ids = [j.job_id for j in self.jobs if j.status in ACTIVE]
+    def count(self, status: JobState) -> int:
+        """How many jobs are in ``status``."""
+        return sum(j.status == status for j in self.jobs)
+
+    def fail_interrupted(self, at: str) -> list[str]:
+        """Mark jobs left active by a previous trainer process as failed at ``at``; return their ids."""
+        ids = [j.job_id for j in self.jobs if j.status in ACTIVE_JOB_STATES]
         for job_id in ids:
             self.update(
                 job_id,
                 persist=False,
                 status="failed",
-                completed_at=now_iso(),
+                completed_at=at,
                 error="the trainer process restarted while this job was running",
             )
         if ids:
@@ -97,12 +105,11 @@ class JobHistory:
 
     def summary(self) -> dict[str, object]:
         """The seed manual's ``history`` block."""
-        done = [j for j in self.jobs if j.status in TERMINAL]
         starts = [j.started_at for j in self.jobs if j.started_at]
         return {
-            "total_trainings": len(done),
-            "successful": sum(j.status == "completed" for j in done),
-            "failed": sum(j.status == "failed" for j in done),
-            "cancelled": sum(j.status == "cancelled" for j in done),
+            "total_trainings": sum(j.status in TERMINAL_JOB_STATES for j in self.jobs),
+            "successful": self.count("completed"),
+            "failed": self.count("failed"),
+            "cancelled": self.count("cancelled"),
             "last_training": max(starts) if starts else None,
         }

@@ -2,13 +2,14 @@
 
 How it runs: reads the last ``training_days`` of the buffer straight from Parquet, fits
 the TFT (continuing the current model when incremental), publishes the model directory
-and swaps ``models/current``, reporting ``JobEvent``s over a PUSH socket to the trainer
-role. It runs below the serving roles (``nordiqd.training.priority``: SCHED_IDLE, nice
-+10, its own lowest-weight autogroup) with a bounded number of torch threads (or on
-CUDA when present), so ingest and predictions keep the machine.
+and swaps ``models/current``, reporting job events (``ipc.messages.JobMessage``) over a
+PUSH socket to the trainer role. It runs below the serving roles
+(``nordiqd.training.priority``: SCHED_IDLE, nice +10, its own lowest-weight autogroup)
+with a bounded number of torch threads (or on CUDA when present), so ingest and
+predictions keep the machine.
 
 How it stops: SIGTERM (a cancel) sets a flag the fit checks before every batch; the job
-then reports ``failed`` with ``cancelled=True`` and exits 3 without publishing. If the
+then reports ``JobFailed`` with ``cancelled=True`` and exits 3 without publishing. If the
 trainer role dies (its pid is no longer our parent) the job stops the same way.
 Exit codes: 0 completed, 1 failed, 3 cancelled.
 """
@@ -21,6 +22,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 
 import zmq
 
@@ -42,18 +44,17 @@ class _Reporter:
 
     def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, job_id: str) -> None:
         self._sock = make_socket(ctx, zmq.PUSH, connect=endpoint)
-        self._job_id = job_id
+        self.job_id = job_id
         self._last = 0.0
 
-    def send(self, kind: str, **fields: object) -> None:
-        event = m.JobEvent(job_id=self._job_id, kind=kind, **fields)  # type: ignore[arg-type]
+    def send(self, event: m.JobMessage) -> None:
         self._sock.send(codec.job.encode(event))
 
     def progress(self, pct: float) -> None:
         now = time.monotonic()
         if now - self._last >= PROGRESS_EVERY_S or pct >= 100.0:
             self._last = now
-            self.send("progress", progress_pct=round(min(100.0, pct), 1))
+            self.send(m.JobProgress(job_id=self.job_id, progress_pct=round(min(100.0, pct), 1)))
 
     def close(self) -> None:
         # Give queued events a moment to leave before the socket goes (linger is 0).
@@ -90,7 +91,11 @@ def run(
 
 
 def _train(
-    cfg: config_mod.Config, epochs: int, incremental: bool, report: _Reporter, should_stop: object
+    cfg: config_mod.Config,
+    epochs: int,
+    incremental: bool,
+    report: _Reporter,
+    should_stop: Callable[[], bool],
 ) -> int:
     from nordiqd.buffer.reader import read_window
     from nordiqd.model import artifacts
@@ -101,7 +106,7 @@ def _train(
     try:
         columns = ["timestamp", "server_name", "profile", *spec.targets]
         table = read_window(cfg.buffer_dir, days=cfg.training.training_days, columns=columns)
-        report.send("started", records=table.num_rows)
+        report.send(m.JobStarted(job_id=report.job_id, records=table.num_rows))
         log.info("training on %d records, %d epochs, incremental=%s", table.num_rows, epochs, incremental)
         base = None
         current = os.path.join(cfg.models_dir, "current")
@@ -115,31 +120,45 @@ def _train(
             base=base,
             threads=cfg.training.cpu_threads,
             on_progress=report.progress,
-            should_stop=should_stop,  # type: ignore[arg-type]
+            should_stop=should_stop,
         )
-        if should_stop():  # type: ignore[operator]
+        if should_stop():
             raise TrainingCancelled("cancelled after the last batch")
         path = artifacts.publish(cfg.models_dir, trained)
     except TrainingCancelled:
         log.info("cancelled")
-        report.send("failed", cancelled=True, error="cancelled on request")
+        report.send(m.JobFailed(job_id=report.job_id, error="cancelled on request", cancelled=True))
         return exitcodes.CANCELLED
     except Exception as exc:
         log.exception("training failed")
-        report.send("failed", error=f"{type(exc).__name__}: {exc}")
-        return 1
+        report.send(m.JobFailed(job_id=report.job_id, error=f"{type(exc).__name__}: {exc}"))
+        return exitcodes.FAILURE
     v = trained.validation
     validation = {"loss": v.loss, "mase_model": v.mase_model, "mase_seasonal_naive": v.mase_seasonal_naive}
     report.send(
-        "finished",
-        progress_pct=100.0,
-        model_path=os.path.relpath(path, cfg.daemon.data_dir),
-        records=trained.records,
-        notes=list(trained.notes),
-        validation=validation,
+        m.JobFinished(
+            job_id=report.job_id,
+            model_path=os.path.relpath(path, cfg.daemon.data_dir),
+            records=trained.records,
+            notes=list(trained.notes),
+            validation=validation,
+        )
     )
     log.info("published %s in %.1f s", path, trained.seconds)
-    return 0
+    return exitcodes.OK
+
+
+def command(
+    job_id: str, epochs: int, incremental: bool, events: str, parent: int, config: str | None
+) -> list[str]:
+    """The command line that runs one job in a fresh interpreter (what ``main`` parses)."""
+    argv = [sys.executable, "-m", "nordiqd.training.job", "--job-id", job_id, "--epochs", str(epochs)]
+    argv += ["--events", events, "--parent", str(parent)]
+    if incremental:
+        argv.append("--incremental")
+    if config:
+        argv += ["--config", config]
+    return argv
 
 
 def main(argv: list[str] | None = None) -> int:

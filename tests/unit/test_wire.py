@@ -35,6 +35,8 @@ def _value(tp: object) -> object:
         return SAMPLES[tp]
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if origin is typing.Literal:
+        return args[0]
     if origin is list:
         return [_value(args[0])]
     if origin is dict:
