@@ -93,7 +93,7 @@ class ForecastCycle:
                 log.info("a new model was swapped in mid-pass: forecasting again with it")
                 continue
             except Exception:
-                log.exception("fleet forecast failed; the previous forecasts stay served")
+                log.exception("forecast pass failed; the previous pass stays served")
             wait = (np.floor(now / period) + 1) * period - time.time()
             self._wake.wait(max(0.0, wait))
             self._wake.clear()
