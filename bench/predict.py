@@ -146,7 +146,7 @@ def forecast_figures(args: argparse.Namespace, models: Path, end: int, report: d
 
     from nordiqd.model import artifacts
     from nordiqd.model.forecast import FleetForecaster, predict_via_dataframe
-    from nordiqd.serving.fleet import ForecastCycle
+    from nordiqd.serving.cycle import ForecastCycle
     from nordiqd.serving.slot import ReloadStats, ServedModel
 
     model = artifacts.load(models / artifacts.CURRENT)
@@ -224,25 +224,25 @@ def forecast_figures(args: argparse.Namespace, models: Path, end: int, report: d
         version=version, path=str(model.path), loaded_at="", manifest=model.manifest, forecaster=forecaster
     )
     slot = SimpleNamespace(served=served, stats=ReloadStats())
-    cycle = ForecastCycle(cfg, windows, slot)  # type: ignore[arg-type]  # computes one view already
+    cycle = ForecastCycle(cfg, windows, slot)  # type: ignore[arg-type]  # runs one pass already
     times = []
     for _ in range(args.runs):
         t = time.perf_counter()
-        view = cycle.compute(now)
+        bodies = cycle.compute(now).bodies
         times.append(time.perf_counter() - t)
     forecast_s = report["forecast"][args.servers]["median_s"]
     report["cycle"] = {
         "best_s": min(times),
         "median_s": statistics.median(times),
-        "body_bytes": (plain := len(gzip.decompress(view.fleet_gzip))),
-        "body_gzip_bytes": len(view.fleet_gzip),
+        "body_bytes": (plain := len(gzip.decompress(bodies.predictions_gzip))),
+        "body_gzip_bytes": len(bodies.predictions_gzip),
         "load": load(),
     }
     lines.append(
         f"{f'ForecastCycle.compute {args.servers:,}':<32} {min(times):>7.2f} s best, "
         f"{statistics.median(times):.2f} s "
         f"median (snapshot + forecast + clip + risk + encode + gzip; body {plain / 1e6:.1f} MB, "
-        f"{len(view.fleet_gzip) / 1e6:.1f} MB gzip)"
+        f"{len(bodies.predictions_gzip) / 1e6:.1f} MB gzip)"
         f" | target: none (the forecast's <= {TARGETS['forecast_s']:g} s covers it) "
         f"| ref: forecast alone {forecast_s:.2f} s median, "
         f"rest {statistics.median(times) - forecast_s:.2f} s ({load()})"

@@ -40,8 +40,8 @@ class _PredictorResource:
 
 
 @dataclass(frozen=True)
-class _FleetBody:
-    """One forecast pass's fleet body as the predictor encoded it (gzip)."""
+class _PredictionsBody:
+    """One forecast pass's GET /predictions/current body as the predictor encoded it (gzip)."""
 
     etag: str
     gzip: bytes
@@ -51,8 +51,8 @@ class _FleetBody:
         return gzip.decompress(self.gzip)
 
 
-class FleetFollower:
-    """The api's copy of the latest fleet body, kept current off the request path.
+class PredictionsFollower:
+    """The api's copy of the latest GET /predictions/current body, kept current off the request path.
 
     How it runs: started by the first request, one thread asks the predictor every
     ``POLL_S`` for a body newer than its copy (an unchanged pass costs an empty reply)
@@ -70,13 +70,13 @@ class FleetFollower:
 
     def __init__(self, backends: Backends) -> None:
         self._backends = backends
-        self.body: _FleetBody | None = None
+        self.body: _PredictionsBody | None = None
         self._confirmed = float("-inf")
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def current(self) -> _FleetBody | m.Message:
+    def current(self) -> _PredictionsBody | m.Message:
         """The latest body, or the predictor's error reply when it has none to give."""
         self._start()
         body = self.body
@@ -92,17 +92,19 @@ class FleetFollower:
         if self._thread is None:
             with self._lock:
                 if self._thread is None:
-                    self._thread = threading.Thread(target=self._follow, name="fleet-follower", daemon=True)
+                    self._thread = threading.Thread(
+                        target=self._follow, name="predictions-follower", daemon=True
+                    )
                     self._thread.start()
 
-    def _refresh(self) -> _FleetBody | m.Message:
+    def _refresh(self) -> _PredictionsBody | m.Message:
         known = self.body.etag if self.body is not None else ""
         asked = time.monotonic()
         reply = self._backends.service("predictor", m.PredictionsRequest(known=known))
         if not isinstance(reply, m.JsonReply):
             return reply
         if reply.body:
-            self.body = _FleetBody(reply.etag, reply.body)
+            self.body = _PredictionsBody(reply.etag, reply.body)
         if self.body is None:
             return m.ErrorReply(kind="unavailable", message="the predictor sent no fleet forecast")
         self._confirmed = asked
@@ -116,7 +118,7 @@ class FleetFollower:
             except RequestTimeout as exc:
                 reply = m.ErrorReply(kind="timeout", message=str(exc))
             if isinstance(reply, m.ErrorReply) and not failing:
-                log.warning("predictor not answering for the fleet body: %s", reply.message)
+                log.warning("predictor not answering for the predictions body: %s", reply.message)
             elif not isinstance(reply, m.ErrorReply) and failing:
                 log.info("predictor answering again")
             failing = isinstance(reply, m.ErrorReply)
@@ -125,28 +127,28 @@ class FleetFollower:
 class CurrentPredictions(_PredictorResource):
     """GET /predictions/current: every server's forecast, risk and alert level.
 
-    The body changes once per forecast pass and the api holds a copy (``FleetFollower``);
+    The body changes once per forecast pass and the api holds a copy (``PredictionsFollower``);
     clients that accept gzip get it as the predictor compressed it, ETag/If-None-Match
     gives them a 304 for a pass they already have.
     """
 
     def __init__(self, backends: Backends) -> None:
         super().__init__(backends)
-        self.follower = FleetFollower(backends)
+        self.follower = PredictionsFollower(backends)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        fleet = self.follower.current()
-        if not isinstance(fleet, _FleetBody):
-            _json(resp, fleet)
+        latest = self.follower.current()
+        if not isinstance(latest, _PredictionsBody):
+            _json(resp, latest)
             return
-        resp.etag = fleet.etag
+        resp.etag = latest.etag
         resp.vary = ("Accept-Encoding",)
-        if fleet.etag in (req.if_none_match or ()) or req.get_header("If-None-Match") == f'"{fleet.etag}"':
+        if latest.etag in (req.if_none_match or ()) or req.get_header("If-None-Match") == f'"{latest.etag}"':
             resp.status = falcon.HTTP_304
             return
         resp.content_type = falcon.MEDIA_JSON
-        body = fleet.gzip if "gzip" in (req.get_header("Accept-Encoding") or "") else fleet.plain
-        if body is fleet.gzip:
+        body = latest.gzip if "gzip" in (req.get_header("Accept-Encoding") or "") else latest.plain
+        if body is latest.gzip:
             resp.set_header("Content-Encoding", "gzip")
         resp.set_stream(io.BytesIO(body), len(body))
 

@@ -1,6 +1,6 @@
 """The predictor role: rolling windows per server, cached fleet forecasts, hot reload.
 
-How it runs: the main thread serves requests from the cached ``FleetView`` and applies
+How it runs: the main thread serves requests from the latest ``ForecastPass`` and applies
 the accepted batches ingest publishes (SUB) to the rolling windows. At start a refill
 thread reads the last encoder-length of the buffer into the windows (live batches that
 arrive meanwhile are applied after it; a sample counted twice only re-weights its bucket
@@ -32,7 +32,8 @@ from nordiqd.buffer.reader import read_window
 from nordiqd.model import artifacts
 from nordiqd.predict.windows import RollingWindows
 from nordiqd.roles.base import ServiceRole
-from nordiqd.serving.fleet import ForecastCycle, iso
+from nordiqd.serving.cycle import ForecastCycle
+from nordiqd.serving.rest_bodies import iso
 from nordiqd.serving.slot import Done, ModelSlot
 
 log = logging.getLogger(__name__)
@@ -144,20 +145,20 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
     # --- requests ---------------------------------------------------------------
 
     def handle(self, msg: m.PredictorRequest) -> m.ServiceReply | None:
-        view = self.cycle.view
+        bodies = self.cycle.latest.bodies
         match msg:
             case m.PredictionsRequest(known=known):
-                body = b"" if known == view.etag else view.fleet_gzip
-                return m.JsonReply(body=body, etag=view.etag, encoding="gzip")
+                body = b"" if known == bodies.etag else bodies.predictions_gzip
+                return m.JsonReply(body=body, etag=bodies.etag, encoding="gzip")
             case m.ServerPredictionRequest(server_name=name):
-                entry = view.servers.get(name)
+                entry = bodies.servers.get(name)
                 if entry is None:
                     seen = name in self.windows
                     why = "has no forecast yet" if seen else "has never sent a sample"
                     return m.ErrorReply(kind="not_found", message=f"server {name!r} {why}")
                 return m.JsonReply(body=msgspec.json.encode({**entry, "history": self._history(name)}))
             case m.AlertsRequest():
-                return m.JsonReply(body=view.alerts_body)
+                return m.JsonReply(body=bodies.alerts)
             case m.ModelInfoRequest():
                 return m.JsonReply(body=msgspec.json.encode(self._model_info()))
             case m.ModelsRequest():
@@ -182,7 +183,7 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
         }
 
     def metrics_text(self) -> str:
-        return self.cycle.view.metrics_text
+        return self.cycle.metrics_text
 
     def _deferred(self, frames: list[bytes]) -> Done:
         def done(ok: bool, kind: str, message: str) -> None:

@@ -1,9 +1,10 @@
 """JSON arrays of numbers rounded to a few decimals, formatted in bulk with numpy.
 
-The fleet body carries servers x targets x quantiles x horizon numbers: 1.44 M at 1,000
-servers. Turned into Python floats (``tolist``) and encoded one at a time they took
-0.12 s of every forecast pass, and the 15 k lists holding them cost the cyclic collector
-more walks. ``json_arrays`` writes them without one Python object per number.
+The GET /predictions/current body carries servers x targets x quantiles x horizon
+numbers: 1.44 M at 1,000 servers. Turned into Python floats (``tolist``) and encoded one
+at a time they took 0.12 s of every forecast pass, and the 15 k lists holding them cost
+the cyclic collector more walks. ``json_arrays`` writes them without one Python object
+per number.
 
 How: every number gets a row of slots in one matrix: the sign (if any number has one),
 the integer part three digits at a time, then the point, the decimals and the

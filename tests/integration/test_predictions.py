@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from nordiqd.agent import IngestClient
 from tests.fleetdata import TINY_MODEL, backfill
 from tests.harness import FAST_SUPERVISION, Daemon, wait_for
 
@@ -237,13 +238,45 @@ def test_predictor_killed_serves_again_from_refilled_windows(d: Daemon) -> None:
 
 
 def test_alerts_and_metrics(d: Daemon) -> None:
-    alerts = d.get("/alerts/active").json()
+    # An incident: a memory leak ramps one server from 60 % to 97 % in three hours, past the
+    # critical threshold (95 %). Its current value alone makes it critical, whatever the
+    # model forecasts, so its alert must appear within a pass or two.
+    now = time.time()
+    leak = [
+        {
+            "timestamp": now - 3600 * 3 + i * 300,
+            "server_name": "web-901",
+            "profile": "web",
+            "cpu_user_pct": 20.0 + i % 5,
+            "cpu_iowait_pct": 1.0,
+            "mem_used_pct": 60.0 + i * 37.0 / 35,
+            "swap_used_pct": 0.0,
+            "load_average": 1.0,
+        }
+        for i in range(36)
+    ]
+    with IngestClient(d.endpoint("ingest"), timeout_s=10) as client:
+        assert client.send(leak).accepted == len(leak)
+    alerts = wait_for(
+        lambda: (
+            (b := d.get("/alerts/active").json())
+            and any(a["server_name"] == "web-901" for a in b["alerts"])
+            and b
+        ),
+        15,
+    )
+    assert alerts, d.get("/alerts/active").json()
+    (alert,) = [a for a in alerts["alerts"] if a["server_name"] == "web-901"]
+    assert alert["alert_level"] == "critical" and alert["metric"] == "mem_used_pct", alert
+    assert alert["threshold"] == 95.0 and alert["minutes_to_threshold"] == 0.0, alert
+    assert alert["current"]["mem_used_pct"] == 97.0 and alert["profile"] == "web", alert
+    assert alerts["count"] == len(alerts["alerts"])
     levels = [a["alert_level"] for a in alerts["alerts"]]
     assert all(lv in ("warning", "critical") for lv in levels)
     scores = [a["risk_score"] for a in alerts["alerts"]]
     assert scores == sorted(scores, reverse=True)
     for a in alerts["alerts"]:
-        assert {"server_name", "metric", "threshold", "minutes_to_threshold"} <= set(a)
+        assert {"server_name", "metric", "threshold", "minutes_to_threshold", "risk_score"} <= set(a)
     text = wait_for(lambda: "nordiqd_forecast{" in (t := d.get("/metrics").text) and t, 15)
     for name in (
         "nordiqd_forecast{",

@@ -1,32 +1,42 @@
-"""The predictor's lines for GET /metrics: forecasts at a few horizons, risk, itself."""
+"""The predictor's lines for GET /metrics: forecasts at a few horizons, risk, itself.
+
+``forecast_metrics`` is a pure function of one ``ForecastPass`` and the counters the
+predictor keeps beside it (model reloads, passes so far).
+"""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nordiqd.model.params import ModelSpec
 from nordiqd.promtext import family
-
-if TYPE_CHECKING:
-    from nordiqd.serving.fleet import FleetView
-    from nordiqd.serving.slot import ModelSlot
+from nordiqd.serving.forecast_pass import ForecastPass
+from nordiqd.serving.slot import ReloadStats
 
 HORIZON_MINUTES = (30, 60, 240, 480)  # what a dashboard panel wants; clipped to the horizon
 
 
-def fleet_metrics(
-    view: FleetView, snap: Any, values: np.ndarray, risk: Any, spec: ModelSpec, slot: ModelSlot, cycles: int
+def forecast_metrics(
+    forecast_pass: ForecastPass, spec: ModelSpec, reloads: ReloadStats, model_loaded: bool, cycles: int
 ) -> str:
-    """Prometheus text for one fleet view."""
+    """Prometheus text for one pass.
+
+    Args:
+        forecast_pass: The pass.
+        spec: The ``[model]`` section its forecasts were made for.
+        reloads: The model slot's reload counters.
+        model_loaded: True while a trained model is served (False: the baseline).
+        cycles: Passes completed since the predictor started.
+    """
+    outlook = forecast_pass.outlook
+    values, risk = outlook.values, outlook.risk
     steps = sorted({min(spec.horizon_steps, max(1, m * 60 // spec.step_seconds)) for m in HORIZON_MINUTES})
     qs = [
         (spec.median_index, spec.quantiles[spec.median_index]),
         (len(spec.quantiles) - 1, spec.quantiles[-1]),
     ]
     forecast: list[tuple[dict[str, str], float]] = []
-    for i, name in enumerate(snap.names):
+    for i, name in enumerate(outlook.names):
         if not np.isfinite(values[i, :, 0, 0]).any():
             continue
         for j, target in enumerate(spec.targets):
@@ -41,8 +51,7 @@ def fleet_metrics(
                             "horizon_minutes": str(h * spec.step_seconds // 60),
                         }
                         forecast.append((labels, round(v, 3)))
-    served = slot.served
-    model_labels = {"kind": view.model["kind"], "version": view.model["version"] or "baseline"}
+    model_labels = {"kind": outlook.model.kind, "version": outlook.model.label}
     return "".join(
         [
             family("nordiqd_forecast", "gauge", "Forecast quantile of a metric at a horizon.", forecast),
@@ -52,20 +61,20 @@ def fleet_metrics(
                 "Risk score 0-100 of a server.",
                 [
                     ({"server": n, "profile": p}, float(s))
-                    for n, p, s in zip(snap.names, snap.profiles, risk.score, strict=True)
+                    for n, p, s in zip(outlook.names, outlook.profiles, risk.score, strict=True)
                 ],
             ),
             family(
                 "nordiqd_alert_level",
                 "gauge",
                 "Alert level of a server: 0 ok, 1 warning, 2 critical.",
-                [({"server": n}, float(lv)) for n, lv in zip(snap.names, risk.level, strict=True)],
+                [({"server": n}, float(lv)) for n, lv in zip(outlook.names, risk.level, strict=True)],
             ),
             family(
                 "nordiqd_forecast_duration_seconds",
                 "gauge",
                 "Seconds the last fleet forecast pass took.",
-                [({}, round(view.duration_s, 4))],
+                [({}, round(forecast_pass.duration_s, 4))],
             ),
             family(
                 "nordiqd_forecast_cycles_total",
@@ -78,8 +87,8 @@ def fleet_metrics(
                 "gauge",
                 "Servers known, and forecast in the last pass.",
                 [
-                    ({"state": "known"}, float(len(snap.names))),
-                    ({"state": "forecast"}, float(view.forecast_count)),
+                    ({"state": "known"}, float(len(outlook.names))),
+                    ({"state": "forecast"}, float(outlook.forecast_count)),
                 ],
             ),
             family("nordiqd_model_info", "gauge", "The model being served (1).", [(model_labels, 1.0)]),
@@ -87,19 +96,19 @@ def fleet_metrics(
                 "nordiqd_model_reloads_total",
                 "counter",
                 "Model reloads, by result.",
-                [({"result": "ok"}, float(slot.stats.ok)), ({"result": "failed"}, float(slot.stats.failed))],
+                [({"result": "ok"}, float(reloads.ok)), ({"result": "failed"}, float(reloads.failed))],
             ),
             family(
                 "nordiqd_model_reload_seconds",
                 "gauge",
                 "Seconds the last successful load and check took.",
-                [({}, round(slot.stats.last_seconds, 4))],
+                [({}, round(reloads.last_seconds, 4))],
             ),
             family(
                 "nordiqd_model_loaded",
                 "gauge",
                 "1 when a trained model is served, 0 for the baseline.",
-                [({}, float(served is not None))],
+                [({}, float(model_loaded))],
             ),
         ]
     )

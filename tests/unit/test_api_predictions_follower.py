@@ -14,7 +14,7 @@ import pytest
 from ipc import messages as m
 from ipc.client import RequestTimeout
 from nordiqd.api.app import Deps, create_app
-from nordiqd.api.predictions import CurrentPredictions, FleetFollower
+from nordiqd.api.predictions import CurrentPredictions, PredictionsFollower
 from tests.harness import wait_for
 
 KEY = "k" * 43
@@ -48,8 +48,8 @@ class Predictor:
 
 @pytest.fixture
 def setup(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setattr(FleetFollower, "POLL_S", 0.02)
-    monkeypatch.setattr(FleetFollower, "STALE_S", 0.3)
+    monkeypatch.setattr(PredictionsFollower, "POLL_S", 0.02)
+    monkeypatch.setattr(PredictionsFollower, "STALE_S", 0.3)
     predictor = Predictor()
     app = create_app(Deps(api_key=KEY, backends=predictor))
     yield falcon.testing.TestClient(app), predictor
@@ -68,7 +68,7 @@ def test_requests_read_the_copy_the_follower_keeps_current(setup: Any) -> None:
     for _ in range(20):
         assert client.simulate_get("/predictions/current", headers=HEADERS).json["generated_at"] == "pass-1"
     assert len(predictor.asked) - asked < 20  # requests did not each ask the predictor
-    assert "fleet-follower" in predictor.threads
+    assert "predictions-follower" in predictor.threads
     predictor.etag = "pass-2"
     assert wait_for(
         lambda: client.simulate_get("/predictions/current", headers=HEADERS).json["generated_at"] == "pass-2",
@@ -91,7 +91,7 @@ def test_a_copy_the_predictor_stopped_confirming_is_not_served(setup: Any) -> No
     assert client.simulate_get("/predictions/current", headers=HEADERS).status_code == 200
     predictor.down = True
     assert client.simulate_get("/predictions/current", headers=HEADERS).status_code == 200  # within STALE_S
-    time.sleep(FleetFollower.STALE_S + 0.1)
+    time.sleep(PredictionsFollower.STALE_S + 0.1)
     r = client.simulate_get("/predictions/current", headers=HEADERS)
     assert r.status_code == 503 and "did not answer in time" in r.json["error"]
     predictor.down = False

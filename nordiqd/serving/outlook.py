@@ -1,0 +1,142 @@
+"""Every server's forecast and risk at one moment, from one model: the numbers of a pass.
+
+``look_ahead`` takes one snapshot of the rolling windows and one reference to the served
+model, forecasts every server with enough history (the TFT, or the naive baseline when
+no model is served), clips the forecasts to each metric's valid range and assesses the
+risk. The ``Outlook`` it returns is plain arrays; encoding them is ``rest_bodies``' job
+and the Prometheus text ``exposition``'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import msgspec
+import numpy as np
+
+from nordiqd.config import Config
+from nordiqd.predict.naive import naive_forecast
+from nordiqd.predict.risk import Assessment, assess, clip
+from nordiqd.predict.windows import RollingWindows
+from nordiqd.serving.slot import ServedModel
+
+
+class ModelIdentity(msgspec.Struct, frozen=True):
+    """Which model a pass forecast with: ``{"kind": "tft", "version": ...}`` in the bodies."""
+
+    kind: Literal["tft", "baseline"]
+    version: str | None
+
+    @property
+    def label(self) -> str:
+        """The version, or ``baseline``: what etags and Prometheus labels carry."""
+        return self.version or "baseline"
+
+
+BASELINE = ModelIdentity("baseline", None)
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """Every server's forecast and risk from one pass, in snapshot row order.
+
+    Attributes:
+        generated_at: Epoch seconds the pass was asked for.
+        model: The model every forecast came from.
+        names: Server names.
+        profiles: Profile of each server.
+        last_seen: Array [n], epoch seconds of each server's newest record.
+        metrics: The columns of ``current``.
+        current: Array [n, len(metrics)], the newest raw sample of every metric.
+        forecast_start: Epoch seconds of the first forecast step; None without servers.
+        values: Array [n, targets, horizon, quantiles], clipped; NaN for servers
+            without enough history.
+        eligible: Rows that were forecast (enough history), ascending.
+        risk: Risk score and alert level of every server.
+    """
+
+    generated_at: float
+    model: ModelIdentity
+    names: list[str]
+    profiles: list[str]
+    last_seen: np.ndarray
+    metrics: tuple[str, ...]
+    current: np.ndarray
+    forecast_start: float | None
+    values: np.ndarray
+    eligible: np.ndarray
+    risk: Assessment
+
+    @property
+    def forecast_count(self) -> int:
+        """Servers forecast in this pass."""
+        return int(self.eligible.size)
+
+
+def look_ahead(
+    config: Config,
+    windows: RollingWindows,
+    served: ServedModel | None,
+    now: float,
+    cancelled: Callable[[], bool],
+) -> Outlook:
+    """Snapshot, forecast (TFT or baseline), clip and assess every server.
+
+    Args:
+        config: The daemon's configuration ([model], [predictor], [alerts]).
+        windows: The rolling windows; snapshotted once, at ``now``.
+        served: The model to forecast with, taken once by the caller; None for the baseline.
+        now: Epoch seconds the pass is for.
+        cancelled: Polled between batches: True abandons the pass with
+            ``ForecastCancelled`` (a newer model was swapped in).
+
+    Returns:
+        The pass's numbers.
+    """
+    cfg, spec = config, config.model
+    targets = list(spec.targets)
+    snap = windows.snapshot(targets, now)
+    n = len(snap.names)
+    values = np.full((n, len(targets), spec.horizon_steps, len(spec.quantiles)), np.nan, np.float32)
+    eligible = np.flatnonzero(snap.filled_steps >= cfg.predictor.min_history_steps)
+    model = ModelIdentity("tft", served.version) if served is not None else BASELINE
+    if eligible.size:
+        history = snap.windows[eligible]
+        if served is not None:
+            fc = served.forecaster.forecast(
+                history,
+                [snap.names[i] for i in eligible],
+                [snap.profiles[i] for i in eligible],
+                snap.last_bucket_start[eligible],
+                cancelled=cancelled,
+            )
+            values[eligible] = clip(fc.values, targets)
+        else:
+            values[eligible] = naive_forecast(history, spec)
+    risk = assess(
+        values,
+        snap.current,
+        targets=targets,
+        metrics=windows.metrics,
+        quantiles=spec.quantiles,
+        warning=cfg.alerts.warning,
+        critical=cfg.alerts.critical,
+        step_seconds=spec.step_seconds,
+        profiles=snap.profiles,
+        by_profile={p: (t.warning, t.critical) for p, t in cfg.alerts.profiles.items()},
+    )
+    return Outlook(
+        generated_at=now,
+        model=model,
+        names=snap.names,
+        profiles=snap.profiles,
+        last_seen=snap.last_seen,
+        metrics=tuple(windows.metrics),
+        current=snap.current,
+        forecast_start=float(snap.last_bucket_start[0]) + spec.step_seconds if n else None,
+        values=values,
+        eligible=eligible,
+        risk=risk,
+    )
