@@ -82,7 +82,7 @@ def markdown(reports: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
         "Rolling-origin backtest (`nordiqd backtest`): each fold forecasts one 8 h horizon from "
         "everything before it; folds step back one horizon at a time from the end of each series. "
         "The TFT is trained once on what precedes the earliest fold (so no fold sees its future) "
-        "and forecasts every fold through the served `FleetForecaster`.",
+        "and forecasts every fold through the served `WindowForecaster`.",
         "",
         "- **MASE**: mean absolute error of the median, divided by each series' mean absolute "
         "1-day difference over its history before the origin (seasonal-naive scale). Lower is "

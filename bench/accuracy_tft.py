@@ -6,7 +6,7 @@ Usage::
     .venv/bin/python bench/accuracy_tft.py              # the base setting on both sets
     .venv/bin/python bench/accuracy_tft.py --settings base,wide,fast_lr,long_encoder
 
-For each set (``azure``, ``nab``) and each named setting it runs ``tft.fit`` exactly as
+For each set (``azure``, ``nab``) and each named setting it runs ``fitting.fit`` exactly as
 the trainer does (targets ``[cpu_user_pct]``, quantiles 0.1/0.5/0.9, 300 s step,
 288-step encoder, 96-step horizon unless the setting says otherwise) on the CPU and
 reads ``trained.validation``: the MASE of the model's median and of seasonal naive (a
@@ -16,7 +16,7 @@ That is one window per series: 100 for Azure, 11 for NAB, so NAB's figures move 
 with the seed. A ratio above 1 means the TFT loses. For context it also scores
 last-value naive on the same windows ("MASE naive").
 
-The spec has the one target ``cpu_user_pct`` and trains as it is (``tft.fit`` builds a
+The spec has the one target ``cpu_user_pct`` and trains as it is (``fitting.fit`` builds a
 single-output network for one target since commit 2af3071; before that this script
 trained a copy of the series as a second target to get round a ``TypeError``).
 
@@ -82,14 +82,14 @@ def baselines(table: Any, spec: Any) -> dict[str, float]:
 
 def run_one(table: Any, setting: dict[str, Any], threads: int, seed: int, device: str) -> dict[str, Any]:
     """Fit once and return the validation figures."""
-    from nordiqd.model import tft
+    from nordiqd.model import fitting
     from nordiqd.model.params import ModelSpec
 
     fields = {**BASE, **setting}
     epochs = int(fields.pop("epochs"))
     spec = ModelSpec.from_dict(fields)
     t = time.perf_counter()
-    trained = tft.fit(
+    trained = fitting.fit(
         table,
         spec,
         epochs=epochs,

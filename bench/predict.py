@@ -5,7 +5,7 @@ Prints one line per figure with its target, PASS/FAIL and a reference measured i
 same run:
 
 1. In process, default model size (ModelSpec defaults: 288-step encoder, 96-step
-   horizon, hidden 32): ``FleetForecaster.forecast`` against ``predict_via_dataframe``
+   horizon, hidden 32): ``WindowForecaster.forecast`` against ``predict_via_dataframe``
    (``model.predict(DataFrame)``) on the same windows, for 100 and ``--servers``
    servers, with the torch threads the predictor uses; then one whole
    ``ForecastCycle.compute`` (snapshot, forecast, clip, risk, encode) for the fleet.
@@ -109,7 +109,7 @@ def train_model(models: Path, train_servers: int, end: int, versions: int) -> tu
     """Fit a default-size TFT for one epoch of few windows; publish it ``versions`` times."""
     import torch
 
-    from nordiqd.model import artifacts, tft
+    from nordiqd.model import artifacts, fitting
     from nordiqd.model.params import ModelSpec
     from nordiqd.simulate import SimulatedFleet
 
@@ -120,7 +120,7 @@ def train_model(models: Path, train_servers: int, end: int, versions: int) -> tu
         .to_arrow()
     )
     t = time.perf_counter()
-    trained = tft.fit(table, ModelSpec(max_windows_per_epoch=256), epochs=1, threads=2)
+    trained = fitting.fit(table, ModelSpec(max_windows_per_epoch=256), epochs=1, threads=2)
     fit_s = time.perf_counter() - t
     for _ in range(versions):
         artifacts.publish(models, trained)
@@ -145,7 +145,8 @@ def forecast_figures(args: argparse.Namespace, models: Path, end: int, report: d
     import torch
 
     from nordiqd.model import artifacts
-    from nordiqd.model.forecast import FleetForecaster, predict_via_dataframe
+    from nordiqd.model.forecast import WindowForecaster
+    from nordiqd.model.reference import predict_via_dataframe
     from nordiqd.serving.cycle import ForecastCycle
     from nordiqd.serving.slot import ReloadStats, ServedModel
 
@@ -154,8 +155,8 @@ def forecast_figures(args: argparse.Namespace, models: Path, end: int, report: d
     torch.set_num_threads(cfg.predictor.torch_threads)
     pcfg = cfg.predictor
     # As the predictor runs it, and on one thread: the reference gets one thread too.
-    forecaster = FleetForecaster(model, batch_size=pcfg.forecast_batch_size, workers=args.forecast_workers)
-    single = FleetForecaster(model, batch_size=pcfg.forecast_batch_size, workers=1)
+    forecaster = WindowForecaster(model, batch_size=pcfg.forecast_batch_size, workers=args.forecast_workers)
+    single = WindowForecaster(model, batch_size=pcfg.forecast_batch_size, workers=1)
     now = end - 1  # inside the bucket of the last record
     snap = windows.snapshot(list(model.spec.targets), now)
     assert np.isfinite(snap.windows).all(), "the reference path needs complete windows"
@@ -210,11 +211,11 @@ def forecast_figures(args: argparse.Namespace, models: Path, end: int, report: d
         target = f"<= {TARGETS['forecast_s']:g} s and " if n == args.servers else ""
         lines.append(
             f"{f'fleet forecast {n:,} servers':<32} {best:>7.2f} s best, {med:.2f} s median "
-            f"(FleetForecaster as the predictor runs it: batch {forecaster.batch_size}, "
+            f"(WindowForecaster as the predictor runs it: batch {forecaster.batch_size}, "
             f"{forecaster.workers} workers x {torch.get_num_threads()} torch thread)"
             f" | target {target}>= {TARGETS['speedup']:g}x {verdict(ok)}"
             f" | ref: model.predict(DataFrame) {rbest:.2f} s best, {rmed:.2f} s median, 1 thread, against "
-            f"FleetForecaster on 1 thread {obest:.2f} / {omed:.2f} s: x{ratio:.1f} median, "
+            f"WindowForecaster on 1 thread {obest:.2f} / {omed:.2f} s: x{ratio:.1f} median, "
             f"x{rbest / obest:.1f} best (x{rmed / med:.1f} as served); max |diff| {diff_varying:.1e} "
             f"({n - int(flat.sum())} windows), {diff:.1e} with the {int(flat.sum())} windows that have "
             f"a constant target ({load()})"

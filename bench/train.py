@@ -9,12 +9,12 @@ Usage::
 Each (model size, repeat) runs in a fresh interpreter (``--child``), so its peak
 resident memory (``ru_maxrss`` read by the parent through ``os.wait4``) is that job's
 alone, as a training job subprocess of the daemon would see it. The child goes through
-the phases of ``nordiqd.model.tft.fit`` one by one so each can be timed:
+the phases of ``nordiqd.model.fitting.fit`` one by one so each can be timed:
 
 1. generate the fleet in-process to a buffer-shaped Arrow table (``SimulatedFleet.to_arrow``);
 2. framing: ``frames.to_frame`` (bucket, grid, fill gaps, split into series);
 3. dataset build: validation split, hidden-name copies, ``TimeSeriesDataSet``, network;
-4. training with ``fitting.run_trainer`` once per entry of ``--threads`` (the side-by-side
+4. training with ``trainer.run_trainer`` once per entry of ``--threads`` (the side-by-side
    reference: the daemon's default of 1 CPU thread against 2), a fresh network each,
    timestamping every batch through ``on_progress``;
 5. validation (``fitting.validate``) once, on the last horizon of every series.
@@ -70,9 +70,18 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
     """One job: generate, frame, build, train per thread count, validate; figures as a dict."""
     import torch
 
-    from nordiqd.model import fitting, tft
+    from nordiqd.model.dataset import (
+        build_dataset,
+        hide_names,
+        loss_weights,
+        model_parameters,
+        split_validation,
+    )
+    from nordiqd.model.fitting import validate
     from nordiqd.model.frames import to_frame
+    from nordiqd.model.network import build_network
     from nordiqd.model.params import ModelSpec
+    from nordiqd.model.trainer import run_trainer
     from nordiqd.simulate import SimulatedFleet
 
     load_start = _loadavg()
@@ -98,11 +107,11 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
     _note(args.size, f"framed {len(frame):,} rows in {out['framing_s']:.0f} s")
 
     t = time.perf_counter()
-    train_frame, val_frame = tft.split_validation(frame, spec)
-    train_frame = tft.hide_names(train_frame, spec.unseen_share, args.seed)
-    train_ds = tft.build_dataset(train_frame, spec)
-    weights = tft.loss_weights(train_frame, spec)
-    params_out = tft.model_parameters(train_ds.get_parameters())
+    train_frame, val_frame = split_validation(frame, spec)
+    train_frame = hide_names(train_frame, spec.unseen_share, args.seed)
+    train_ds = build_dataset(train_frame, spec)
+    weights = loss_weights(train_frame, spec)
+    params_out = model_parameters(train_ds.get_parameters())
     out["dataset_build_s"] = time.perf_counter() - t
     out["training_windows_available"] = len(train_ds)
     out["rows_framed"] = len(frame)
@@ -112,12 +121,12 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
     network = None
     for threads in [th for th in args.threads for _ in range(args.train_repeats)]:
         torch.manual_seed(args.seed)
-        network = tft.build_network(train_ds, spec, weights)
+        network = build_network(train_ds, spec, weights)
         stamps: list[float] = []
         if args.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         t = time.perf_counter()
-        device = fitting.run_trainer(
+        device = run_trainer(
             network,
             train_ds,
             spec,
@@ -159,8 +168,8 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
 
     t = time.perf_counter()
     assert network is not None
-    val_ds = tft.build_dataset(val_frame, spec, params_out, predict=True)
-    validation = fitting.validate(network.cpu().eval(), val_ds, spec)
+    val_ds = build_dataset(val_frame, spec, params_out, predict=True)
+    validation = validate(network.cpu().eval(), val_ds, spec)
     out["validate_s"] = time.perf_counter() - t
     out["validation"] = {
         "mase_model": validation.mase_model,

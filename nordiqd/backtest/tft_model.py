@@ -1,7 +1,7 @@
-"""The TFT under test, forecasting through the served path (``FleetForecaster``).
+"""The TFT under test, forecasting through the served path (``WindowForecaster``).
 
 Two ways in: ``Loaded`` wraps a model directory as it is (``--model DIR``), and
-``Trained`` fits one with ``tft.fit`` during the backtest (``--train``). ``Trained``
+``Trained`` fits one with ``fitting.fit`` during the backtest (``--train``). ``Trained``
 trains **once, on every step before the earliest fold's origin**, and forecasts all
 folds with that model: no fold sees its own future, the run costs one fit instead of K,
 and the later folds are forecast by a model up to (K - 1) horizons old, as a daemon that
@@ -10,8 +10,8 @@ for when the run time is no concern). Each fit is published to a temporary model
 folder and loaded back with ``artifacts.load``, so the backtest scores what would be
 served, serialisation included.
 
-A one-target spec trains as it is: ``tft.fit`` builds a single-output network for it
-and ``FleetForecaster`` returns [n, 1, H, Q], so no target is ever added or dropped.
+A one-target spec trains as it is: ``fitting.fit`` builds a single-output network for it
+and ``WindowForecaster`` returns [n, 1, H, Q], so no target is ever added or dropped.
 
 torch is imported only here, and only when a TFT is used.
 """
@@ -38,11 +38,11 @@ class Loaded:
     name = "tft"
 
     def __init__(self, model: Any, targets: tuple[str, ...]) -> None:
-        from nordiqd.model.forecast import FleetForecaster
+        from nordiqd.model.forecast import WindowForecaster
 
         self.model = model
         self.targets = targets
-        self._forecaster = FleetForecaster(model)
+        self._forecaster = WindowForecaster(model)
 
     def forecast(self, origin: Origin) -> np.ndarray:
         """[n, k, H, Q] forecasts from the last ``encoder_steps`` of history."""
@@ -92,11 +92,11 @@ class Trained:
         """Fit on every step before ``fold``'s origin, unless a model exists and ``retrain`` is off."""
         if self._current is not None and not self.retrain:
             return
-        from nordiqd.model import artifacts, tft
+        from nordiqd.model import artifacts, fitting
 
         table = grid.table_before(fold.origin)
         started = time.perf_counter()
-        trained = tft.fit(
+        trained = fitting.fit(
             table,
             self.spec,
             epochs=self.epochs,

@@ -30,11 +30,11 @@ import msgspec
 from nordiqd.durable import fsync_dir, fsync_file, write_synced
 from nordiqd.model.errors import IncompatibleModel, ModelError, ModelLoadError
 from nordiqd.model.params import ModelSpec
+from nordiqd.model.trained import TrainedModel
 
 if TYPE_CHECKING:
+    # For the annotation only, so that listing and verifying stay torch-free.
     from pytorch_forecasting import TemporalFusionTransformer
-
-    from nordiqd.model.tft import TrainedModel
 
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
@@ -93,10 +93,11 @@ def publish(models_root: Path | str, trained: TrainedModel, *, now: datetime | N
     Returns:
         The published directory, ``models_root/tft_model_YYYYMMDD_HHMMSS``.
     """
+    # Imported here, not above, so that listing and verifying stay torch-free.
     from safetensors.torch import save_model
 
     from nordiqd.model import dataset_params
-    from nordiqd.model.tft import network_hparams
+    from nordiqd.model.network import network_hparams
 
     root = Path(models_root)
     root.mkdir(parents=True, exist_ok=True)
@@ -293,11 +294,12 @@ def load(path: Path | str, *, expect: ModelSpec | None = None) -> LoadedModel:
         ModelLoadError: The directory is missing, corrupt or cannot be rebuilt.
         IncompatibleModel: The model does not match ``expect``.
     """
+    # Imported here, not above, so that listing and verifying stay torch-free.
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
     from nordiqd.model import dataset_params
-    from nordiqd.model.tft import network_from_hparams
+    from nordiqd.model.network import network_from_hparams
 
     directory = Path(path).resolve()
     manifest = verify(directory, expect=expect)

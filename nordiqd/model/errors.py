@@ -24,4 +24,4 @@ class IncompatibleModel(ModelLoadError):
 
 
 class ForecastCancelled(ModelError):
-    """A fleet forecast was abandoned part way (its model was replaced)."""
+    """A forecast pass was abandoned part way (its model was replaced)."""

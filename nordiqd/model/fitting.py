@@ -1,156 +1,138 @@
-"""Lightning wiring for ``tft.fit``: device choice, progress, cancellation, validation.
+"""Fitting a TFT on buffer rows, from scratch or continuing a model, and validating it.
 
-Training runs synchronously in the calling thread. ``_JobCallback`` reports progress
-after every batch and raises ``TrainingCancelled`` before a batch when the caller asks
-to stop; Lightning tears down and re-raises it, so the fit ends within one batch.
+``fit`` runs in whatever process calls it (the trainer runs it in a job subprocess). It
+frames the rows, splits off a validation horizon, builds the dataset (``dataset``) and
+the network (``network``), trains with Lightning in the calling thread (``trainer``)
+and validates the result. Progress goes to ``on_progress`` after every batch and
+``should_stop`` is checked before every batch; a stop request raises
+``TrainingCancelled`` before the next batch runs, so a cancelled fit returns nothing
+that could be published.
 """
 
 from __future__ import annotations
 
-import logging
-import tempfile
+import time
 import warnings
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
 from pytorch_forecasting import TemporalFusionTransformer, TimeSeriesDataSet
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 
+from nordiqd.model.artifacts import LoadedModel
 from nordiqd.model.baseline import mase, seasonal_naive
-from nordiqd.model.errors import ModelError, TrainingCancelled
+from nordiqd.model.dataset import build_dataset, hide_names, loss_weights, model_parameters, split_validation
+from nordiqd.model.errors import ModelError
+from nordiqd.model.frames import to_frame
+from nordiqd.model.network import build_network, network_from_hparams
 from nordiqd.model.params import ModelSpec
-
-_log = logging.getLogger(__name__)
-
-
-class _JobCallback(Callback):
-    """Progress after each batch; cancellation before each batch."""
-
-    def __init__(
-        self,
-        total_batches: int,
-        on_progress: Callable[[float], None] | None,
-        should_stop: Callable[[], bool] | None,
-    ) -> None:
-        self.total = max(1, total_batches)
-        self.done = 0
-        self.on_progress = on_progress
-        self.should_stop = should_stop
-
-    def on_train_batch_start(
-        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        """Cancel before the batch runs when the caller asked to stop."""
-        if self.should_stop is not None and self.should_stop():
-            raise TrainingCancelled(f"training cancelled after {self.done} of {self.total} batches")
-
-    def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        """Report the share of all batches done so far."""
-        self.done += 1
-        if self.on_progress is not None:
-            self.on_progress(min(100.0, 100.0 * self.done / self.total))
+from nordiqd.model.shapes import per_target, single_target
+from nordiqd.model.trained import TrainedModel, Validation
+from nordiqd.model.trainer import run_trainer
 
 
-def choose_device(accelerator: str, threads: int) -> tuple[str, str]:
-    """Lightning accelerator and precision for this machine.
-
-    CUDA when present, with bf16 autocast where the GPU supports bf16 (Ampere and
-    later; it keeps fp32's range, so the TFT's -1e9 attention mask and the quantile
-    loss do not overflow as they can in fp16). Otherwise the CPU, with torch's thread
-    pool bounded so ingest and predictions keep their share of the cores.
-
-    Raises:
-        ModelError: ``accelerator`` is "gpu" and no CUDA device is present.
-    """
-    if accelerator in ("auto", "gpu") and torch.cuda.is_available():
-        precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
-        return "gpu", precision
-    if accelerator == "gpu":
-        raise ModelError("training on the GPU was requested but no CUDA device is present")
-    torch.set_num_threads(max(1, threads))
-    return "cpu", "32-true"
-
-
-def train_loader(dataset: TimeSeriesDataSet, spec: ModelSpec, seed: int) -> DataLoader:
-    """Shuffled loader drawing at most ``spec.max_windows_per_epoch`` windows per epoch."""
-    limit = spec.max_windows_per_epoch or len(dataset)
-    generator = torch.Generator().manual_seed(seed)
-    sampler = RandomSampler(dataset, num_samples=min(limit, len(dataset)), generator=generator)
-    return DataLoader(
-        dataset,
-        batch_size=spec.batch_size,
-        sampler=sampler,
-        collate_fn=dataset._collate_fn,
-        # Workers would be forked processes inside the job; batches are cheap to build.
-        num_workers=0,
-    )
-
-
-def run_trainer(
-    network: TemporalFusionTransformer,
-    dataset: TimeSeriesDataSet,
+def fit(
+    table: pa.Table,
     spec: ModelSpec,
+    *,
     epochs: int,
-    threads: int,
-    accelerator: str,
-    on_progress: Callable[[float], None] | None,
-    should_stop: Callable[[], bool] | None,
-    seed: int,
-) -> str:
-    """Train ``network`` in place for ``epochs``; returns the device it ran on.
+    incremental: bool = False,
+    base: LoadedModel | None = None,
+    threads: int = 1,
+    on_progress: Callable[[float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    accelerator: str = "auto",
+    seed: int = 0,
+) -> TrainedModel:
+    """Train a TFT on buffer rows, from scratch or continuing a published model.
+
+    Args:
+        table: Buffer rows (see ``frames.aggregate``).
+        spec: Model spec; for incremental training it must match the base model's
+            structure, otherwise training falls back to scratch and says why in ``notes``.
+        epochs: Passes over (at most ``spec.max_windows_per_epoch``) training windows.
+        incremental: Continue from ``base``.
+        base: The current model, or None; with ``incremental`` and no base, training
+            starts from scratch and says so in ``notes``.
+        threads: CPU threads torch may use when training on the CPU.
+        on_progress: Called after every batch with the percentage done (0-100).
+        should_stop: Polled before every batch; True cancels the fit.
+        accelerator: "auto" (CUDA when present), "cpu" or "gpu".
+        seed: Seed for weights, window sampling and the hidden-name copies.
 
     Raises:
-        TrainingCancelled: ``should_stop`` returned True before some batch.
+        InsufficientData: Too little contiguous data for one training window.
+        TrainingCancelled: ``should_stop`` returned True.
     """
-    if epochs < 1:
-        raise ModelError("epochs must be at least 1")
-    device, precision = choose_device(accelerator, threads)
-    loader = train_loader(dataset, spec, seed)
-    callback = _JobCallback(epochs * len(loader), on_progress, should_stop)
-    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    with tempfile.TemporaryDirectory(prefix="nordiqd-fit-") as root, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*feature names.*")
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-        # Validation runs once after fitting (``validate``), never inside the loop.
-        warnings.filterwarnings("ignore", message=".*ReduceLROnPlateau conditioned.*")
-        warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
-        trainer = Trainer(
-            max_epochs=epochs,
-            accelerator=device,
-            devices=1,
-            precision=precision,  # type: ignore[arg-type]
-            gradient_clip_val=spec.gradient_clip,
-            callbacks=[callback],
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-            default_root_dir=root,
+    started = time.monotonic()
+    notes: list[str] = []
+    torch.manual_seed(seed)
+    frame = to_frame(table, spec)
+    train_frame, val_frame = split_validation(frame, spec)
+    train_frame = hide_names(train_frame, spec.unseen_share, seed)
+
+    parameters: dict[str, Any] | None = None
+    if incremental:
+        if base is None:
+            notes.append("incremental requested but there is no current model: trained from scratch")
+        elif base.spec.structure() != spec.structure():
+            notes.append(
+                "incremental requested but the current model's shape differs from the config: "
+                "trained from scratch"
+            )
+        else:
+            parameters = base.dataset_parameters
+    continued = base is not None and parameters is not None
+
+    train_ds = build_dataset(train_frame, spec, parameters)
+    if continued and base is not None:
+        weights = list(base.loss_weights)
+        network = network_from_hparams(
+            base.hparams, model_parameters(train_ds.get_parameters()), spec, weights
         )
-        trainer.fit(network, train_dataloaders=loader)
-    if should_stop is not None and should_stop():
-        # A stop request during the last batch still means the caller does not want it.
-        raise TrainingCancelled("training cancelled during its last batch")
-    if on_progress is not None:
-        on_progress(100.0)
-    _log.info("trained %d epochs, %d batches on %s", epochs, callback.done, device)
-    return "cuda" if device == "gpu" else "cpu"
+        network.load_state_dict(base.network.state_dict())
+    else:
+        weights = loss_weights(train_frame, spec)
+        network = build_network(train_ds, spec, weights)
+    params_out = model_parameters(train_ds.get_parameters())
+    device = run_trainer(
+        network, train_ds, spec, epochs, threads, accelerator, on_progress, should_stop, seed
+    )
+    network = network.cpu().eval()
+    val_ds = build_dataset(val_frame, spec, params_out, predict=True)
+    validation = validate(network, val_ds, spec)
+
+    ts = pc.min_max(table["timestamp"])
+    window = (ts["min"].as_py(), ts["max"].as_py())
+    if not isinstance(window[0], datetime):
+        raise ModelError("the timestamp column is not a timestamp type")
+    return TrainedModel(
+        network=network,
+        dataset_parameters=params_out,
+        spec=spec,
+        loss_weights=weights,
+        epochs=epochs,
+        incremental=continued,
+        validation=validation,
+        training_window=window,
+        records=table.num_rows,
+        servers=int(frame["server_name"].nunique()),
+        seconds=time.monotonic() - started,
+        device=device,
+        notes=notes,
+    )
 
 
 def validate(
     network: TemporalFusionTransformer,
     dataset: TimeSeriesDataSet,
     spec: ModelSpec,
-) -> Any:
+) -> Validation:
     """Loss and MASE of the model and of seasonal naive on the same validation windows.
 
     Both MASEs scale the windows' errors by the one-step naive error of their encoder
@@ -158,8 +140,6 @@ def validate(
     seasonal-naive forecast sees the same encoder history as the model (a day back when
     the encoder holds a day, else the last value).
     """
-    from nordiqd.model.tft import Validation, per_target, single_target
-
     loader = DataLoader(
         dataset, batch_size=max(spec.batch_size, 256), shuffle=False, collate_fn=dataset._collate_fn
     )

@@ -1,20 +1,23 @@
-"""Fleet forecasts in one batched forward pass, straight from per-server windows.
+"""Quantile forecasts for many servers in one batched forward pass, from their windows.
 
 ``model.predict(DataFrame)`` builds a ``TimeSeriesDataSet`` and a dataloader on every
 call: label-encoding every row, fitting normalisers per window and collating in Python.
-``FleetForecaster`` does the same arithmetic once per fleet on whole arrays: it encodes
+``WindowForecaster`` does the same arithmetic once per pass on whole arrays: it encodes
 names with the model's saved label encoders, normalises each window by its own encoder
 mean and standard deviation (what ``EncoderNormalizer`` does per sample), scales the
 static inputs with the saved scalers, builds the TFT's input dict and runs the network's
 forecast-only forward pass (``nordiqd.model.inference``) on batches of windows that end
 at the same step.
-``predict_via_dataframe`` is the slow reference path, kept for tests and benchmarks.
+``reference.predict_via_dataframe`` is the slow reference path, kept for tests and
+benchmarks.
+
+This is serving code: it imports no training module (no dataset building, no Lightning
+trainer), and ``tests/unit/test_model_serving_imports.py`` holds it to that.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +25,6 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from pytorch_forecasting.data.encoders import EncoderNormalizer, MultiNormalizer
 
@@ -30,14 +32,14 @@ from nordiqd.model.artifacts import LoadedModel
 from nordiqd.model.errors import ForecastCancelled, ModelError
 from nordiqd.model.frames import TIME_FEATURES, time_features
 from nordiqd.model.inference import TftInference
-from nordiqd.model.tft import per_target, single_target
+from nordiqd.model.shapes import per_target, single_target
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class FleetForecast:
-    """Quantile forecasts for a fleet.
+class QuantileForecasts:
+    """Quantile forecasts for many servers, from one pass.
 
     Attributes:
         values: Array [n_servers, n_targets, horizon, n_quantiles] in metric units;
@@ -61,7 +63,8 @@ class FleetForecast:
         return {t: self.values[index, i] for i, t in enumerate(self.targets)}
 
 
-def _seconds(last_bucket: int | float | datetime | np.ndarray, n: int) -> np.ndarray:
+def bucket_starts(last_bucket: int | float | datetime | np.ndarray, n: int) -> np.ndarray:
+    """Each window's last bucket start as int64 epoch seconds [n], from one value or n."""
     if isinstance(last_bucket, datetime):
         last_bucket = last_bucket.timestamp()
     out = np.broadcast_to(np.asarray(last_bucket, dtype=np.float64), (n,))
@@ -102,7 +105,7 @@ def _encoder_normalization(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return center, spread + torch.finfo(torch.float32).eps
 
 
-class FleetForecaster:
+class WindowForecaster:
     """Batched TFT forecasts for many servers at once from aggregated windows.
 
     Args:
@@ -135,9 +138,9 @@ class FleetForecaster:
         normalizers = normalizer.normalizers if isinstance(normalizer, MultiNormalizer) else [normalizer]
         for norm in normalizers:
             if not isinstance(norm, EncoderNormalizer) or norm.method != "standard" or not norm.center:
-                raise ModelError("the fleet forecaster needs standard EncoderNormalizer targets")
+                raise ModelError("the window forecaster needs standard EncoderNormalizer targets")
             if norm.transformation is not None or norm.max_length is not None:
-                raise ModelError("the fleet forecaster does not support target transformations")
+                raise ModelError("the window forecaster does not support target transformations")
         self._encoders = params["categorical_encoders"]
         self._scalers = params["scalers"]
         self._x_reals: list[str] = list(model.hparams["x_reals"])
@@ -190,7 +193,7 @@ class FleetForecaster:
             cont = torch.stack([columns[name] for name in self._x_reals], dim=-1)
         except KeyError as exc:
             raise ModelError(
-                f"the model needs input {exc}, which the fleet forecaster cannot build"
+                f"the model needs input {exc}, which the window forecaster cannot build"
             ) from None
         labels = {"server_name": server_names, "profile": profiles}
         cat = torch.stack(
@@ -219,7 +222,7 @@ class FleetForecaster:
         last_bucket: int | float | datetime | np.ndarray,
         *,
         cancelled: Callable[[], bool] | None = None,
-    ) -> FleetForecast:
+    ) -> QuantileForecasts:
         """Forecast every server in one batched pass (chunked by ``batch_size``).
 
         Args:
@@ -247,7 +250,7 @@ class FleetForecaster:
         if len(server_names) != n or len(profiles) != n:
             raise ModelError("server_names and profiles must have one entry per window")
         filled, valid = _fill(windows)
-        last = _seconds(last_bucket, n)
+        last = bucket_starts(last_bucket, n)
         out = np.full((n, len(spec.targets), spec.horizon_steps, len(spec.quantiles)), np.nan, np.float32)
         names, profs = list(map(str, server_names)), list(map(str, profiles))
         # Windows that end at the same step share their time inputs: batch them together.
@@ -276,7 +279,7 @@ class FleetForecaster:
             for rows in batches:
                 run(rows)
         out[~valid] = np.nan
-        return FleetForecast(
+        return QuantileForecasts(
             values=out,
             valid=valid,
             server_names=names,
@@ -285,45 +288,3 @@ class FleetForecaster:
             first_bucket=last + spec.step_seconds,
         )
 
-
-def predict_via_dataframe(
-    model: LoadedModel,
-    windows: np.ndarray,
-    server_names: Sequence[str],
-    profiles: Sequence[str],
-    last_bucket: int | float | datetime | np.ndarray,
-    *,
-    batch_size: int = 256,
-) -> np.ndarray:
-    """Reference path: the same forecasts through ``model.predict(DataFrame)``.
-
-    Windows must be complete (no NaN). Returns [n_servers, n_targets, horizon, n_quantiles].
-    """
-    spec = model.spec
-    n, enc, hor = windows.shape[0], spec.encoder_steps, spec.horizon_steps
-    last = _seconds(last_bucket, n)
-    ticks = (last[:, None] // spec.step_seconds) + np.arange(-enc + 1, hor + 1)[None, :]
-    frame = pd.DataFrame(
-        {
-            # Zero-padded ids keep the dataset's group order equal to the input order.
-            "series": np.repeat([f"{i:09d}" for i in range(n)], enc + hor).astype(object),
-            "server_name": np.repeat(np.asarray(server_names, dtype=object), enc + hor),
-            "profile": np.repeat(np.asarray(profiles, dtype=object), enc + hor),
-            "time_idx": ticks.reshape(-1).astype(np.int64),
-        }
-    )
-    feats = time_features(ticks.reshape(-1) * spec.step_seconds)
-    for i, name in enumerate(TIME_FEATURES):
-        frame[name] = feats[:, i]
-    future = np.zeros((n, hor, len(spec.targets)))  # unknown in the decoder; never read
-    values = np.concatenate([np.asarray(windows, dtype=np.float64), future], axis=1)
-    for i, target in enumerate(spec.targets):
-        frame[target] = values[:, :, i].reshape(-1)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*feature names.*")
-        warnings.filterwarnings("ignore", message=".*tensorboardX.*")
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-        pred = model.network.predict(
-            frame, mode="quantiles", batch_size=batch_size, trainer_kwargs={"logger": False}
-        )
-    return torch.stack([p.float() for p in per_target(pred)], dim=1).cpu().numpy()

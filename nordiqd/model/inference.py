@@ -23,7 +23,7 @@ folded (``nordiqd.model.selection``).
 Measured on this repository's 2-core box, default model size, 64 windows per batch, one
 torch thread: about 63 ms per batch against 240 ms for ``network(x)``, 1.0-1.1 s for 1,000
 servers (``bench/predict.py`` prints the fleet figures). A network this module does not
-know raises ``ModelError`` at construction; ``FleetForecaster`` then falls back to
+know raises ``ModelError`` at construction; ``WindowForecaster`` then falls back to
 ``network(x)``.
 """
 

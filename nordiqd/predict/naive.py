@@ -93,7 +93,7 @@ def seasonal_naive_quantiles(
         metrics: Names of the k metrics; given, values are clipped to valid ranges.
 
     Returns:
-        Array [n, k, horizon, n_quantiles] float32 (``FleetForecast.values`` layout);
+        Array [n, k, horizon, n_quantiles] float32 (``QuantileForecasts.values`` layout);
         NaN for a target whose window holds no data.
     """
     series = np.moveaxis(np.asarray(windows, dtype=np.float64), 1, 2)  # [n, k, T]

@@ -57,7 +57,7 @@ def clip(values: np.ndarray, metrics: Sequence[str], axis: int = 1) -> np.ndarra
 
     Args:
         values: Array with one entry per metric along ``axis`` (the default fits both
-            ``FleetForecast.values`` [n, targets, H, Q] and current values [n, metrics]).
+            ``QuantileForecasts.values`` [n, targets, H, Q] and current values [n, metrics]).
         metrics: Metric names along ``axis``.
         axis: The metric axis.
 

@@ -49,7 +49,7 @@ class ServedModel:
     path: str
     loaded_at: str
     manifest: dict[str, Any]
-    forecaster: Any  # nordiqd.model.forecast.FleetForecaster
+    forecaster: Any  # nordiqd.model.forecast.WindowForecaster
     kind: str = "tft"
 
 
@@ -214,7 +214,7 @@ class ModelSlot:
         return True, f"now serving {candidate.version}"
 
     def _verify(self, path: str) -> ServedModel:
-        from nordiqd.model.forecast import FleetForecaster
+        from nordiqd.model.forecast import WindowForecaster
 
         loaded = artifacts.load(path)
         spec = loaded.spec
@@ -232,7 +232,7 @@ class ModelSlot:
                 f"model reads {spec.encoder_steps} steps of {spec.step_seconds} s but the predictor keeps "
                 f"{self.spec.encoder_steps} steps of {self.spec.step_seconds} s"
             )
-        forecaster = FleetForecaster(loaded, batch_size=self._batch_size, workers=self._workers)
+        forecaster = WindowForecaster(loaded, batch_size=self._batch_size, workers=self._workers)
         sample = self._warmup()
         if sample is not None:
             windows, names, profiles, last = sample

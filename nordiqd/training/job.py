@@ -100,7 +100,7 @@ def _train(
     from nordiqd.buffer.reader import read_window
     from nordiqd.model import artifacts
     from nordiqd.model.errors import TrainingCancelled
-    from nordiqd.model.tft import fit
+    from nordiqd.model.fitting import fit
 
     spec = cfg.model
     try:

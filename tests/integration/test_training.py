@@ -151,7 +151,7 @@ def test_incremental_with_new_servers_forecasts_them(trained: Daemon) -> None:
 
     from nordiqd.buffer.reader import read_window
     from nordiqd.model import artifacts
-    from nordiqd.model.forecast import FleetForecaster
+    from nordiqd.model.forecast import WindowForecaster
 
     d = trained
     # A larger fleet: servers beyond the first 8 are new to the model.
@@ -169,7 +169,7 @@ def test_incremental_with_new_servers_forecasts_them(trained: Daemon) -> None:
         d.root / "data" / "buffer", columns=["timestamp", "server_name", "profile", *spec.targets]
     )
     names = sorted(set(table.column("server_name").to_pylist()) - {f"{p}-001" for p in ()})
-    forecaster = FleetForecaster(model)
+    forecaster = WindowForecaster(model)
     fresh = [n for n in names if n.endswith(("-002", "-003", "-004"))]
     assert fresh, names
     windows = np.random.default_rng(0).uniform(10, 60, (len(fresh), spec.encoder_steps, len(spec.targets)))

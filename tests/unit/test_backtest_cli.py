@@ -126,16 +126,16 @@ def test_buffer_folder(tmp_path: Path) -> None:
 
 def test_train_tiny_tft(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--train fits the one-target spec as it is, once before the earliest fold, and scores it."""
-    from nordiqd.model import tft
+    from nordiqd.model import fitting
 
     seen: list[tuple[tuple[str, ...], list[str]]] = []
-    real_fit = tft.fit
+    real_fit = fitting.fit
 
     def spy(table: pa.Table, spec: Any, **kwargs: Any) -> Any:
         seen.append((spec.targets, table.column_names))
         return real_fit(table, spec, **kwargs)
 
-    monkeypatch.setattr(tft, "fit", spy)
+    monkeypatch.setattr(fitting, "fit", spy)
     data = write_csv(tmp_path / "fleet.csv", days=1.5, servers=3)
     config = tmp_path / "nordiqd.toml"
     config.write_text(

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from nordiqd.model import artifacts, tft
+from nordiqd.model import artifacts, fitting
 from nordiqd.model.artifacts import LoadedModel
 from nordiqd.model.errors import ForecastCancelled, ModelError
-from nordiqd.model.forecast import FleetForecaster, predict_via_dataframe
+from nordiqd.model.forecast import WindowForecaster
 from nordiqd.model.inference import TftInference
 from nordiqd.model.params import ModelSpec
+from nordiqd.model.reference import predict_via_dataframe
 from nordiqd.model.selection import FoldedSelection, select
-from nordiqd.model.tft import per_target
+from nordiqd.model.shapes import per_target
 from tests.unit.test_model_training import fleet
 
 DEFAULT = ModelSpec(max_windows_per_epoch=64, batch_size=32)  # default network, few windows
@@ -24,7 +25,7 @@ LAST = 1_735_862_400  # 2025-01-03T00:00:00Z
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
-    trained = tft.fit(fleet(["s0", "s1", "s2"], hours=40), DEFAULT, epochs=1)
+    trained = fitting.fit(fleet(["s0", "s1", "s2"], hours=40), DEFAULT, epochs=1)
     root: Path = tmp_path_factory.mktemp("models")
     artifacts.publish(root, trained)
     return artifacts.load(root / artifacts.CURRENT, expect=DEFAULT)
@@ -43,7 +44,7 @@ def fleet_windows(n: int, seed: int = 0) -> tuple[np.ndarray, list[str], list[st
 
 def both(model: LoadedModel, last: np.ndarray, n: int = 12) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     windows, names, profiles = fleet_windows(n)
-    x = FleetForecaster(model).inputs(windows, names, profiles, last)
+    x = WindowForecaster(model).inputs(windows, names, profiles, last)
     with torch.inference_mode():
         want = per_target(model.network(x)["prediction"])
         got = per_target(TftInference(model.network)(x))
@@ -67,9 +68,9 @@ def test_fast_pass_equals_the_network_when_windows_end_apart(model: LoadedModel)
 def test_forecaster_keeps_input_order_when_it_groups_by_last_step(model: LoadedModel) -> None:
     windows, names, profiles = fleet_windows(6)
     last = np.array([LAST, LAST - 3600, LAST, LAST - 600, LAST - 3600, LAST])
-    together = FleetForecaster(model, batch_size=4).forecast(windows, names, profiles, last).values
+    together = WindowForecaster(model, batch_size=4).forecast(windows, names, profiles, last).values
     for i in range(6):
-        alone = FleetForecaster(model).forecast(
+        alone = WindowForecaster(model).forecast(
             windows[i : i + 1], names[i : i + 1], profiles[i : i + 1], last[i]
         )
         np.testing.assert_allclose(together[i], alone.values[0], rtol=1e-4, atol=1e-4)
@@ -88,7 +89,7 @@ def test_a_cancelled_pass_stops_between_batches(model: LoadedModel) -> None:
         asked.append(1)
         return len(asked) > 2  # two batches done, the third is refused
 
-    forecaster = FleetForecaster(model, batch_size=4)
+    forecaster = WindowForecaster(model, batch_size=4)
     with pytest.raises(ForecastCancelled, match="after 8 of 10 servers"):
         forecaster.forecast(windows, names, profiles, LAST, cancelled=cancelled)
     assert forecaster.forecast(windows, names, profiles, LAST, cancelled=lambda: False).valid.all()
@@ -97,8 +98,8 @@ def test_a_cancelled_pass_stops_between_batches(model: LoadedModel) -> None:
 def test_workers_give_the_same_forecasts_as_one_thread(model: LoadedModel) -> None:
     windows, names, profiles = fleet_windows(20)
     last = np.where(np.arange(20) % 3 == 0, LAST - 300, LAST)
-    one = FleetForecaster(model, batch_size=4, workers=1).forecast(windows, names, profiles, last).values
-    three = FleetForecaster(model, batch_size=4, workers=3).forecast(windows, names, profiles, last).values
+    one = WindowForecaster(model, batch_size=4, workers=1).forecast(windows, names, profiles, last).values
+    three = WindowForecaster(model, batch_size=4, workers=3).forecast(windows, names, profiles, last).values
     np.testing.assert_array_equal(one, three)
 
 
@@ -130,7 +131,7 @@ def test_metrics_that_never_move_in_some_or_all_windows_equal_the_network(model:
     swap, iowait = DEFAULT.targets.index("swap_used_pct"), DEFAULT.targets.index("cpu_iowait_pct")
     windows[::2, :, swap] = 0.0
     windows[:, :, iowait] = windows[:, :1, iowait]
-    x = FleetForecaster(model).inputs(windows, names, profiles, np.full(12, LAST))
+    x = WindowForecaster(model).inputs(windows, names, profiles, np.full(12, LAST))
     with torch.inference_mode():
         want = per_target(model.network(x)["prediction"])
         got = per_target(TftInference(model.network)(x))
@@ -144,6 +145,6 @@ def test_windows_with_a_constant_target_match_model_predict(model: LoadedModel) 
     windows, names, profiles = fleet_windows(6)
     swap = DEFAULT.targets.index("swap_used_pct")
     windows[:, :, swap] = np.array([12.34, 0.1, 3.3, 0.0, 57.77, 1.01])[:, None]
-    fast = FleetForecaster(model).forecast(windows, names, profiles, LAST).values
+    fast = WindowForecaster(model).forecast(windows, names, profiles, LAST).values
     slow = predict_via_dataframe(model, windows, names, profiles, LAST)
     np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-3)

@@ -9,10 +9,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from nordiqd.model import artifacts, tft
-from nordiqd.model.forecast import FleetForecaster, predict_via_dataframe
+from nordiqd.model import artifacts, fitting
+from nordiqd.model.forecast import WindowForecaster
 from nordiqd.model.frames import to_frame
 from nordiqd.model.params import ModelSpec
+from nordiqd.model.reference import predict_via_dataframe
 from tests.unit.test_model_training import SPEC as MULTI_SPEC
 from tests.unit.test_model_training import fleet
 
@@ -39,7 +40,7 @@ def windows_of(table: pa.Table) -> tuple[np.ndarray, list[str], list[str], int]:
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    trained = tft.fit(cpu_only(SERVERS), SPEC, epochs=1)
+    trained = fitting.fit(cpu_only(SERVERS), SPEC, epochs=1)
     val = trained.validation
     assert val.windows == 4 and np.isfinite([val.loss, val.mase_model, val.mase_seasonal_naive]).all()
     assert trained.dataset_parameters["target"] == "cpu_user_pct"
@@ -54,7 +55,7 @@ def test_single_target_model_round_trips_and_forecasts(published: Path) -> None:
     assert model.dataset_parameters["target"] == "cpu_user_pct"
     wins, names, profiles, last = windows_of(cpu_only(SERVERS))
     names[3] = "never-seen"
-    result = FleetForecaster(model, batch_size=3).forecast(wins, names, profiles, last)
+    result = WindowForecaster(model, batch_size=3).forecast(wins, names, profiles, last)
     assert result.values.shape == (4, 1, SPEC.horizon_steps, len(SPEC.quantiles))
     assert result.valid.all() and np.isfinite(result.values).all()
     assert set(result.for_server(0)) == {"cpu_user_pct"}
@@ -65,11 +66,11 @@ def test_single_target_model_round_trips_and_forecasts(published: Path) -> None:
 def test_incremental_training_continues_a_single_target_model(published: Path) -> None:
     base = artifacts.load(published / artifacts.CURRENT)
     data = cpu_only(["s0", "s1", "s4", "s5"], seed=1)
-    result = tft.fit(data, SPEC, epochs=1, incremental=True, base=base)
+    result = fitting.fit(data, SPEC, epochs=1, incremental=True, base=base)
     assert result.incremental and result.notes == []
     again = artifacts.load(artifacts.publish(published, result), expect=SPEC)
     assert again.manifest["incremental"] is True
     wins, names, profiles, last = windows_of(data)
-    forecast = FleetForecaster(again).forecast(wins, names, profiles, last)
+    forecast = WindowForecaster(again).forecast(wins, names, profiles, last)
     assert forecast.values.shape == (4, 1, SPEC.horizon_steps, len(SPEC.quantiles))
     assert np.isfinite(forecast.values).all()

@@ -11,11 +11,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from nordiqd.model import artifacts, tft
+from nordiqd.model import artifacts, fitting
 from nordiqd.model.errors import IncompatibleModel, ModelLoadError, TrainingCancelled
-from nordiqd.model.forecast import FleetForecaster, predict_via_dataframe
+from nordiqd.model.forecast import WindowForecaster
 from nordiqd.model.frames import to_frame
 from nordiqd.model.params import ModelSpec
+from nordiqd.model.reference import predict_via_dataframe
+from nordiqd.model.trained import TrainedModel
 
 SPEC = ModelSpec(
     encoder_steps=24,
@@ -51,15 +53,15 @@ def fleet(servers: list[str], hours: int = 12, seed: int = 0) -> pa.Table:
 
 
 @pytest.fixture(scope="module")
-def trained() -> tuple[tft.TrainedModel, list[float]]:
+def trained() -> tuple[TrainedModel, list[float]]:
     progress: list[float] = []
-    result = tft.fit(fleet(["s0", "s1", "s2", "s3"]), SPEC, epochs=1, on_progress=progress.append)
+    result = fitting.fit(fleet(["s0", "s1", "s2", "s3"]), SPEC, epochs=1, on_progress=progress.append)
     return result, progress
 
 
 @pytest.fixture(scope="module")
 def published(
-    trained: tuple[tft.TrainedModel, list[float]], tmp_path_factory: pytest.TempPathFactory
+    trained: tuple[TrainedModel, list[float]], tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     root = tmp_path_factory.mktemp("models")
     artifacts.publish(root, trained[0])
@@ -79,7 +81,7 @@ def windows_of(
     return np.stack(wins), names, profiles, int(frame["bucket"].max())
 
 
-def test_fit_reports_validation_and_progress_to_100(trained: tuple[tft.TrainedModel, list[float]]) -> None:
+def test_fit_reports_validation_and_progress_to_100(trained: tuple[TrainedModel, list[float]]) -> None:
     result, progress = trained
     assert progress and progress[-1] == 100.0
     assert all(b >= a for a, b in zip(progress, progress[1:], strict=False))
@@ -104,20 +106,20 @@ def test_publish_writes_manifest_and_points_current(published: Path) -> None:
 def test_loaded_model_forecasts_known_and_unseen_servers(published: Path) -> None:
     model = artifacts.load(published / artifacts.CURRENT, expect=SPEC)
     wins, names, profiles, last = windows_of(fleet(["s0", "s1", "s2", "s3"]), rename={"s3": "never-seen"})
-    result = FleetForecaster(model).forecast(wins, names, profiles, last)
+    result = WindowForecaster(model).forecast(wins, names, profiles, last)
     assert result.values.shape == (4, len(SPEC.targets), SPEC.horizon_steps, 3)
     assert result.valid.all() and np.isfinite(result.values).all()
     unseen = result.for_server(names.index("never-seen"))
     assert set(unseen) == set(SPEC.targets) and unseen["mem_used_pct"].shape == (SPEC.horizon_steps, 3)
     # The unseen name takes the unknown category, so its forecast differs from s3's own.
-    known = FleetForecaster(model).forecast(wins[3:], ["s3"], profiles[3:], last)
+    known = WindowForecaster(model).forecast(wins[3:], ["s3"], profiles[3:], last)
     assert not np.allclose(known.values[0], result.values[3])
 
 
 def test_batched_forecast_matches_model_predict_on_a_dataframe(published: Path) -> None:
     model = artifacts.load(published / artifacts.CURRENT)
     wins, names, profiles, last = windows_of(fleet(["s0", "s1", "s2", "s3"]), rename={"s1": "other"})
-    fast = FleetForecaster(model, batch_size=3).forecast(wins, names, profiles, last).values
+    fast = WindowForecaster(model, batch_size=3).forecast(wins, names, profiles, last).values
     slow = predict_via_dataframe(model, wins, names, profiles, last)
     np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-4)
 
@@ -127,7 +129,7 @@ def test_forecaster_fills_gaps_and_marks_empty_windows(published: Path) -> None:
     wins, names, profiles, last = windows_of(fleet(["s0", "s1"]))
     wins[0, 5:8, :] = np.nan
     wins[1, :, 2] = np.nan
-    result = FleetForecaster(model).forecast(wins, names, profiles, last)
+    result = WindowForecaster(model).forecast(wins, names, profiles, last)
     assert result.valid.tolist() == [True, False]
     assert np.isfinite(result.values[0]).all() and np.isnan(result.values[1]).all()
 
@@ -135,7 +137,7 @@ def test_forecaster_fills_gaps_and_marks_empty_windows(published: Path) -> None:
 def test_incremental_training_keeps_encoders_and_forecasts_new_servers(published: Path) -> None:
     base = artifacts.load(published / artifacts.CURRENT)
     data = fleet(["s0", "s1", "s4", "s5"], seed=1)
-    result = tft.fit(data, SPEC, epochs=1, incremental=True, base=base)
+    result = fitting.fit(data, SPEC, epochs=1, incremental=True, base=base)
     assert result.incremental and result.notes == []
     classes = result.dataset_parameters["categorical_encoders"]["server_name"].classes_
     assert (
@@ -147,7 +149,7 @@ def test_incremental_training_keeps_encoders_and_forecasts_new_servers(published
     again = artifacts.load(path, expect=SPEC)
     assert again.manifest["incremental"] is True
     wins, names, profiles, last = windows_of(data)
-    forecast = FleetForecaster(again).forecast(wins, names, profiles, last)
+    forecast = WindowForecaster(again).forecast(wins, names, profiles, last)
     assert np.isfinite(forecast.values).all()
     # Rollback: point current back at the first version.
     first = artifacts.previous_version(published)
@@ -157,14 +159,14 @@ def test_incremental_training_keeps_encoders_and_forecasts_new_servers(published
 
 
 def test_incremental_without_a_model_trains_from_scratch_and_says_so() -> None:
-    result = tft.fit(fleet(["s0", "s1"]), SPEC, epochs=1, incremental=True, base=None)
+    result = fitting.fit(fleet(["s0", "s1"]), SPEC, epochs=1, incremental=True, base=None)
     assert not result.incremental and "no current model" in result.notes[0]
 
 
 def test_should_stop_cancels_at_the_next_batch() -> None:
     progress: list[float] = []
     with pytest.raises(TrainingCancelled):
-        tft.fit(fleet(["s0", "s1"]), SPEC, epochs=3, on_progress=progress.append,
+        fitting.fit(fleet(["s0", "s1"]), SPEC, epochs=3, on_progress=progress.append,
                 should_stop=lambda: len(progress) >= 2)  # fmt: skip
     assert len(progress) == 2 and progress[-1] < 100.0
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nordiqd.model import artifacts, tft
+from nordiqd.model import artifacts, fitting
 from nordiqd.serving.slot import ModelSlot
 from tests.harness import wait_for
 from tests.unit.test_model_training import SPEC, fleet
@@ -16,7 +16,7 @@ from tests.unit.test_model_training import SPEC, fleet
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
-    trained = tft.fit(fleet(["s0", "s1"]), SPEC, epochs=1)
+    trained = fitting.fit(fleet(["s0", "s1"]), SPEC, epochs=1)
     root = tmp_path_factory.mktemp("models")
     when = [datetime(2026, 1, 1, 0, 0, i, tzinfo=UTC) for i in range(3)]
     return root, [artifacts.publish(root, trained, now=t).name for t in when]

@@ -1,0 +1,146 @@
+"""The Lightning trainer for ``fitting.fit``: device choice, loader, progress, cancellation.
+
+Training runs synchronously in the calling thread. ``_JobCallback`` reports progress
+after every batch and raises ``TrainingCancelled`` before a batch when the caller asks
+to stop; Lightning tears down and re-raises it, so the fit ends within one batch.
+
+This is the one module that imports the Lightning trainer; serving never imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from pytorch_forecasting import TemporalFusionTransformer, TimeSeriesDataSet
+from torch.utils.data import DataLoader, RandomSampler
+
+from nordiqd.model.errors import ModelError, TrainingCancelled
+from nordiqd.model.params import ModelSpec
+
+_log = logging.getLogger(__name__)
+
+
+class _JobCallback(Callback):
+    """Progress after each batch; cancellation before each batch."""
+
+    def __init__(
+        self,
+        total_batches: int,
+        on_progress: Callable[[float], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
+        self.total = max(1, total_batches)
+        self.done = 0
+        self.on_progress = on_progress
+        self.should_stop = should_stop
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        """Cancel before the batch runs when the caller asked to stop."""
+        if self.should_stop is not None and self.should_stop():
+            raise TrainingCancelled(f"training cancelled after {self.done} of {self.total} batches")
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        """Report the share of all batches done so far."""
+        self.done += 1
+        if self.on_progress is not None:
+            self.on_progress(min(100.0, 100.0 * self.done / self.total))
+
+
+def choose_device(accelerator: str, threads: int) -> tuple[str, str]:
+    """Lightning accelerator and precision for this machine.
+
+    CUDA when present, with bf16 autocast where the GPU supports bf16 (Ampere and
+    later; it keeps fp32's range, so the TFT's -1e9 attention mask and the quantile
+    loss do not overflow as they can in fp16). Otherwise the CPU, with torch's thread
+    pool bounded so ingest and predictions keep their share of the cores.
+
+    Raises:
+        ModelError: ``accelerator`` is "gpu" and no CUDA device is present.
+    """
+    if accelerator in ("auto", "gpu") and torch.cuda.is_available():
+        precision = "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+        return "gpu", precision
+    if accelerator == "gpu":
+        raise ModelError("training on the GPU was requested but no CUDA device is present")
+    torch.set_num_threads(max(1, threads))
+    return "cpu", "32-true"
+
+
+def train_loader(dataset: TimeSeriesDataSet, spec: ModelSpec, seed: int) -> DataLoader:
+    """Shuffled loader drawing at most ``spec.max_windows_per_epoch`` windows per epoch."""
+    limit = spec.max_windows_per_epoch or len(dataset)
+    generator = torch.Generator().manual_seed(seed)
+    sampler = RandomSampler(dataset, num_samples=min(limit, len(dataset)), generator=generator)
+    return DataLoader(
+        dataset,
+        batch_size=spec.batch_size,
+        sampler=sampler,
+        collate_fn=dataset._collate_fn,
+        # Workers would be forked processes inside the job; batches are cheap to build.
+        num_workers=0,
+    )
+
+
+def run_trainer(
+    network: TemporalFusionTransformer,
+    dataset: TimeSeriesDataSet,
+    spec: ModelSpec,
+    epochs: int,
+    threads: int,
+    accelerator: str,
+    on_progress: Callable[[float], None] | None,
+    should_stop: Callable[[], bool] | None,
+    seed: int,
+) -> str:
+    """Train ``network`` in place for ``epochs``; returns the device it ran on.
+
+    Raises:
+        TrainingCancelled: ``should_stop`` returned True before some batch.
+    """
+    if epochs < 1:
+        raise ModelError("epochs must be at least 1")
+    device, precision = choose_device(accelerator, threads)
+    loader = train_loader(dataset, spec, seed)
+    callback = _JobCallback(epochs * len(loader), on_progress, should_stop)
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="nordiqd-fit-") as root, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*feature names.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        # Validation runs once after fitting (``fitting.validate``), never inside the loop.
+        warnings.filterwarnings("ignore", message=".*ReduceLROnPlateau conditioned.*")
+        warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
+        trainer = Trainer(
+            max_epochs=epochs,
+            accelerator=device,
+            devices=1,
+            precision=precision,  # type: ignore[arg-type]
+            gradient_clip_val=spec.gradient_clip,
+            callbacks=[callback],
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            default_root_dir=root,
+        )
+        trainer.fit(network, train_dataloaders=loader)
+    if should_stop is not None and should_stop():
+        # A stop request during the last batch still means the caller does not want it.
+        raise TrainingCancelled("training cancelled during its last batch")
+    if on_progress is not None:
+        on_progress(100.0)
+    _log.info("trained %d epochs, %d batches on %s", epochs, callback.done, device)
+    return "cuda" if device == "gpu" else "cpu"
