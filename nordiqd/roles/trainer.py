@@ -20,7 +20,7 @@ from ipc import messages as m
 from ipc.sockets import make_socket
 from nordiqd.promtext import family
 from nordiqd.roles.base import ServiceRole
-from nordiqd.training import job, readiness
+from nordiqd.training import job_command, readiness
 from nordiqd.training.history import JobHistory
 from nordiqd.training.jobs import JobProcess, TrainingJobs
 from nordiqd.training.readiness import Readiness
@@ -74,7 +74,7 @@ class TrainerRole(ServiceRole[m.TrainerRequest]):
         super().close()
 
     def _spawn(self, job_id: str, epochs: int, incremental: bool) -> JobProcess:
-        argv = job.command(
+        argv = job_command.command(
             job_id,
             epochs,
             incremental,

@@ -16,7 +16,6 @@ Exit codes: 0 completed, 1 failed, 3 cancelled.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
@@ -31,6 +30,7 @@ from ipc import messages as m
 from ipc.sockets import make_socket
 from nordiqd import config as config_mod
 from nordiqd import logsetup
+from nordiqd.training import job_command
 from nordiqd.training.priority import lower_priority
 from supervisor import exitcodes
 
@@ -97,6 +97,8 @@ def _train(
     report: _Reporter,
     should_stop: Callable[[], bool],
 ) -> int:
+    # Imported here, after ``run`` lowered this process's priority: torch and Lightning
+    # take seconds of CPU to import, which must not compete with ingest and predictions.
     from nordiqd.buffer.reader import read_window
     from nordiqd.model import artifacts
     from nordiqd.model.errors import TrainingCancelled
@@ -148,29 +150,9 @@ def _train(
     return exitcodes.OK
 
 
-def command(
-    job_id: str, epochs: int, incremental: bool, events: str, parent: int, config: str | None
-) -> list[str]:
-    """The command line that runs one job in a fresh interpreter (what ``main`` parses)."""
-    argv = [sys.executable, "-m", "nordiqd.training.job", "--job-id", job_id, "--epochs", str(epochs)]
-    argv += ["--events", events, "--parent", str(parent)]
-    if incremental:
-        argv.append("--incremental")
-    if config:
-        argv += ["--config", config]
-    return argv
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the job subprocess."""
-    p = argparse.ArgumentParser(prog="nordiqd.training.job")
-    p.add_argument("--config", default=None)
-    p.add_argument("--job-id", required=True)
-    p.add_argument("--epochs", type=int, required=True)
-    p.add_argument("--incremental", action="store_true")
-    p.add_argument("--events", required=True, help="PUSH endpoint of the trainer role")
-    p.add_argument("--parent", type=int, default=None, help="pid of the trainer role that started the job")
-    args = p.parse_args(argv)
+    args = job_command.parse(argv)
     cfg = config_mod.load(args.config)
     logsetup.setup(f"train:{args.job_id}", cfg.daemon.log_level)
     return run(cfg, args.job_id, args.epochs, args.incremental, args.events, args.parent)
