@@ -22,13 +22,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nordiqd.model import artifacts
 from nordiqd.model.errors import ModelError
 from nordiqd.model.params import ModelSpec
+
+if TYPE_CHECKING:  # the module imports torch: the loader thread imports it when it first loads
+    from nordiqd.model.forecast import WindowForecaster
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ class ServedModel:
     path: str
     loaded_at: str
     manifest: dict[str, Any]
-    forecaster: Any  # nordiqd.model.forecast.WindowForecaster
+    forecaster: WindowForecaster
     kind: str = "tft"
 
 
