@@ -134,7 +134,7 @@ class PredictorConfig(_Section, frozen=True):
 class AccuracyConfig(_Section, frozen=True):
     """[accuracy]: how often a served forecast is kept for scoring, and the metrics' window."""
 
-    issue_every_s: PositiveInt = 3600  # data-time seconds between kept forecasts; a multiple of model.step_seconds
+    issue_every_s: PositiveInt = 3600  # data-time s between kept forecasts (x step_seconds)
     window_hours: PositiveInt = 24  # trailing hours that /metrics' skill and coverage cover
 
 

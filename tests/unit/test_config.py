@@ -36,7 +36,7 @@ def test_defaults_hold_the_fixed_keys() -> None:
         ({"schema": {"metrics": ["a", "a"]}}, "key 'schema.metrics'"),
         ({"training": {"min_records": -1}}, "key 'training.min_records'"),
         ({"accuracy": {"issue_every_s": 0}}, "key 'accuracy.issue_every_s'"),
-        ({"accuracy": {"issue_every_s": 1000}}, "key 'accuracy.issue_every_s': must be a multiple of model.step_seconds (300)"),
+        ({"accuracy": {"issue_every_s": 1000}}, "must be a multiple of model.step_seconds (300)"),
         ({"accuracy": {"window_hours": 0}}, "key 'accuracy.window_hours'"),
         ({"accuracy": {"window": 24}}, "unknown key 'accuracy.window'"),
     ],
