@@ -55,9 +55,13 @@ def put(ledger: ForecastLedger, issue: FakeIssue) -> bool:
     return ledger.issue(issue.at, issue.version, "tft", SERVERS, issue.forecasts, issue.naive, issue.scale)
 
 
-def actual_rows(rng: np.random.Generator, start: int, steps: int, nan_share: float = 0.1):  # type: ignore[no-untyped-def]
+Rows = tuple[list[str], np.ndarray, np.ndarray]  # servers, step starts, values [N, targets]
+
+
+def actual_rows(rng: np.random.Generator, start: int, steps: int, nan_share: float = 0.1) -> Rows:
     """Every server's actuals for ``steps`` steps from ``start``: (servers, starts, values)."""
-    servers, starts = [], []
+    servers: list[str] = []
+    starts: list[int] = []
     for k in range(steps):
         for name in SERVERS:
             servers.append(name)
