@@ -2,10 +2,11 @@
 
 The owner drives it in data time, in this order for every batch of final step means:
 
-1. ``due(after, until)``: the issue points the batch's data time crossed. For each, in
-   order: deliver the actuals of the steps that ended before it (``actuals``), then
-   ``issue`` the forecast served from the windows as they stood at that point.
-2. ``actuals(servers, step_start, values)``: the remaining final step means.
+1. ``due(after, until)``: the issue points the data time crossed. For each, in order:
+   snapshot the windows as they stood then (``snapshot(targets, now=at - 1)``), hand
+   its final steps to ``observe``, then ``issue`` the forecast made from that snapshot
+   (the seasonal-naive reference and the MASE scale are filled in here).
+2. ``observe`` (or ``actuals``) with the final step means of the newest windows.
 3. ``save()`` after an issue point (sums and ledger together, atomically) and on close.
 
 A restart loads the file; delivering again every complete step in the refilled windows
@@ -26,6 +27,7 @@ import numpy as np
 
 from nordiqd.accuracy import persist
 from nordiqd.accuracy.ledger import ForecastLedger, issue_points
+from nordiqd.accuracy.reference import seasonal_naive_steps
 from nordiqd.accuracy.report import AccuracyReport, build_report
 from nordiqd.accuracy.scores import HOUR_S, Kind, ScoreBook
 from nordiqd.config import AccuracyConfig, Config
@@ -87,12 +89,63 @@ class LiveAccuracy:
         kind: Kind,
         servers: Sequence[str],
         forecasts: np.ndarray,
-        naive: np.ndarray,
-        scale: np.ndarray,
+        windows: np.ndarray,
+        scale: np.ndarray | None = None,
     ) -> bool:
-        """Keep the forecasts served at issue point ``at`` (see ``ForecastLedger.issue``)."""
+        """Keep the forecasts served at issue point ``at`` (see ``ForecastLedger.issue``).
+
+        Args:
+            at: The issue point (data time).
+            version: Model version (``baseline`` for the baseline).
+            kind: ``tft`` or ``baseline``.
+            servers: Server of each row.
+            forecasts: Array [S, T, H, Q], the quantiles served.
+            windows: Array [S, L, T], the windows the forecasts were made from (their last
+                slot the step right before ``at``): the seasonal-naive reference.
+            scale: Array [S, T], each series' mean absolute 1-day difference; None: as
+                the scores measured it so far (``ScoreBook.scales``).
+        """
+        ledger = self.ledger
+        naive = seasonal_naive_steps(windows, ledger.horizon, 86400 // ledger.step)
         with self._lock:
-            return self.ledger.issue(at, version, kind, servers, forecasts, naive, scale)
+            if scale is None:
+                scale = ledger.book.scales(ledger.book.server_ids(servers))
+            return ledger.issue(at, version, kind, servers, forecasts, naive, scale)
+
+    def observe(
+        self, servers: Sequence[str], windows: np.ndarray, last_bucket_start: int, through: int
+    ) -> int:
+        """Score the final steps of a window snapshot that outstanding issues still need.
+
+        Steps that end at or before ``through`` are final; of those, only the ones from an
+        hour's grace before the watermark on are handed over (older ones were before), so
+        a pass costs a few steps, not the whole window. Delivering a step again is harmless.
+
+        Args:
+            servers: Server of each row.
+            windows: Array [S, L, T] of step means (NaN: a gap).
+            last_bucket_start: Start of the last slot (epoch seconds).
+            through: Data time up to which steps are final.
+
+        Returns:
+            Points scored.
+        """
+        ledger = self.ledger
+        length = windows.shape[1]
+        starts = last_bucket_start - (length - 1 - np.arange(length, dtype=np.int64)) * ledger.step
+        with self._lock:
+            if not ledger.issues:
+                return 0
+            floor = ledger.issues[0].at
+            if ledger.scored_through is not None:
+                floor = max(floor, ledger.scored_through - ledger.grace_s)
+        slots = np.flatnonzero((starts >= floor) & (starts + ledger.step <= through))
+        if not slots.size:
+            return 0
+        n = len(servers)
+        rows = windows[:, slots, :].reshape(n * slots.size, -1)
+        names = [name for name in servers for _ in range(slots.size)]
+        return self.actuals(names, np.tile(starts[slots], n), rows)
 
     def actuals(self, servers: Sequence[str], step_start: np.ndarray, values: np.ndarray) -> int:
         """Score final step means (see ``ForecastLedger.actuals``); return the points scored."""
@@ -123,7 +176,8 @@ class LiveAccuracy:
 
     def trailing(self) -> AccuracyReport:
         """Scores over the last ``window_hours`` of data time, whole hours, for ``/metrics``."""
-        through = self.ledger.scored_through
+        with self._lock:
+            through = self.ledger.scored_through
         if through is None:
             return self.report()
         until = through - through % HOUR_S + (HOUR_S if through % HOUR_S else 0)

@@ -31,7 +31,20 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["NSUMS", "SUMS", "PointSums", "point_sums"]
+__all__ = [
+    "ABS_ACTUAL",
+    "ABS_ERROR",
+    "INSIDE",
+    "MASE_POINTS",
+    "NAIVE_ABS_ERROR",
+    "NSUMS",
+    "PINBALL",
+    "POINTS",
+    "SCALED_ERROR",
+    "SUMS",
+    "PointSums",
+    "point_sums",
+]
 
 SUMS: tuple[str, ...] = (
     "points",

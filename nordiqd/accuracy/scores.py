@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 
 from nordiqd.accuracy.buckets import BUCKETS
-from nordiqd.accuracy.points import NSUMS
+from nordiqd.accuracy.points import NAIVE_ABS_ERROR, NSUMS, POINTS
 
 __all__ = ["DAY_S", "HOUR_S", "CellKey", "Kind", "ScoreBook"]
 
@@ -118,6 +118,26 @@ class ScoreBook:
                 cell = np.concatenate([cell, np.zeros((rows - cell.shape[0], n_targets, NSUMS))])
             np.add.at(cell, (server[sel], target[sel]), sums[sel])
             self.per_server[key] = cell
+
+    def scales(self, ids: np.ndarray) -> np.ndarray:
+        """Each server's mean absolute 1-day difference per target, as scored so far.
+
+        The seasonal-naive error of a point *is* the series' 1-day difference there, so
+        the per-server sums (every version, every day held) give the MASE scale of each
+        series from its own history, without a second day of window.
+
+        Args:
+            ids: Array [S] of server ids (``server_ids``).
+
+        Returns:
+            Array [S, targets] float32, NaN where a series has no scored point yet.
+        """
+        total = np.zeros((len(self.servers), len(self.targets), NSUMS))
+        for cell in self.per_server.values():
+            total[: cell.shape[0]] += cell
+        mine = total[ids]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (mine[..., NAIVE_ABS_ERROR] / mine[..., POINTS]).astype(np.float32)
 
     def trim(self, before: int) -> None:
         """Drop the hours and days that end at or before ``before`` (data time)."""

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import msgspec
 import numpy as np
 import pytest
 
-from nordiqd import config
 from nordiqd.accuracy.ledger import ForecastLedger
-from nordiqd.accuracy.live import FILE_NAME, LiveAccuracy
 from nordiqd.accuracy.report import build_report
 from tests.unit.accuracy_fakes import (
     EVERY,
@@ -137,39 +133,3 @@ def test_no_naive_error_means_no_skill() -> None:
     ledger.actuals(["a"], np.array([T0]), np.array([[5.0, np.nan]]))
     (v,) = build_report(ledger.book, ledger.scored_through, 3).versions
     assert v.points == 1 and v.skill is None and v.mae == 1.0 and v.coverage == 1.0
-
-
-def test_sums_older_than_retention_are_trimmed(tmp_path: Path) -> None:
-    cfg = config.from_dict({"daemon": {"data_dir": str(tmp_path)}, "buffer": {"retention_days": 1}})
-    live = LiveAccuracy.from_config(cfg)
-    assert live.path == tmp_path / "state" / FILE_NAME
-    step, targets = cfg.model.step_seconds, cfg.model.targets
-    shape = (1, len(targets), cfg.model.horizon_steps)
-    for day in range(3):
-        at = T0 + day * 86400
-        forecasts = np.repeat(np.full(shape, 10.0, dtype=np.float32)[..., None], 3, axis=-1)
-        assert live.issue(at, "v1", "tft", ["a"], forecasts, np.full(shape, 12.0), np.ones(shape[:2]))
-        assert live.actuals(["a"], np.array([at]), np.full((1, len(targets)), 11.0)) == len(targets)
-        assert live.actuals(["a"], np.array([at + 86400 - step]), np.full((1, len(targets)), 11.0)) == 0
-    hours = sorted({h for (_, _, h) in live.ledger.book.fleet})
-    assert hours == [T0 + 2 * 86400]
-    assert live.report().versions[0].points == len(targets)
-
-
-def test_live_accuracy_saves_reloads_and_reports_a_trailing_window(tmp_path: Path) -> None:
-    cfg = config.from_dict({"daemon": {"data_dir": str(tmp_path)}, "accuracy": {"window_hours": 2}})
-    live = LiveAccuracy.from_config(cfg)
-    assert live.due(T0 - 1, T0 + 2 * 3600) == [T0, T0 + 3600, T0 + 7200]
-    targets, horizon = cfg.model.targets, cfg.model.horizon_steps
-    shape = (2, len(targets), horizon)
-    forecasts = np.repeat(np.full(shape, 10.0, dtype=np.float32)[..., None], 3, axis=-1)
-    live.issue(T0, "v1", "tft", ["a", "b"], forecasts, np.full(shape, 12.0), np.ones(shape[:2]))
-    for k in range(48):  # four hours of 5-minute steps
-        live.actuals(["a", "b"], np.array([T0 + k * 300] * 2), np.full((2, len(targets)), 11.0))
-    live.save()
-    again = LiveAccuracy.from_config(cfg)
-    assert again.scored_through == T0 + 4 * 3600
-    (v,) = again.trailing().versions
-    assert v.points == 2 * len(targets) * 24 and v.skill == 1.0 and v.mase == 1.0
-    assert v.from_ == "2023-11-14T02:00:00Z"
-    assert again.report().versions[0].points == 2 * len(targets) * 48
