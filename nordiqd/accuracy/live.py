@@ -117,9 +117,10 @@ class LiveAccuracy:
     ) -> int:
         """Score the final steps of a window snapshot that outstanding issues still need.
 
-        Steps that end at or before ``through`` are final; of those, only the ones from an
-        hour's grace before the watermark on are handed over (older ones were before), so
-        a pass costs a few steps, not the whole window. Delivering a step again is harmless.
+        Steps that end at or before ``through`` are final; of those, only the ones from the
+        watermark on are handed over (older ones were, before this process or the last
+        save), so a pass costs the new steps, not the whole window. A step handed over
+        again is not scored again, so overlapping snapshots are harmless.
 
         Args:
             servers: Server of each row.
@@ -138,7 +139,7 @@ class LiveAccuracy:
                 return 0
             floor = ledger.issues[0].at
             if ledger.scored_through is not None:
-                floor = max(floor, ledger.scored_through - ledger.grace_s)
+                floor = max(floor, ledger.scored_through)
         slots = np.flatnonzero((starts >= floor) & (starts + ledger.step <= through))
         if not slots.size:
             return 0
