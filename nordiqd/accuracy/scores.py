@@ -99,7 +99,7 @@ class ScoreBook:
             cell = self.fleet.get(key)
             if cell is None:
                 cell = self.fleet[key] = np.zeros((n_targets, n_buckets, NSUMS))
-            np.add.at(cell, (target[sel], bucket[sel]), sums[sel])
+            _add_rows(cell, target[sel] * n_buckets + bucket[sel], sums[sel])
             first, last = int(step_start[sel].min()), int(step_start[sel].max())
             span = self.spans.get(key)
             if span is None:
@@ -116,7 +116,7 @@ class ScoreBook:
                 cell = np.zeros((rows, n_targets, NSUMS))
             elif cell.shape[0] < rows:
                 cell = np.concatenate([cell, np.zeros((rows - cell.shape[0], n_targets, NSUMS))])
-            np.add.at(cell, (server[sel], target[sel]), sums[sel])
+            _add_rows(cell, server[sel] * n_targets + target[sel], sums[sel])
             self.per_server[key] = cell
 
     def scales(self, ids: np.ndarray) -> np.ndarray:
@@ -185,3 +185,12 @@ class ScoreBook:
             acc = out.setdefault((version, kind), np.zeros((rows, n_targets, NSUMS)))
             acc[: cell.shape[0]] += cell
         return out
+
+
+def _add_rows(cell: np.ndarray, flat: np.ndarray, sums: np.ndarray) -> None:
+    """Add row ``i`` of ``sums`` [n, NSUMS] to ``cell`` at flat index ``flat[i]`` of its leading axes.
+
+    One ``bincount`` over (index, column) pairs: several times faster than ``np.add.at``.
+    """
+    index = (flat[:, None] * NSUMS + np.arange(NSUMS)).ravel()
+    cell += np.bincount(index, weights=sums.ravel(), minlength=cell.size).reshape(cell.shape)
