@@ -125,9 +125,11 @@ class ForecastLedger:
             has already passed; nothing is kept then.
 
         Raises:
-            ValueError: An array's shape does not match the servers, targets, horizon
-                and quantiles.
+            ValueError: ``at`` is off the step grid, or an array's shape does not match
+                the servers, targets, horizon and quantiles.
         """
+        if at % self.step:
+            raise ValueError(f"issue point {at} is not on the {self.step} s step grid")
         s, t, h, q = len(servers), len(self.book.targets), self.horizon, len(self.quantiles)
         for name, arr, shape in (
             ("forecasts", forecasts, (s, t, h, q)),

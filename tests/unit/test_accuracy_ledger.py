@@ -141,12 +141,15 @@ def test_issues_are_evicted_when_their_horizon_has_passed_in_data_time() -> None
     assert not put(ledger, fake_issue(rng, T0 + EVERY))
 
 
-def test_shapes_are_checked() -> None:
+def test_shapes_and_the_step_grid_are_checked() -> None:
     ledger = new_ledger()
     rng = np.random.default_rng(7)
     issue = fake_issue(rng, T0)
     with pytest.raises(ValueError, match="forecasts has shape"):
         ledger.issue(T0, "v1", "tft", SERVERS[:2], issue.forecasts, issue.naive, issue.scale)
+    with pytest.raises(ValueError, match="not on the 1800 s step grid"):
+        ledger.issue(T0 + 60, "v1", "tft", SERVERS, issue.forecasts, issue.naive, issue.scale)
+    assert not ledger.issues
 
 
 def test_seasonal_naive_scored_as_a_model_has_skill_exactly_one() -> None:
