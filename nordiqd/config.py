@@ -131,6 +131,13 @@ class PredictorConfig(_Section, frozen=True):
     torch_threads: PositiveInt = 1  # torch threads inside each forward pass
 
 
+class AccuracyConfig(_Section, frozen=True):
+    """[accuracy]: how often a served forecast is kept for scoring, and the metrics' window."""
+
+    issue_every_s: PositiveInt = 3600  # data-time s between kept forecasts (x step_seconds)
+    window_hours: PositiveInt = 24  # trailing hours that /metrics' skill and coverage cover
+
+
 class ProfileThresholds(_Section, frozen=True):
     """[alerts.profiles.<profile>]: thresholds that replace the defaults for that profile."""
 
@@ -196,6 +203,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     training: TrainingConfig = msgspec.field(default_factory=TrainingConfig)
     model: ModelSpec = msgspec.field(default_factory=ModelSpec)
     predictor: PredictorConfig = msgspec.field(default_factory=PredictorConfig)
+    accuracy: AccuracyConfig = msgspec.field(default_factory=AccuracyConfig)
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
 
     def endpoint(self, name: str) -> str:
@@ -289,6 +297,12 @@ def _check(cfg: Config, source: str) -> Config:
             raise fail("model.targets", f"{t!r} is not in schema.metrics")
     if cfg.supervisor.backoff_max_s < cfg.supervisor.backoff_initial_s:
         raise fail("supervisor.backoff_max_s", "must not be below supervisor.backoff_initial_s")
+    if cfg.accuracy.issue_every_s % cfg.model.step_seconds:
+        raise fail(
+            "accuracy.issue_every_s",
+            f"must be a multiple of model.step_seconds ({cfg.model.step_seconds}), "
+            f"not {cfg.accuracy.issue_every_s}",
+        )
     _check_thresholds(cfg, "alerts", cfg.alerts.warning, cfg.alerts.critical, fail)
     for profile, limits in cfg.alerts.profiles.items():
         warning = {**cfg.alerts.warning, **limits.warning}

@@ -18,6 +18,7 @@ def test_defaults_hold_the_fixed_keys() -> None:
     assert list(cfg.model.quantiles) == [0.1, 0.5, 0.9]
     assert (cfg.model.step_seconds, cfg.model.encoder_steps, cfg.model.horizon_steps) == (300, 288, 96)
     assert set(cfg.model.targets) <= set(cfg.schema.metrics)
+    assert (cfg.accuracy.issue_every_s, cfg.accuracy.window_hours) == (3600, 24)
     assert cfg.daemon.data_dir and cfg.daemon.run_dir and cfg.api.key_file and cfg.model.hidden_size
 
 
@@ -34,6 +35,10 @@ def test_defaults_hold_the_fixed_keys() -> None:
         ({"model": {"hidden_sise": 8}}, "unknown key 'model.hidden_sise'"),
         ({"schema": {"metrics": ["a", "a"]}}, "key 'schema.metrics'"),
         ({"training": {"min_records": -1}}, "key 'training.min_records'"),
+        ({"accuracy": {"issue_every_s": 0}}, "key 'accuracy.issue_every_s'"),
+        ({"accuracy": {"issue_every_s": 1000}}, "must be a multiple of model.step_seconds (300)"),
+        ({"accuracy": {"window_hours": 0}}, "key 'accuracy.window_hours'"),
+        ({"accuracy": {"window": 24}}, "unknown key 'accuracy.window'"),
     ],
 )
 def test_errors_name_the_key(data: dict, message: str) -> None:  # type: ignore[type-arg]
@@ -56,3 +61,8 @@ def test_endpoints_default_to_ipc_under_run_dir() -> None:
     cfg = config.from_dict({"daemon": {"run_dir": "/r"}, "endpoints": {"ingest": "tcp://0.0.0.0:5555"}})
     assert cfg.endpoint("control") == "ipc:///r/control.sock"
     assert cfg.endpoint("ingest") == "tcp://0.0.0.0:5555"
+
+
+def test_issue_every_s_follows_the_model_step() -> None:
+    cfg = config.from_dict({"model": {"step_seconds": 60}, "accuracy": {"issue_every_s": 900}})
+    assert cfg.accuracy.issue_every_s == 900

@@ -1,0 +1,218 @@
+"""The forecast ledger: served forecasts kept until their horizon has passed, then scored.
+
+At every issue point (data time, a multiple of ``[accuracy] issue_every_s``) the owner
+calls ``issue`` with the forecast it served for every server: all quantiles over the
+whole horizon, the seasonal-naive values for the same steps and each series' scale.
+Step ``h`` of an issue at ``t`` covers ``[t + h*step, t + (h+1)*step)``.
+
+``actuals`` takes final step means, many (server, step) rows at once, in any order. Each
+outstanding issue that covers a row's step scores it into the ``ScoreBook``, and marks
+the (server, target, step) scored, so a step delivered twice is scored once. A NaN
+actual is a gap: nothing is scored, and the point stays open. Time is the data's own:
+the newest step end delivered is the ``scored_through`` watermark, and an issue whose
+horizon ended ``grace_s`` or more before it is evicted. The grace lets a batch arrive out
+of order by up to that much without losing points; a step that arrives after every
+issue covering it has gone is a gap, never a wrong score.
+
+Memory: float32 forecasts, naive values and scales and a bool mask per issue; at 1,000
+servers x 5 targets x 96 steps x 3 quantiles an issue holds 8.2 MB; with hourly issues,
+an 8 h horizon and an hour's grace, nine are outstanding at once (74 MB).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nordiqd.accuracy.buckets import bucket_of_lead
+from nordiqd.accuracy.points import point_sums
+from nordiqd.accuracy.scores import Kind, ScoreBook
+
+__all__ = ["ForecastLedger", "Issue", "issue_points"]
+
+
+def issue_points(after: float, until: float, every: int) -> list[int]:
+    """The issue points a data-time interval ``(after, until]`` crosses, oldest first."""
+    first = int(np.floor(after / every)) + 1
+    last = int(np.floor(until / every))
+    return [k * every for k in range(first, last + 1)]
+
+
+@dataclass
+class Issue:
+    """One issue point's forecasts for every server, and which points are scored.
+
+    Attributes:
+        at: Issue time (data time, epoch seconds): the start of step 0.
+        version: Model version (``baseline`` for the baseline).
+        kind: ``tft`` or ``baseline``.
+        servers: Server names, the rows of every array.
+        forecasts: Array [S, T, H, Q] float32.
+        naive: Array [S, T, H] float32, the value one day before each step (NaN: unknown).
+        scale: Array [S, T] float32, mean absolute 1-day difference (NaN: unknown).
+        scored: Array [S, T, H] bool, points already scored.
+    """
+
+    at: int
+    version: str
+    kind: Kind
+    servers: list[str]
+    forecasts: np.ndarray
+    naive: np.ndarray
+    scale: np.ndarray
+    scored: np.ndarray
+    rows: dict[str, int] = field(init=False, repr=False)
+    ids: np.ndarray = field(init=False, repr=False)  # each row's server id in the book
+
+    def __post_init__(self) -> None:
+        self.rows = {name: i for i, name in enumerate(self.servers)}
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the arrays."""
+        return self.forecasts.nbytes + self.naive.nbytes + self.scale.nbytes + self.scored.nbytes
+
+
+class ForecastLedger:
+    """The outstanding issues, oldest first; see the module docstring.
+
+    Args:
+        book: Where scored points go.
+        quantiles: Quantile levels of every forecast, increasing, containing 0.5.
+        step_seconds: Model step.
+        horizon_steps: Steps of every forecast.
+        grace_s: How long past its horizon (in data time) an issue is kept for late steps.
+    """
+
+    def __init__(
+        self,
+        book: ScoreBook,
+        quantiles: Sequence[float],
+        step_seconds: int,
+        horizon_steps: int,
+        grace_s: int = 0,
+    ) -> None:
+        self.book = book
+        self.quantiles = tuple(quantiles)
+        self.step = step_seconds
+        self.horizon = horizon_steps
+        self.grace_s = grace_s
+        self.issues: list[Issue] = []
+        self.scored_through: int | None = None
+        self._bucket = bucket_of_lead(horizon_steps, step_seconds)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the outstanding issues' arrays."""
+        return sum(i.nbytes for i in self.issues)
+
+    def issue(
+        self,
+        at: int,
+        version: str,
+        kind: Kind,
+        servers: Sequence[str],
+        forecasts: np.ndarray,
+        naive: np.ndarray,
+        scale: np.ndarray,
+    ) -> bool:
+        """Keep the forecasts served at issue point ``at``.
+
+        Returns:
+            False when ``at`` is already held (a restart issuing again) or its horizon
+            has already passed; nothing is kept then.
+
+        Raises:
+            ValueError: ``at`` is off the step grid, or an array's shape does not match
+                the servers, targets, horizon and quantiles.
+        """
+        if at % self.step:
+            raise ValueError(f"issue point {at} is not on the {self.step} s step grid")
+        s, t, h, q = len(servers), len(self.book.targets), self.horizon, len(self.quantiles)
+        for name, arr, shape in (
+            ("forecasts", forecasts, (s, t, h, q)),
+            ("naive", naive, (s, t, h)),
+            ("scale", scale, (s, t)),
+        ):
+            if np.shape(arr) != shape:
+                raise ValueError(f"{name} has shape {np.shape(arr)}, expected {shape}")
+        if any(i.at == at for i in self.issues) or self._expired(at):
+            return False
+        kept = Issue(
+            at=int(at),
+            version=version,
+            kind=kind,
+            servers=list(servers),
+            forecasts=np.array(forecasts, dtype=np.float32),
+            naive=np.array(naive, dtype=np.float32),
+            scale=np.array(scale, dtype=np.float32),
+            scored=np.zeros((s, t, h), dtype=bool),
+        )
+        self.restore(kept)
+        return True
+
+    def restore(self, kept: Issue) -> None:
+        """Hold ``kept`` (a new issue, or one loaded from disk) in time order."""
+        self.book.serve(kept.version, kept.kind, kept.at)
+        kept.ids = self.book.server_ids(kept.servers)
+        self.issues.append(kept)
+        self.issues.sort(key=lambda i: i.at)
+
+    def actuals(self, servers: Sequence[str], step_start: np.ndarray, values: np.ndarray) -> int:
+        """Score final step means against every outstanding issue that covers them.
+
+        Args:
+            servers: Server of each row.
+            step_start: Array [N] int, start of each row's step (epoch seconds, on the
+                step grid).
+            values: Array [N, T], the step means of every target (NaN: a gap).
+
+        Returns:
+            Points scored.
+        """
+        starts = np.asarray(step_start, dtype=np.int64)
+        vals = np.asarray(values, dtype=np.float64)
+        if not len(starts):
+            return 0
+        scored = sum(self._score(issue, servers, starts, vals) for issue in self.issues)
+        newest = int(starts.max()) + self.step
+        if self.scored_through is None or newest > self.scored_through:
+            self.scored_through = newest
+        self.issues = [i for i in self.issues if not self._expired(i.at)]
+        return scored
+
+    def _expired(self, at: int) -> bool:
+        end = at + self.horizon * self.step
+        return self.scored_through is not None and end + self.grace_s <= self.scored_through
+
+    def _score(self, issue: Issue, servers: Sequence[str], starts: np.ndarray, vals: np.ndarray) -> int:
+        offset = starts - issue.at
+        lead = offset // self.step
+        row = np.fromiter((issue.rows.get(n, -1) for n in servers), dtype=np.int64, count=len(servers))
+        ok = (offset >= 0) & (offset % self.step == 0) & (lead < self.horizon) & (row >= 0)
+        if not ok.any():
+            return 0
+        # A (server, step) twice in one call counts once: keep its first row.
+        idx = np.flatnonzero(ok)
+        _, first = np.unique(row[idx] * self.horizon + lead[idx], return_index=True)
+        idx = idx[np.sort(first)]
+        r, h = row[idx][:, None], lead[idx][:, None]
+        tt = np.arange(len(self.book.targets))[None, :]
+        y = np.where(issue.scored[r, tt, h], np.nan, vals[idx])
+        result = point_sums(
+            y, issue.forecasts[r, tt, h], issue.naive[r, tt, h], issue.scale[r[:, 0]], self.quantiles
+        )
+        issue.scored[r, tt, h] |= np.isfinite(y)
+        i, t = np.nonzero(result.scored)
+        self.book.add(
+            issue.version,
+            issue.kind,
+            starts[idx][i],
+            t,
+            self._bucket[lead[idx][i]],
+            issue.ids[row[idx][i]],
+            result.sums,
+        )
+        return len(i)

@@ -1,0 +1,185 @@
+"""The scores and the outstanding ledger on disk: ``state/accuracy.msgpack``.
+
+Sums and ledger (forecasts and scored masks) are saved together in one file, written with
+``durable.write_atomic``, with the ledger's ``scored_through`` watermark: after a
+restart the same points are scored, none lost and none twice. The file is msgpack
+(msgspec Structs, never pickle); arrays travel as raw little-endian bytes whose shapes
+follow from the lists beside them, so a truncated or altered array is caught on load.
+
+A file that cannot be read, or was written for other targets, quantiles, step or
+horizon, is moved aside (``accuracy.broken-<epoch>``) for a person to look at, and the
+scores start empty, with a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+from nordiqd.accuracy.buckets import BUCKETS
+from nordiqd.accuracy.ledger import ForecastLedger, Issue
+from nordiqd.accuracy.points import NSUMS
+from nordiqd.accuracy.scores import Kind, ScoreBook
+from nordiqd.durable import write_atomic
+
+__all__ = ["FORMAT", "load", "save"]
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+_F4, _F8, _I8 = np.dtype("<f4"), np.dtype("<f8"), np.dtype("<i8")
+
+
+class _Cell(msgspec.Struct, frozen=True, array_like=True):
+    version: str
+    kind: Kind
+    start: int
+    sums: bytes  # fleet: [targets, buckets, NSUMS] float64; per server: [rows, targets, NSUMS]
+    span: bytes = b""  # fleet only: int64 [first, last step start scored]
+
+
+class _Issue(msgspec.Struct, frozen=True, array_like=True):
+    at: int
+    version: str
+    kind: Kind
+    servers: list[str]
+    forecasts: bytes
+    naive: bytes
+    scale: bytes
+    scored: bytes  # np.packbits of the bool mask
+
+
+class _Saved(msgspec.Struct, frozen=True, kw_only=True):
+    format: int
+    targets: list[str]
+    quantiles: list[float]
+    step_seconds: int
+    horizon_steps: int
+    scored_through: int | None
+    served: list[tuple[str, Kind, int]]
+    servers: list[str]
+    fleet: list[_Cell]
+    per_server: list[_Cell]
+    issues: list[_Issue]
+
+
+class _Damaged(Exception):
+    """The file decoded, but does not hold what it says."""
+
+
+def save(path: Path | str, ledger: ForecastLedger) -> None:
+    """Write the ledger and its book atomically to ``path``."""
+    book = ledger.book
+    saved = _Saved(
+        format=FORMAT,
+        targets=list(book.targets),
+        quantiles=list(ledger.quantiles),
+        step_seconds=ledger.step,
+        horizon_steps=ledger.horizon,
+        scored_through=ledger.scored_through,
+        served=[(v, k, at) for (v, k), at in book.served.items()],
+        servers=list(book.servers),
+        fleet=[
+            _Cell(v, k, s, cell.astype(_F8).tobytes(), book.spans[(v, k, s)].astype(_I8).tobytes())
+            for (v, k, s), cell in book.fleet.items()
+        ],
+        per_server=[
+            _Cell(v, k, s, cell.astype(_F8).tobytes()) for (v, k, s), cell in book.per_server.items()
+        ],
+        issues=[
+            _Issue(
+                i.at,
+                i.version,
+                i.kind,
+                i.servers,
+                i.forecasts.astype(_F4).tobytes(),
+                i.naive.astype(_F4).tobytes(),
+                i.scale.astype(_F4).tobytes(),
+                np.packbits(i.scored).tobytes(),
+            )
+            for i in ledger.issues
+        ],
+    )
+    write_atomic(path, msgspec.msgpack.encode(saved))
+
+
+def load(path: Path | str, empty: ForecastLedger) -> ForecastLedger:
+    """The ledger (and its book) saved at ``path``, for the settings of ``empty``.
+
+    Returns:
+        A new ledger holding the saved state; ``empty`` itself when there was none, or
+        it was unusable and has been moved aside.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return empty
+    ledger = ForecastLedger(
+        ScoreBook(empty.book.targets), empty.quantiles, empty.step, empty.horizon, empty.grace_s
+    )
+    try:
+        saved = msgspec.msgpack.decode(data, type=_Saved)
+        _check_fits(saved, ledger)
+        _restore(saved, ledger)
+    except (msgspec.DecodeError, _Damaged) as exc:
+        broken = path.with_name(f"{path.stem}.broken-{int(time.time())}")
+        os.replace(path, broken)
+        log.error("accuracy scores %s unusable (%s): moved to %s; scoring starts afresh", path, exc, broken)
+        return empty
+    return ledger
+
+
+def _check_fits(saved: _Saved, ledger: ForecastLedger) -> None:
+    if saved.format != FORMAT:
+        raise _Damaged(f"format {saved.format}, this version reads {FORMAT}")
+    ours = (list(ledger.book.targets), list(ledger.quantiles), ledger.step, ledger.horizon)
+    theirs = (saved.targets, saved.quantiles, saved.step_seconds, saved.horizon_steps)
+    if ours != theirs:
+        raise _Damaged(f"written for targets, quantiles, step and horizon {theirs}, not {ours}")
+
+
+def _array(raw: bytes, dtype: np.dtype[np.generic], shape: tuple[int, ...], what: str) -> np.ndarray:
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) != expected:
+        raise _Damaged(f"{what}: {len(raw)} bytes, expected {expected}")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _restore(saved: _Saved, ledger: ForecastLedger) -> None:
+    book = ledger.book
+    n_t, n_q, n_h = len(saved.targets), len(saved.quantiles), saved.horizon_steps
+    book.set_servers(saved.servers)
+    for v, k, at in saved.served:
+        book.serve(v, k, at)
+    for c in saved.fleet:
+        book.fleet[(c.version, c.kind, c.start)] = _array(
+            c.sums, _F8, (n_t, len(BUCKETS), NSUMS), "fleet sums"
+        )
+        book.spans[(c.version, c.kind, c.start)] = _array(c.span, _I8, (2,), "fleet span")
+    for c in saved.per_server:
+        rows, rest = divmod(len(c.sums), n_t * NSUMS * _F8.itemsize)
+        if rest or rows > len(saved.servers):
+            raise _Damaged(f"per-server sums of {len(c.sums)} bytes for {len(saved.servers)} servers")
+        book.per_server[(c.version, c.kind, c.start)] = _array(c.sums, _F8, (rows, n_t, NSUMS), "server sums")
+    for i in saved.issues:
+        s = len(i.servers)
+        mask = np.unpackbits(_array(i.scored, np.dtype(np.uint8), ((s * n_t * n_h + 7) // 8,), "scored mask"))
+        ledger.restore(
+            Issue(
+                at=i.at,
+                version=i.version,
+                kind=i.kind,
+                servers=list(i.servers),
+                forecasts=_array(i.forecasts, _F4, (s, n_t, n_h, n_q), "forecasts"),
+                naive=_array(i.naive, _F4, (s, n_t, n_h), "naive"),
+                scale=_array(i.scale, _F4, (s, n_t), "scale"),
+                scored=mask[: s * n_t * n_h].astype(bool).reshape(s, n_t, n_h),
+            )
+        )
+    ledger.scored_through = saved.scored_through

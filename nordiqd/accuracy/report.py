@@ -1,0 +1,197 @@
+"""A query over the running sums: the body of ``GET /admin/accuracy``.
+
+``build_report(book, scored_through, since, until, target, server)`` sums the cells of the
+window and turns sums into scores (``points`` says how). Without ``server`` it reads the
+hourly fleet cells: every version in first-served order, with its lead buckets and its
+targets (each with its own buckets). With ``server`` it reads the daily per-server cells,
+which hold no lead buckets, so ``buckets`` is empty and the window is whole days. A score
+whose denominator is zero (no point, no naive error, no scale) is null.
+
+``worst_servers`` ranks the servers of the last version served in the window by skill,
+worst first.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+import numpy as np
+
+from nordiqd.accuracy.buckets import ALL, BUCKETS
+from nordiqd.accuracy.points import (
+    ABS_ACTUAL,
+    ABS_ERROR,
+    INSIDE,
+    MASE_POINTS,
+    NAIVE_ABS_ERROR,
+    PINBALL,
+    POINTS,
+    SCALED_ERROR,
+)
+from nordiqd.accuracy.scores import Kind, ScoreBook
+
+__all__ = [
+    "AccuracyReport",
+    "Scores",
+    "ServerScores",
+    "TargetScores",
+    "VersionScores",
+    "build_report",
+    "scores",
+]
+
+WORST_SERVERS = 10
+
+
+class Scores(msgspec.Struct, frozen=True, kw_only=True):
+    """Scores over a set of points; null where there is nothing to divide by."""
+
+    points: int
+    mae: float | None
+    skill: float | None
+    mase: float | None
+    coverage: float | None
+    wql: float | None
+
+
+class TargetScores(Scores, frozen=True, kw_only=True):
+    """Scores of one target, and of each lead bucket (``0-1h``, ``1-4h``, ``4-8h``, ``all``)."""
+
+    buckets: dict[str, Scores]
+
+
+class VersionScores(TargetScores, frozen=True, kw_only=True):
+    """One model version's scores in the window: overall, per bucket and per target.
+
+    ``from`` and ``to`` are the first and last step scored in the window (ISO 8601, UTC).
+    """
+
+    version: str
+    kind: Kind
+    from_: str | None = msgspec.field(name="from")
+    to: str | None
+    targets: dict[str, TargetScores]
+
+
+class ServerScores(Scores, frozen=True, kw_only=True):
+    """One server's scores under one version, all targets together."""
+
+    server: str
+    version: str
+
+
+class AccuracyReport(msgspec.Struct, frozen=True, kw_only=True):
+    """The body of ``GET /admin/accuracy``."""
+
+    scored_through: str | None
+    versions: list[VersionScores]
+    worst_servers: list[ServerScores]
+
+
+def iso(epoch_s: int | None) -> str | None:
+    """Epoch seconds as ISO 8601 UTC with a ``Z`` (None stays None)."""
+    if epoch_s is None:
+        return None
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return float(num / den) if den > 0 else None
+
+
+def scores(sums: np.ndarray, n_quantiles: int) -> Scores:
+    """Scores from one row of ``points.SUMS`` (already summed over whatever it covers)."""
+    n = float(sums[POINTS])
+    return Scores(
+        points=int(round(n)),
+        mae=_ratio(sums[ABS_ERROR], n),
+        skill=_ratio(sums[ABS_ERROR], sums[NAIVE_ABS_ERROR]),
+        mase=_ratio(sums[SCALED_ERROR], sums[MASE_POINTS]),
+        coverage=_ratio(sums[INSIDE], n),
+        wql=_ratio(2.0 * sums[PINBALL], n_quantiles * sums[ABS_ACTUAL]),
+    )
+
+
+def _with_buckets(cell: np.ndarray, n_quantiles: int) -> TargetScores:
+    """TargetScores from [buckets, NSUMS] (empty buckets when ``cell`` is [NSUMS])."""
+    if cell.ndim == 1:
+        return TargetScores(**msgspec.structs.asdict(scores(cell, n_quantiles)), buckets={})
+    buckets = {name: scores(cell[b], n_quantiles) for b, name in enumerate(BUCKETS)}
+    total = scores(cell.sum(axis=0), n_quantiles)
+    buckets[ALL] = total
+    return TargetScores(**msgspec.structs.asdict(total), buckets=buckets)
+
+
+def build_report(
+    book: ScoreBook,
+    scored_through: int | None,
+    n_quantiles: int,
+    since: int | None = None,
+    until: int | None = None,
+    target: str | None = None,
+    server: str | None = None,
+) -> AccuracyReport:
+    """Scores of every version over ``[since, until)`` (data time; None: unbounded).
+
+    Args:
+        book: The running sums.
+        scored_through: The ledger's watermark.
+        n_quantiles: Quantiles per forecast (the weighted quantile loss averages over them).
+        since: Window start, epoch seconds.
+        until: Window end, epoch seconds.
+        target: Only this target (unknown: no versions).
+        server: Only this server, from the daily per-server sums.
+
+    Returns:
+        The report; versions in first-served order.
+    """
+    keep = [i for i, t in enumerate(book.targets) if target is None or t == target]
+    fleet = book.fleet_sums(since, until)
+    per_server = book.server_sums(since, until)
+    row = book.servers.index(server) if server in book.servers else None
+    versions: list[VersionScores] = []
+    for version, kind in book.served:
+        found = fleet.get((version, kind))
+        if found is None or not keep:
+            continue
+        cells, first, last = found
+        if server is not None:
+            mine = per_server.get((version, kind))
+            if row is None or mine is None or row >= len(mine):
+                continue
+            cells = mine[row]  # [targets, NSUMS]
+        cells = cells[keep]
+        if not cells[..., POINTS].sum():
+            continue
+        total = _with_buckets(cells.sum(axis=0), n_quantiles)
+        versions.append(
+            VersionScores(
+                **msgspec.structs.asdict(total),
+                version=version,
+                kind=kind,
+                from_=iso(first),
+                to=iso(last),
+                targets={book.targets[k]: _with_buckets(cells[j], n_quantiles) for j, k in enumerate(keep)},
+            )
+        )
+    worst: list[ServerScores] = []
+    if versions:
+        last_version = versions[-1]
+        mine = per_server.get((last_version.version, last_version.kind))
+        if mine is not None:
+            worst = _worst(book, mine[:, keep].sum(axis=1), last_version.version, n_quantiles)
+    return AccuracyReport(scored_through=iso(scored_through), versions=versions, worst_servers=worst)
+
+
+def _worst(book: ScoreBook, sums: np.ndarray, version: str, n_quantiles: int) -> list[ServerScores]:
+    rated = [
+        (name, scores(sums[i], n_quantiles))
+        for i, name in enumerate(book.servers[: len(sums)])
+        if sums[i, NAIVE_ABS_ERROR] > 0
+    ]
+    rated.sort(key=lambda pair: (-(pair[1].skill or 0.0), pair[0]))
+    return [
+        ServerScores(**msgspec.structs.asdict(s), server=name, version=version)
+        for name, s in rated[:WORST_SERVERS]
+    ]
