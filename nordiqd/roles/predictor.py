@@ -7,7 +7,12 @@ arrive meanwhile are applied after it; a sample counted twice only re-weights it
 mean), so a restart needs no warm-up. The forecast cycle and the model loader run on
 their own threads (``nordiqd.serving``); reload requests answer once the loader is done.
 
-How it stops: ``close()`` stops the loader, the watchdog and the forecast thread.
+Live accuracy runs in data time: batches reach the windows through a ``DataTimeFeed``
+(``serving.data_time``), which keeps the watermark and hands the accuracy thread
+(``serving.scoring``) the windows as they stood at every issue point and step boundary.
+
+How it stops: ``close()`` stops the loader, the watchdog, the forecast thread and the
+accuracy thread (which saves the scores).
 """
 
 from __future__ import annotations
@@ -27,13 +32,16 @@ import zmq
 from ipc import codec
 from ipc import messages as m
 from ipc.sockets import make_socket
+from nordiqd.accuracy.live import LiveAccuracy
 from nordiqd.buffer.batch import decode_batch
 from nordiqd.buffer.reader import read_window
 from nordiqd.model import artifacts
 from nordiqd.predict.windows import RollingWindows
 from nordiqd.roles.base import ServiceRole
 from nordiqd.serving.cycle import ForecastCycle
+from nordiqd.serving.data_time import DataTimeFeed
 from nordiqd.serving.rest_bodies import iso
+from nordiqd.serving.scoring import Scoring
 from nordiqd.serving.slot import Done, ModelSlot
 
 log = logging.getLogger(__name__)
@@ -63,9 +71,13 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
             workers=cfg.predictor.forecast_workers,
         )
         self.cycle = ForecastCycle(cfg, self.windows, self.slot)
+        self.live = LiveAccuracy.from_config(cfg)
+        self.scoring = Scoring(cfg, self.live)
+        self.feed = DataTimeFeed(self.windows, spec, self.live, self.scoring, self.slot)
         self._replies: queue.Queue[tuple[list[bytes], m.ServiceReply]] = queue.Queue()
         self._held: list[Any] | None = []  # live batches held while the refill runs
         self._held_lock = threading.Lock()
+        self.scoring.start()
         threading.Thread(target=self._refill, name="refill", daemon=True).start()
         self.slot.start()
         self.cycle.start()
@@ -88,7 +100,7 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
             self.reply_later(frames, msg)
 
     def close(self) -> None:
-        for part in ("slot", "cycle"):
+        for part in ("slot", "cycle", "scoring"):
             if hasattr(self, part):
                 getattr(self, part).close()
 
@@ -101,7 +113,7 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
                 if self._held is not None:
                     self._held.append(table)
                     continue
-            self.windows.add(table)
+            self.feed.apply(table)
 
     def _refill(self) -> None:
         spec = self.config.model
@@ -116,13 +128,14 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
             )
             self.windows.refill(table)
             rows = table.num_rows
+            self.feed.refilled(table)
         except Exception:
             log.exception("refill from the buffer failed; windows fill from live data only")
             rows = 0
-        with self._held_lock:
-            held, self._held = self._held or [], None
-        for t in held:
-            self.windows.add(t)
+        with self._held_lock:  # the role thread waits: batches apply in one order, on one thread
+            for t in self._held or []:
+                self.feed.apply(t)
+            self._held = None
         log.info(
             "windows refilled from the buffer: %d records, %d servers in %.2f s",
             rows,

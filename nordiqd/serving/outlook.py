@@ -3,8 +3,10 @@
 ``look_ahead`` takes one snapshot of the rolling windows and one reference to the served
 model, forecasts every server with enough history (the TFT, or the naive baseline when
 no model is served), clips the forecasts to each metric's valid range and assesses the
-risk. The ``Outlook`` it returns is plain arrays; encoding them is ``rest_bodies``' job
-and the Prometheus text ``exposition``'s.
+risk; ``forecast_snapshot`` is its forecast-and-clip part, which the accuracy thread
+also runs on the windows as they stood at an issue point. The ``Outlook`` it returns is
+plain arrays; encoding them is ``rest_bodies``' job and the Prometheus text
+``exposition``'s.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from nordiqd.config import Config
 from nordiqd.predict.naive import naive_forecast
 from nordiqd.predict.risk import Assessment, assess, clip
-from nordiqd.predict.windows import RollingWindows
+from nordiqd.predict.windows import RollingWindows, WindowSnapshot
 from nordiqd.serving.slot import ServedModel
 
 
@@ -75,6 +77,49 @@ class Outlook:
         return int(self.eligible.size)
 
 
+def forecast_snapshot(
+    config: Config,
+    snap: WindowSnapshot,
+    served: ServedModel | None,
+    cancelled: Callable[[], bool],
+) -> tuple[np.ndarray, np.ndarray, ModelIdentity]:
+    """Forecast every server of a target snapshot with enough history, clipped.
+
+    The forecast a pass serves and the one the accuracy ledger keeps at an issue point
+    both come from here, so what is scored is what was served.
+
+    Args:
+        config: The daemon's configuration ([model], [predictor]).
+        snap: Windows of ``[model] targets``, in that order.
+        served: The model to forecast with; None for the baseline.
+        cancelled: Polled between batches (see ``look_ahead``).
+
+    Returns:
+        ``values`` [n, targets, horizon, quantiles] (NaN for rows not forecast), the
+        ``eligible`` rows that were, ascending, and the model they came from.
+    """
+    spec = config.model
+    values = np.full(
+        (len(snap.names), len(spec.targets), spec.horizon_steps, len(spec.quantiles)), np.nan, np.float32
+    )
+    eligible = np.flatnonzero(snap.filled_steps >= config.predictor.min_history_steps)
+    model = ModelIdentity("tft", served.version) if served is not None else BASELINE
+    if eligible.size:
+        history = snap.windows[eligible]
+        if served is not None:
+            fc = served.forecaster.forecast(
+                history,
+                [snap.names[i] for i in eligible],
+                [snap.profiles[i] for i in eligible],
+                snap.last_bucket_start[eligible],
+                cancelled=cancelled,
+            )
+            values[eligible] = clip(fc.values, list(spec.targets))
+        else:
+            values[eligible] = naive_forecast(history, spec)
+    return values, eligible, model
+
+
 def look_ahead(
     config: Config,
     windows: RollingWindows,
@@ -96,29 +141,13 @@ def look_ahead(
         The pass's numbers.
     """
     cfg, spec = config, config.model
-    targets = list(spec.targets)
-    snap = windows.snapshot(targets, now)
+    snap = windows.snapshot(list(spec.targets), now)
     n = len(snap.names)
-    values = np.full((n, len(targets), spec.horizon_steps, len(spec.quantiles)), np.nan, np.float32)
-    eligible = np.flatnonzero(snap.filled_steps >= cfg.predictor.min_history_steps)
-    model = ModelIdentity("tft", served.version) if served is not None else BASELINE
-    if eligible.size:
-        history = snap.windows[eligible]
-        if served is not None:
-            fc = served.forecaster.forecast(
-                history,
-                [snap.names[i] for i in eligible],
-                [snap.profiles[i] for i in eligible],
-                snap.last_bucket_start[eligible],
-                cancelled=cancelled,
-            )
-            values[eligible] = clip(fc.values, targets)
-        else:
-            values[eligible] = naive_forecast(history, spec)
+    values, eligible, model = forecast_snapshot(config, snap, served, cancelled)
     risk = assess(
         values,
         snap.current,
-        targets=targets,
+        targets=list(spec.targets),
         metrics=windows.metrics,
         quantiles=spec.quantiles,
         warning=cfg.alerts.warning,

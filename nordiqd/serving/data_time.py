@@ -1,0 +1,94 @@
+"""Batches applied to the rolling windows in data time, with the accuracy events they cause.
+
+``DataTimeFeed`` keeps the windows' watermark, the newest record time applied. A batch
+that crosses issue points (``[accuracy] issue_every_s``) is applied in time order: the
+records before each point first, then the windows as they stood right before it and the
+model served at that moment go to the accuracy thread as an ``IssueAt``. A batch that
+moves the watermark across a step boundary hands over the windows (``Observe``) so the
+steps now final are scored. A late batch (all older than the watermark) lands in its
+buckets; its steps are scored when the next boundary passes.
+
+One writer: the predictor calls ``apply`` and ``refilled`` from one thread at a time.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from nordiqd.accuracy.live import LiveAccuracy
+from nordiqd.model.params import ModelSpec
+from nordiqd.predict.windows import RollingWindows
+from nordiqd.serving.scoring import IssueAt, Observe, Scoring
+from nordiqd.serving.slot import ModelSlot
+
+__all__ = ["DataTimeFeed"]
+
+
+def newest_time(table: pa.Table) -> float | None:
+    """Epoch seconds of the newest record of ``table`` (None when it is empty)."""
+    newest = pc.max(table.column("timestamp").cast(pa.int64())).as_py()
+    return None if newest is None else float(newest) / 1000.0
+
+
+class DataTimeFeed:
+    """Applies batches to ``windows`` in data time; see the module docstring.
+
+    Args:
+        windows: The rolling windows.
+        spec: The ``[model]`` section (targets, step).
+        live: The ledger (which issue points are due).
+        scoring: The accuracy thread the events go to.
+        slot: The model slot (the model served at an issue point).
+    """
+
+    def __init__(
+        self, windows: RollingWindows, spec: ModelSpec, live: LiveAccuracy, scoring: Scoring, slot: ModelSlot
+    ) -> None:
+        self.windows = windows
+        self.targets = list(spec.targets)
+        self.step = spec.step_seconds
+        self.live = live
+        self.scoring = scoring
+        self.slot = slot
+        self.watermark: float | None = None
+
+    def apply(self, table: pa.Table) -> None:
+        """Add a batch; each issue point it crosses sees only the records before it."""
+        newest = newest_time(table)
+        if newest is None:
+            return
+        before = self.watermark
+        if before is not None:
+            stamps = table.column("timestamp").cast(pa.int64())  # epoch ms
+            for at in self.live.due(before, newest):
+                head = pc.less(stamps, at * 1000)
+                self.windows.add(table.filter(head))
+                rest = pc.invert(head)
+                table, stamps = table.filter(rest), stamps.filter(rest)
+                snap = self.windows.snapshot(self.targets, now=at - 1)
+                self.scoring.put(IssueAt(at, snap, self.slot.served))
+        self.windows.add(table)
+        if before is not None and newest <= before:
+            return
+        self.watermark = newest
+        if before is None or newest // self.step > before // self.step:
+            self.observe()
+
+    def refilled(self, table: pa.Table) -> None:
+        """The windows were refilled from ``table``: take its watermark, score its steps.
+
+        A restart delivers the refilled steps again; the ledger's saved masks stop them
+        being counted twice.
+        """
+        newest = newest_time(table) if table.num_rows else None
+        if newest is not None and (self.watermark is None or newest > self.watermark):
+            self.watermark = newest
+        self.observe()
+
+    def observe(self) -> None:
+        """Hand the windows to the accuracy thread to score the steps final by the watermark."""
+        if self.watermark is None:
+            return
+        snap = self.windows.snapshot(self.targets, now=self.watermark)
+        self.scoring.put(Observe(snap, int(self.watermark // self.step) * self.step))

@@ -1,0 +1,92 @@
+"""Batches in data time: issue points see the windows as they stood; the baseline scores skill 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from nordiqd import config as nconfig
+from nordiqd.accuracy.live import LiveAccuracy
+from nordiqd.buffer.batch import batch_schema
+from nordiqd.predict.windows import RollingWindows
+from nordiqd.serving.data_time import DataTimeFeed
+from nordiqd.serving.scoring import Scoring
+
+METRICS = ["cpu_user_pct", "mem_used_pct"]
+CFG = nconfig.from_dict(
+    {
+        "schema": {"metrics": METRICS},
+        "model": {"targets": METRICS, "step_seconds": 1800, "encoder_steps": 48, "horizon_steps": 16},
+        "predictor": {"min_history_steps": 2},
+        "accuracy": {"issue_every_s": 3600},
+        "alerts": {"warning": {}, "critical": {}, "profiles": {}},
+    }
+)
+STEP = CFG.model.step_seconds
+T0 = 1_800_000_000 - 1_800_000_000 % 86400
+SAMPLE_S = 600  # three samples a step
+
+
+def records(hours: int) -> pa.Table:
+    ts = np.arange(T0, T0 + hours * 3600, SAMPLE_S)
+    rng = np.random.default_rng(0)
+    cols: dict[str, list[Any]] = {"ts": [], "name": [], "cpu": [], "mem": []}
+    for k, name in enumerate(("a", "b", "c")):
+        day = np.sin(2 * np.pi * (ts % 86400) / 86400)
+        cols["ts"].extend(ts)
+        cols["name"].extend([name] * len(ts))
+        cols["cpu"].extend(50 + 20 * day + rng.normal(0, 3, len(ts)) + k)
+        cols["mem"].extend(60 + 5 * day + rng.normal(0, 1, len(ts)))
+    return pa.Table.from_arrays(
+        [
+            pa.array(np.asarray(cols["ts"]) * 1000, pa.int64()).cast(pa.timestamp("ms", tz="UTC")),
+            pa.array(cols["name"], pa.string()),
+            pa.array(["web"] * len(cols["ts"]), pa.string()),
+            pa.array(cols["cpu"], pa.float32()),
+            pa.array(cols["mem"], pa.float32()),
+        ],
+        schema=batch_schema(METRICS),
+    ).sort_by("timestamp")
+
+
+def replay(tmp: Path, table: pa.Table, batch_rows: int) -> dict[str, Any]:
+    windows = RollingWindows(METRICS, STEP, CFG.model.encoder_steps)
+    live = LiveAccuracy(tmp / "accuracy.msgpack", CFG.model, CFG.accuracy, 30)
+    scoring = Scoring(CFG, live)
+    scoring.start()
+    feed = DataTimeFeed(windows, CFG.model, live, scoring, SimpleNamespace(served=None))  # type: ignore[arg-type]
+    for offset in range(0, table.num_rows, batch_rows):
+        feed.apply(table.slice(offset, batch_rows))
+    scoring.close()
+    assert (tmp / "accuracy.msgpack").exists()
+    return msgspec.to_builtins(live.report())  # type: ignore[no-any-return]
+
+
+def test_the_served_baseline_scores_skill_one_in_every_bucket(tmp_path: Path) -> None:
+    report = replay(tmp_path, records(60), batch_rows=9)
+    (baseline,) = report["versions"]
+    assert baseline["version"] == "baseline" and baseline["kind"] == "baseline"
+    assert baseline["points"] > 0
+    assert abs(baseline["skill"] - 1.0) < 1e-6
+    for bucket in ("0-1h", "1-4h", "4-8h"):
+        assert baseline["buckets"][bucket]["points"] > 0
+
+
+def test_a_batch_crossing_issue_points_scores_as_many_small_ones(tmp_path: Path) -> None:
+    table = records(60)
+    small = replay(tmp_path / "small", table, batch_rows=3)
+    # Ten hours a batch: each crosses ten issue points, taken in time order.
+    large = replay(tmp_path / "large", table, batch_rows=3 * 60)
+    (one,), (other,) = small["versions"], large["versions"]
+    assert one["points"] > 0
+    # Had the issue points seen the records after them, the windows would have moved on.
+    assert {b: s["points"] for b, s in other["buckets"].items()} == {
+        b: s["points"] for b, s in one["buckets"].items()
+    }
+    assert other["mae"] == pytest.approx(one["mae"]) and other["wql"] == pytest.approx(one["wql"])
