@@ -42,6 +42,7 @@ from ipc.messages.ingest import (
     PublishMessage,
 )
 from ipc.messages.predictor import (
+    AccuracyRequest,
     AlertsRequest,
     ModelInfoRequest,
     ModelsRequest,
@@ -129,6 +130,7 @@ __all__ = [
     "MetricsRequest",
     "ModelInfoRequest",
     "ModelsRequest",
+    "AccuracyRequest",
     "PROTOCOL_VERSION",
     "Ping",
     "Pong",

@@ -37,6 +37,18 @@ class ModelsRequest(Message, frozen=True, tag="models"):
     """Service -> predictor: every model version on disk. Reply: ``JsonReply``."""
 
 
+class AccuracyRequest(Message, frozen=True, tag="accuracy"):
+    """Service -> predictor: live accuracy of the served forecasts over ``[since, until)``
+    of data time (epoch seconds; None: unbounded), optionally of one ``target`` or one
+    ``server``. Reply: ``JsonReply`` (the ``GET /admin/accuracy`` body), or ``ErrorReply``
+    with kind ``bad_request`` for a target that is not forecast."""
+
+    since: int | None = None
+    until: int | None = None
+    target: str | None = None
+    server: str | None = None
+
+
 class ReloadModel(Message, frozen=True, tag="reload_model"):
     """Service -> predictor: load ``version`` (pointing ``current`` at it) or re-load
     ``current``. Reply ``JsonReply`` once loaded, or ``ErrorReply`` (kind

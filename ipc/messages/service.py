@@ -7,6 +7,7 @@ from typing import Union
 from ipc.messages.base import Ack, ErrorReply, JsonReply, MetricsRequest, Ping, Pong, TextReply
 from ipc.messages.ingest import BufferStatsReply, BufferStatsRequest, IngestAck, IngestBatch
 from ipc.messages.predictor import (
+    AccuracyRequest,
     AlertsRequest,
     ModelInfoRequest,
     ModelsRequest,
@@ -31,7 +32,7 @@ from ipc.messages.training import (
 IngestRequest = Union[Ping, MetricsRequest, IngestBatch, BufferStatsRequest]
 PredictorRequest = Union[
     Ping, MetricsRequest, PredictionsRequest, ServerPredictionRequest, AlertsRequest,
-    ModelInfoRequest, ModelsRequest, ReloadModel, RollbackModel,
+    ModelInfoRequest, ModelsRequest, ReloadModel, RollbackModel, AccuracyRequest,
 ]  # fmt: skip
 TrainerRequest = Union[
     Ping, MetricsRequest, TriggerTraining, TrainingStatusRequest, TrainingStatsRequest, CancelTraining

@@ -255,6 +255,17 @@ def prediction_routes(deps: Deps) -> list[Route]:
             },
         ),
         Route(
+            "/admin/accuracy",
+            predictions.Accuracy(b),
+            {
+                "GET": Operation(
+                    "Live accuracy of the served forecasts per version, target and lead bucket",
+                    {200: "the scores", 400: "bad time or unknown target", **common},
+                    params=predictions.Accuracy.PARAMS,
+                ),
+            },
+        ),
+        Route(
             "/admin/reload-model",
             predictions.ReloadModel(b, deps.reload_timeout_s),
             {

@@ -1,4 +1,4 @@
-"""Resources of the predictor role: forecasts, alerts, models and hot reload.
+"""Resources of the predictor role: forecasts, alerts, models, hot reload and accuracy.
 
 The predictor encodes its bodies itself (once per forecast cycle for the fleet), so
 these resources pass bytes through without decoding them.
@@ -10,20 +10,22 @@ import functools
 import gzip
 import io
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import falcon
 
 from ipc import messages as m
 from ipc.client import RequestTimeout
 from nordiqd.api.backends import Backends
-from nordiqd.api.errors import expected
+from nordiqd.api.errors import ApiError, expected
 
 log = logging.getLogger(__name__)
 
-ERROR_STATUS = {"not_found": 404, "reload_failed": 409, "no_model": 409}
+ERROR_STATUS = {"not_found": 404, "reload_failed": 409, "no_model": 409, "bad_request": 400}
 
 
 def _json(resp: falcon.Response, reply: m.Message) -> None:
@@ -179,6 +181,36 @@ class Models(_PredictorResource):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         _json(resp, self.ask(m.ModelsRequest()))
+
+
+class Accuracy(_PredictorResource):
+    """GET /admin/accuracy[?since=&until=&target=&server=]: live scores of the served forecasts."""
+
+    PARAMS = (
+        ("since", "query", "window start, ISO 8601 (data time)"),
+        ("until", "query", "window end, ISO 8601, exclusive"),
+        ("target", "query", "only this target"),
+        ("server", "query", "only this server (whole days)"),
+    )
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        since, until = (_epoch(req, name) for name in ("since", "until"))
+        target, server = req.get_param("target") or None, req.get_param("server") or None
+        _json(resp, self.ask(m.AccuracyRequest(since=since, until=until, target=target, server=server)))
+
+
+def _epoch(req: falcon.Request, name: str) -> int | None:
+    """Query parameter ``name`` (ISO 8601; UTC unless it names a zone) as epoch seconds."""
+    value = req.get_param(name)
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, f"bad query parameter: {name}={value!r} is not an ISO 8601 time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return math.floor(when.timestamp())
 
 
 class ReloadModel(_PredictorResource):

@@ -176,6 +176,10 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
                 return m.JsonReply(body=msgspec.json.encode(self._model_info()))
             case m.ModelsRequest():
                 return m.JsonReply(body=msgspec.json.encode(self._models()))
+            case m.AccuracyRequest(since=since, until=until, target=target, server=server):
+                if target is not None and target not in self.config.model.targets:
+                    return m.ErrorReply(kind="bad_request", message=f"target: {target!r} is not forecast")
+                return m.JsonReply(body=msgspec.json.encode(self.live.report(since, until, target, server)))
             case m.ReloadModel(version=version):
                 self.slot.request(version=version, done=self._deferred(self.request_frames))
                 return None

@@ -194,3 +194,34 @@ def test_training_endpoints_map_the_trainer_replies() -> None:
     b.services["trainer"] = m.ErrorReply(kind="internal", message="trainer failed")
     r = c.simulate_get("/admin/training-stats", headers=h)
     assert r.status_code == 503 and r.json == {"success": False, "error": "trainer failed"}
+
+
+def test_accuracy_passes_the_window_as_epoch_seconds_and_the_body_through() -> None:
+    b = FakeBackends()
+    c = _client(b)
+    h = {"X-API-Key": KEY}
+    b.services["predictor"] = m.JsonReply(body=b'{"scored_through":null,"versions":[],"worst_servers":[]}')
+    params = {"since": "2027-01-15T08:00:00Z", "until": "2027-01-15T10:00:00+01:00", "target": "cpu_user_pct"}
+    r = c.simulate_get("/admin/accuracy", params=params, headers=h)
+    assert r.status_code == 200 and r.json == {"scored_through": None, "versions": [], "worst_servers": []}
+    assert b.asked[-1] == m.AccuracyRequest(
+        since=1_800_000_000, until=1_800_003_600, target="cpu_user_pct", server=None
+    )
+    c.simulate_get("/admin/accuracy", params={"until": "2027-01-15T08:00:00"}, headers=h)
+    assert b.asked[-1] == m.AccuracyRequest(until=1_800_000_000)
+
+
+@pytest.mark.parametrize("name", ["since", "until"])
+def test_accuracy_refuses_a_bad_time_naming_the_parameter(name: str) -> None:
+    b = FakeBackends()
+    b.services["predictor"] = m.JsonReply(body=b"{}")
+    r = _client(b).simulate_get("/admin/accuracy", params={name: "yesterday"}, headers={"X-API-Key": KEY})
+    assert r.status_code == 400 and name in r.json["error"]
+    assert b.asked == []
+
+
+def test_accuracy_of_an_unknown_target_is_400() -> None:
+    b = FakeBackends()
+    b.services["predictor"] = m.ErrorReply(kind="bad_request", message="target: 'x' is not forecast")
+    r = _client(b).simulate_get("/admin/accuracy", params={"target": "x"}, headers={"X-API-Key": KEY})
+    assert r.status_code == 400 and r.json == {"success": False, "error": "target: 'x' is not forecast"}

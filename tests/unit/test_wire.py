@@ -204,3 +204,11 @@ def test_request_client_drops_stale_replies(tmp_path) -> None:  # type: ignore[n
     client.close()
     server.close()
     ctx.term()
+
+
+def test_an_accuracy_request_round_trips_on_the_predictor_channel() -> None:
+    msg = m.AccuracyRequest(since=1_800_000_000, until=1_800_086_400, target="cpu_user_pct", server="web-1")
+    assert codec.predictor_requests.decode(codec.predictor_requests.encode(msg)) == msg
+    assert codec.predictor_requests.decode(codec.predictor_requests.encode(m.AccuracyRequest())) == (
+        m.AccuracyRequest(since=None, until=None, target=None, server=None)
+    )
