@@ -40,6 +40,7 @@ from nordiqd.predict.windows import RollingWindows
 from nordiqd.roles.base import ServiceRole
 from nordiqd.serving.cycle import ForecastCycle
 from nordiqd.serving.data_time import DataTimeFeed
+from nordiqd.serving.exposition import accuracy_metrics
 from nordiqd.serving.rest_bodies import iso
 from nordiqd.serving.scoring import Scoring
 from nordiqd.serving.slot import Done, ModelSlot
@@ -200,7 +201,7 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
         }
 
     def metrics_text(self) -> str:
-        return self.cycle.metrics_text
+        return self.cycle.metrics_text + accuracy_metrics(self.live.trailing())
 
     def _deferred(self, frames: list[bytes]) -> Done:
         def done(ok: bool, kind: str, message: str) -> None:

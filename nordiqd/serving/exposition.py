@@ -1,13 +1,15 @@
-"""The predictor's lines for GET /metrics: forecasts at a few horizons, risk, itself.
+"""The predictor's lines for GET /metrics: forecasts at a few horizons, risk, itself, accuracy.
 
 ``forecast_metrics`` is a pure function of one ``ForecastPass`` and the counters the
-predictor keeps beside it (model reloads, passes so far).
+predictor keeps beside it (model reloads, passes so far); ``accuracy_metrics`` one of
+the live accuracy report over the trailing window.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from nordiqd.accuracy.report import AccuracyReport, Scores
 from nordiqd.model.params import ModelSpec
 from nordiqd.promtext import family
 from nordiqd.serving.forecast_pass import ForecastPass
@@ -109,6 +111,49 @@ def forecast_metrics(
                 "gauge",
                 "1 when a trained model is served, 0 for the baseline.",
                 [({}, float(model_loaded))],
+            ),
+        ]
+    )
+
+
+def accuracy_metrics(report: AccuracyReport) -> str:
+    """Prometheus text of the live scores over the trailing window (``LiveAccuracy.trailing``).
+
+    Skill and coverage per version, target and lead bucket (target ``all``: every target
+    together); a score with nothing to divide by is left out, not written as 0.
+    """
+    skill: list[tuple[dict[str, str], float]] = []
+    coverage: list[tuple[dict[str, str], float]] = []
+    for v in report.versions:
+        by_target: list[tuple[str, dict[str, Scores]]] = [("all", v.buckets)]
+        by_target += [(name, t.buckets) for name, t in v.targets.items()]
+        for target, buckets in by_target:
+            for bucket, s in buckets.items():
+                labels = {"version": v.version, "target": target, "bucket": bucket}
+                if s.skill is not None:
+                    skill.append((labels, round(s.skill, 4)))
+                if s.coverage is not None:
+                    coverage.append((labels, round(s.coverage, 4)))
+    return "".join(
+        [
+            family(
+                "nordiqd_forecast_skill",
+                "gauge",
+                "MAE of the served p50 over MAE of seasonal naive on the same points (below 1 beats it), "
+                "trailing window of data time.",
+                skill,
+            ),
+            family(
+                "nordiqd_forecast_coverage",
+                "gauge",
+                "Share of actuals inside the outer quantile band, trailing window of data time.",
+                coverage,
+            ),
+            family(
+                "nordiqd_forecast_points_scored_total",
+                "gauge",  # a trailing window: it falls as old hours leave it, so not a counter
+                "Forecast points scored against their actuals, trailing window of data time.",
+                [({"version": v.version}, float(v.points)) for v in report.versions],
             ),
         ]
     )

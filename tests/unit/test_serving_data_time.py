@@ -16,6 +16,7 @@ from nordiqd.accuracy.live import LiveAccuracy
 from nordiqd.buffer.batch import batch_schema
 from nordiqd.predict.windows import RollingWindows
 from nordiqd.serving.data_time import DataTimeFeed
+from nordiqd.serving.exposition import accuracy_metrics
 from nordiqd.serving.scoring import Scoring
 
 METRICS = ["cpu_user_pct", "mem_used_pct"]
@@ -55,7 +56,7 @@ def records(hours: int) -> pa.Table:
     ).sort_by("timestamp")
 
 
-def replay(tmp: Path, table: pa.Table, batch_rows: int) -> dict[str, Any]:
+def replay(tmp: Path, table: pa.Table, batch_rows: int) -> LiveAccuracy:
     windows = RollingWindows(METRICS, STEP, CFG.model.encoder_steps)
     live = LiveAccuracy(tmp / "accuracy.msgpack", CFG.model, CFG.accuracy, 30)
     scoring = Scoring(CFG, live)
@@ -65,12 +66,15 @@ def replay(tmp: Path, table: pa.Table, batch_rows: int) -> dict[str, Any]:
         feed.apply(table.slice(offset, batch_rows))
     scoring.close()
     assert (tmp / "accuracy.msgpack").exists()
+    return live
+
+
+def report(live: LiveAccuracy) -> dict[str, Any]:
     return msgspec.to_builtins(live.report())  # type: ignore[no-any-return]
 
 
 def test_the_served_baseline_scores_skill_one_in_every_bucket(tmp_path: Path) -> None:
-    report = replay(tmp_path, records(60), batch_rows=9)
-    (baseline,) = report["versions"]
+    (baseline,) = report(replay(tmp_path, records(60), batch_rows=9))["versions"]
     assert baseline["version"] == "baseline" and baseline["kind"] == "baseline"
     assert baseline["points"] > 0
     assert abs(baseline["skill"] - 1.0) < 1e-6
@@ -80,9 +84,9 @@ def test_the_served_baseline_scores_skill_one_in_every_bucket(tmp_path: Path) ->
 
 def test_a_batch_crossing_issue_points_scores_as_many_small_ones(tmp_path: Path) -> None:
     table = records(60)
-    small = replay(tmp_path / "small", table, batch_rows=3)
+    small = report(replay(tmp_path / "small", table, batch_rows=3))
     # Ten hours a batch: each crosses ten issue points, taken in time order.
-    large = replay(tmp_path / "large", table, batch_rows=3 * 60)
+    large = report(replay(tmp_path / "large", table, batch_rows=3 * 60))
     (one,), (other,) = small["versions"], large["versions"]
     assert one["points"] > 0
     # Had the issue points seen the records after them, the windows would have moved on.
@@ -90,3 +94,24 @@ def test_a_batch_crossing_issue_points_scores_as_many_small_ones(tmp_path: Path)
         b: s["points"] for b, s in one["buckets"].items()
     }
     assert other["mae"] == pytest.approx(one["mae"]) and other["wql"] == pytest.approx(one["wql"])
+
+
+def test_metrics_carry_the_trailing_skill_coverage_and_points(tmp_path: Path) -> None:
+    live = replay(tmp_path, records(60), batch_rows=30)
+    trailing = live.trailing()
+    text = accuracy_metrics(trailing)
+    assert text == accuracy_metrics(trailing)
+    lines = text.splitlines()
+    points = trailing.versions[0].points
+    # 60 h of data, a 24 h window: fewer points than the whole report.
+    assert 0 < points < live.report().versions[0].points
+    assert f'nordiqd_forecast_points_scored_total{{version="baseline"}} {points}' in lines
+    for target in ("all", *METRICS):
+        for bucket in ("0-1h", "1-4h", "4-8h", "all"):
+            labels = f'{{version="baseline",target="{target}",bucket="{bucket}"}}'
+            assert f"nordiqd_forecast_skill{labels} 1" in lines
+            assert any(line.startswith(f"nordiqd_forecast_coverage{labels} ") for line in lines)
+    assert (
+        accuracy_metrics(LiveAccuracy(tmp_path / "none", CFG.model, CFG.accuracy, 30).trailing()).count("\n")
+        == 6
+    )  # HELP and TYPE of each family, no sample
