@@ -4,9 +4,9 @@
 that crosses issue points (``[accuracy] issue_every_s``) is applied in time order: the
 records before each point first, then the windows as they stood right before it and the
 model served at that moment go to the accuracy thread as an ``IssueAt``. A batch that
-moves the watermark across a step boundary hands over the windows (``Observe``) so the
-steps now final are scored. A late batch (all older than the watermark) lands in its
-buckets; its steps are scored when the next boundary passes.
+moves the watermark across a step boundary hands it the steps now final (``Observe``),
+only those, so a backfill's queue stays small. A late batch (all older than the
+watermark) lands in its buckets; a step already handed over is not handed over again.
 
 One writer: the predictor calls ``apply`` and ``refilled`` from one thread at a time.
 """
@@ -52,6 +52,7 @@ class DataTimeFeed:
         self.scoring = scoring
         self.slot = slot
         self.watermark: float | None = None
+        self._observed: int | None = None  # ``through`` of the last Observe
 
     def apply(self, table: pa.Table) -> None:
         """Add a batch; each issue point it crosses sees only the records before it."""
@@ -87,8 +88,13 @@ class DataTimeFeed:
         self.observe()
 
     def observe(self) -> None:
-        """Hand the windows to the accuracy thread to score the steps final by the watermark."""
+        """Have the accuracy thread score the steps final by the watermark."""
         if self.watermark is None:
             return
-        snap = self.windows.snapshot(self.targets, now=self.watermark)
-        self.scoring.put(Observe(snap, int(self.watermark // self.step) * self.step))
+        through = int(self.watermark // self.step) * self.step
+        snap = self.windows.snapshot(self.targets, now=through - 1)
+        # Only the steps final since the last observe travel (and one more, for a late record).
+        fresh = self.windows.length if self._observed is None else (through - self._observed) // self.step + 1
+        keep = max(1, min(self.windows.length, fresh))
+        self.scoring.put(Observe(snap._replace(windows=snap.windows[:, -keep:].copy()), through))
+        self._observed = through

@@ -2,12 +2,17 @@
 
 How it runs: the predictor's role thread applies batches to the rolling windows in data
 time and enqueues, in order, ``IssueAt`` (the windows as they stood right before an issue
-point, and the model served then) and ``Observe`` (the windows after a step boundary was
-crossed). One thread takes them off one queue, so an issue is always kept before the
-steps it covers are scored. ``IssueAt`` scores the snapshot's final steps, forecasts the
-snapshot exactly as a forecast pass does (``outlook.forecast_snapshot``), keeps it in the
-ledger and saves; ``Observe`` scores the final steps. A failed event is logged and
-skipped: scoring never stops forecasting.
+point, and the model served then) and ``Observe`` (a step boundary was crossed). One
+thread takes them off one queue, so an issue is always kept before the steps it covers
+are scored. ``IssueAt`` scores the snapshot's final steps, forecasts the snapshot exactly
+as a forecast pass does (``outlook.forecast_snapshot``), keeps it in the ledger and
+saves; ``Observe`` scores the final steps of its snapshot, which holds only the steps
+that became final since the last one. A failed event is logged and skipped: scoring
+never stops forecasting.
+
+Memory stays bounded when a backfill outruns the thread: at most
+``MAX_PENDING_BYTES`` of issue snapshots wait; an issue point beyond that is skipped
+with a warning (its forecasts are not scored: a gap, never a wrong score).
 
 How it stops: ``close()`` enqueues a stop, joins the thread (it finishes the events
 before it) and saves the ledger.
@@ -31,6 +36,7 @@ log = logging.getLogger(__name__)
 __all__ = ["IssueAt", "Observe", "Scoring"]
 
 CLOSE_TIMEOUT_S = 30.0  # a TFT forecast of the fleet may be in progress
+MAX_PENDING_BYTES = 256 << 20  # issue snapshots waiting: 22 of 1,000 servers x 288 steps x 5 targets
 
 
 @dataclass(frozen=True)
@@ -65,11 +71,18 @@ class Scoring:
     Args:
         config: The daemon's configuration.
         live: The ledger and its scores.
+        max_pending_bytes: Issue snapshots allowed to wait (see the module docstring).
     """
 
-    def __init__(self, config: Config, live: LiveAccuracy) -> None:
+    def __init__(
+        self, config: Config, live: LiveAccuracy, max_pending_bytes: int = MAX_PENDING_BYTES
+    ) -> None:
         self.config = config
         self.live = live
+        self.max_pending_bytes = max_pending_bytes
+        self.skipped = 0  # issue points skipped because the thread was behind
+        self._pending_bytes = 0
+        self._pending_lock = threading.Lock()
         self._events: queue.Queue[Event | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="accuracy", daemon=True)
 
@@ -77,9 +90,27 @@ class Scoring:
         """Start the thread."""
         self._thread.start()
 
-    def put(self, event: Event) -> None:
-        """Enqueue an event (events run in the order they are put)."""
+    def put(self, event: Event) -> bool:
+        """Enqueue an event (events run in the order they are put).
+
+        Returns:
+            False when ``event`` is an issue and ``max_pending_bytes`` of issues already
+            wait: it is dropped.
+        """
+        if isinstance(event, IssueAt):  # the first always fits, however large
+            with self._pending_lock:
+                size = event.snap.windows.nbytes
+                full = self._pending_bytes and self._pending_bytes + size > self.max_pending_bytes
+                if not full:
+                    self._pending_bytes += size
+            if full:
+                self.skipped += 1
+                log.warning(
+                    "accuracy thread behind: issue point %d skipped (%d so far)", event.at, self.skipped
+                )
+                return False
         self._events.put(event)
+        return True
 
     def close(self) -> None:
         """Finish the queued events, stop the thread and save."""
@@ -94,6 +125,10 @@ class Scoring:
                 self.handle(event)
             except Exception:
                 log.exception("accuracy event failed; its points stay unscored")
+            finally:
+                if isinstance(event, IssueAt):
+                    with self._pending_lock:
+                        self._pending_bytes -= event.snap.windows.nbytes
 
     def handle(self, event: Event) -> None:
         """Run one event on the calling thread."""

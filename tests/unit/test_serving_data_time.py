@@ -17,7 +17,7 @@ from nordiqd.buffer.batch import batch_schema
 from nordiqd.predict.windows import RollingWindows
 from nordiqd.serving.data_time import DataTimeFeed
 from nordiqd.serving.exposition import accuracy_metrics
-from nordiqd.serving.scoring import Scoring
+from nordiqd.serving.scoring import IssueAt, Observe, Scoring
 
 METRICS = ["cpu_user_pct", "mem_used_pct"]
 CFG = nconfig.from_dict(
@@ -115,3 +115,18 @@ def test_metrics_carry_the_trailing_skill_coverage_and_points(tmp_path: Path) ->
         accuracy_metrics(LiveAccuracy(tmp_path / "none", CFG.model, CFG.accuracy, 30).trailing()).count("\n")
         == 6
     )  # HELP and TYPE of each family, no sample
+
+
+def test_issue_points_beyond_the_pending_bytes_are_skipped_not_queued(tmp_path: Path) -> None:
+    windows = RollingWindows(METRICS, STEP, CFG.model.encoder_steps)
+    windows.add(records(2))
+    live = LiveAccuracy(tmp_path / "accuracy.msgpack", CFG.model, CFG.accuracy, 30)
+    snap = windows.snapshot(METRICS, now=T0 + 3599)
+    fit = 5
+    scoring = Scoring(CFG, live, max_pending_bytes=fit * snap.windows.nbytes)  # not started yet
+    put = [scoring.put(IssueAt(T0 + k * 3600, snap, None)) for k in range(fit + 2)]
+    assert put == [True] * fit + [False, False] and scoring.skipped == 2
+    assert scoring.put(Observe(snap, T0 + 3600))  # observes are small and never dropped
+    scoring.start()
+    scoring.close()  # runs what was queued, then frees the room
+    assert scoring.put(IssueAt(T0 + 86400, snap, None))
