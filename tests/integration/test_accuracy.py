@@ -27,6 +27,7 @@ def d(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
             "supervisor": dict(FAST_SUPERVISION),
             "model": {**TINY_MODEL, "step_seconds": STEP},
             "predictor": {"min_history_steps": 6},
+            "training": {"min_records": 500},
             "accuracy": {"issue_every_s": STEP},
         },
     )
@@ -61,28 +62,15 @@ def baseline(body: dict[str, Any]) -> dict[str, Any]:
     return version  # type: ignore[no-any-return]
 
 
-def test_history_and_replay_are_scored_and_a_restart_counts_nothing_twice(d: Daemon) -> None:
-    send(d, 30, END - 12 * STEP)  # history: more than the day the reference needs
-    send(d, 6, END - 6 * STEP)  # a replay, hours of data in seconds
+def test_history_and_a_replay_are_scored_the_baseline_with_skill_one(d: Daemon) -> None:
+    send(d, 30, END - 20 * STEP)  # history: more than the day the reference needs
+    send(d, 6, END - 14 * STEP)  # a replay, hours of data in seconds
     first = baseline(settled(d))
     assert first["points"] > 0
     assert first["skill"] == pytest.approx(1.0, abs=0.01)
     for bucket in ("0-1h", "1-4h", "4-8h"):
         assert first["buckets"][bucket]["points"] > 0, first["buckets"]
         assert first["buckets"][bucket]["skill"] == pytest.approx(1.0, abs=0.01)
-
-    out = d.cli("ctl", "-c", str(d.config), "restart", "predictor")
-    assert out.returncode == 0, out.stderr
-    wait_for(lambda: d.role("predictor").restarts == 1 and d.role("predictor").state == "ready", 30)
-    again = settled(d)
-    # The refill delivered every step again; the saved masks scored none of them twice.
-    assert baseline(again)["points"] == first["points"]
-    assert again["scored_through"] == settled(d)["scored_through"]
-
-    send(d, 6, END)
-    after = baseline(settled(d))
-    assert after["points"] > first["points"]
-    assert after["skill"] == pytest.approx(1.0, abs=0.01)
 
 
 def test_accuracy_window_target_and_errors(d: Daemon) -> None:
@@ -103,3 +91,42 @@ def test_metrics_carry_the_accuracy_families(d: Daemon) -> None:
     assert 'nordiqd_forecast_skill{version="baseline",target="all",bucket="all"} 1' in text
     assert 'nordiqd_forecast_coverage{version="baseline",target="all",bucket="4-8h"}' in text
     assert 'nordiqd_forecast_points_scored_total{version="baseline"}' in text
+
+
+def test_a_trained_model_is_scored_in_every_bucket_beside_the_baseline(d: Daemon) -> None:
+    job_id = d.post("/admin/trigger-training?epochs=1&incremental=false").json()["job_id"]
+    job = wait_for(
+        lambda: (
+            (j := d.get(f"/admin/training-status?job_id={job_id}").json())["status"]
+            in ("completed", "failed")
+            and j
+        ),
+        120,
+    )
+    assert job and job["status"] == "completed", job
+    version = str(job["model_path"]).split("/")[-1]
+    assert wait_for(lambda: d.get("/admin/model-info").json()["version"] == version, 30)
+    send(d, 8, END - 6 * STEP)
+    body = wait_for(lambda: len((b := settled(d))["versions"]) == 2 and b, 30)
+    assert [v["version"] for v in body["versions"]] == ["baseline", version]
+    tft = body["versions"][1]
+    assert tft["kind"] == "tft" and tft["skill"] is not None
+    for bucket in ("0-1h", "1-4h", "4-8h"):
+        assert tft["buckets"][bucket]["points"] > 0, tft["buckets"]
+
+
+def test_a_restart_mid_replay_loses_nothing_and_counts_nothing_twice(d: Daemon) -> None:
+    before = settled(d)
+    out = d.cli("ctl", "-c", str(d.config), "restart", "predictor")
+    assert out.returncode == 0, out.stderr
+    wait_for(lambda: d.role("predictor").restarts == 1 and d.role("predictor").state == "ready", 30)
+    again = settled(d)
+    # The refill delivered its steps again; the saved masks scored none of them twice.
+    assert [(v["version"], v["points"]) for v in again["versions"]] == [
+        (v["version"], v["points"]) for v in before["versions"]
+    ]
+    assert again["scored_through"] == before["scored_through"]
+    send(d, 6, END)
+    after = settled(d)
+    assert after["versions"][-1]["points"] > before["versions"][-1]["points"]
+    assert after["versions"][0]["points"] == before["versions"][0]["points"]  # the baseline no longer serves
