@@ -93,7 +93,8 @@ class DataTimeFeed:
             return
         through = int(self.watermark // self.step) * self.step
         snap = self.windows.snapshot(self.targets, now=through - 1)
-        # Only the steps final since the last observe travel (and one more, for a late record).
+        # Only the steps final since the last observe travel (one more is harmless: a step
+        # handed over again is not scored again).
         fresh = self.windows.length if self._observed is None else (through - self._observed) // self.step + 1
         keep = max(1, min(self.windows.length, fresh))
         self.scoring.put(Observe(snap._replace(windows=snap.windows[:, -keep:].copy()), through))
