@@ -214,11 +214,13 @@ def _hours(
     """The version's hourly cells in ``[since, until)``, kept targets only, in time order."""
     series: list[HourScores] = []
     for (v, k, hour), cell in sorted(book.fleet.items(), key=lambda item: item[0][2]):
-        if v != version or k != kind or (since is not None and hour < since) or (until is not None and hour >= until):
+        outside = (since is not None and hour < since) or (until is not None and hour >= until)
+        if v != version or k != kind or outside:
             continue
         s = scores(cell[keep].sum(axis=(0, 1)), n_quantiles)
         if s.points:
-            series.append(HourScores(hour=iso(hour) or "", points=s.points, skill=s.skill, coverage=s.coverage))
+            at = iso(hour) or ""
+            series.append(HourScores(hour=at, points=s.points, skill=s.skill, coverage=s.coverage))
     return series
 
 
