@@ -10,6 +10,7 @@ export const NO_SCORE =
   "no forecast scored yet: scores appear one issue interval after the first forecast";
 const CHART_HEIGHT = 130;
 const MAX_SPAN_MS = 7 * 86400e3; // older hours would squeeze the recent ones into a sliver
+const MAX_SKILL = 5;
 
 const $ = (id) => document.getElementById(id);
 const num = (v, digits) => (Number.isFinite(v) ? v.toFixed(digits) : "—");
@@ -77,13 +78,15 @@ function drawSkillChart(svg, versions) {
   const t1 = Math.max(...times) + 3600e3;
   const t0 = Math.max(Math.min(...times), t1 - MAX_SPAN_MS);
   const skills = series.flatMap((x) => x.s.filter((_, i) => x.t[i] >= t0)).filter(Number.isFinite);
-  const yStep = niceStep(Math.max(1.2, ...skills), 3);
-  const hi = Math.min(Math.ceil((Math.max(1.2, ...skills) * 1.05) / yStep) * yStep, 5);
+  // Up to 5 times naive's error; worse than that is drawn at the top edge.
+  const top = Math.min(Math.max(1.2, ...skills) * 1.05, MAX_SKILL);
+  const yStep = niceStep(top, 3);
+  const hi = Math.ceil(top / yStep) * yStep;
   const x = (t) => m.l + ((t - t0) / (t1 - t0)) * (W - m.l - m.r);
   const y = (v) => m.t + (1 - Math.min(v, hi) / hi) * (H - m.t - m.b);
 
   const grid = svgEl("g", { class: "axis" });
-  for (let v = 0; v <= hi + yStep / 2; v += yStep) {
+  for (let v = 0; v <= hi + 1e-9; v += yStep) {
     grid.append(svgEl("line", { class: "grid", x1: m.l, x2: W - m.r, y1: y(v), y2: y(v) }));
     grid.append(svgEl("text", { class: "tick", x: m.l - 5, y: y(v) + 3, "text-anchor": "end" }, String(Number(v.toFixed(3)))));
   }

@@ -354,6 +354,64 @@ def scored(d) -> dict:  # type: ignore[no-untyped-def]
     return result
 
 
+def dom_when(ready):  # type: ignore[no-untyped-def]
+    """A ``render`` check: the accuracy DOM once ``ready(dom)``."""
+
+    def done(run: subprocess.CompletedProcess[str]) -> AccuracyDom | None:
+        dom = AccuracyDom()
+        dom.feed(run.stdout)
+        return dom if ready(dom) else None
+
+    return done
+
+
+def panel_shows(d, tmp: Path, url: str, server: str) -> tuple[dict, AccuracyDom]:  # type: ignore[no-untyped-def]
+    """Render the page once the daemon's scores settle; check the panel shows exactly them.
+
+    Returns:
+        The accuracy body and the rendered panel.
+    """
+    body = scored(d)
+    model = d.get("/predictions/current").json()["model"]
+    name = str(model["version"]) if model["kind"] == "tft" else "baseline"
+    short = name.removeprefix("tft_model_")  # as the page shows it
+    (served,) = [v for v in body["versions"] if v["version"] == name]
+    mine = [
+        v
+        for v in d.get("/admin/accuracy", params={"server": server}).json()["versions"]
+        if v["version"] == name
+    ]
+    _, dom = render(
+        tmp,
+        url,
+        dom_when(
+            lambda dom: "accuracy-body" not in dom.hidden and short in dom.texts.get("detail-skill", "")
+        ),
+        "--dump-dom",
+    )
+    assert isinstance(dom, AccuracyDom)
+    assert "accuracy-empty" in dom.hidden
+    label = (
+        f"TFT {name.removeprefix('tft_model_')}" if model["kind"] == "tft" else "baseline (seasonal naive)"
+    )
+    assert dom.texts["accuracy-version"].strip() == label
+    for bucket in ("0-1h", "1-4h", "4-8h", "all"):
+        want = served["buckets"][bucket]
+        assert want["points"] > 0
+        assert dom.cells[(bucket, "skill")] == f"{want['skill']:.2f}", bucket
+        assert dom.cells[(bucket, "coverage")] == f"{want['coverage'] * 100:.0f} %", bucket
+        assert dom.cells[(bucket, "points")] == str(want["points"]), bucket
+    # One line per version scored, the naive reference, and a mark per model change in serving order.
+    assert dom.chart_classes["skill"] == len([v for v in body["versions"] if v["hours"]]) >= 1
+    assert dom.chart_classes["naive"] == 1
+    assert dom.changes == [v["version"] for v in body["versions"]]
+    assert dom.texts["detail-name"].strip() == server
+    (own,) = mine
+    assert dom.texts["detail-skill"].startswith(f"skill {own['skill']:.2f} · p10–p90 coverage ")
+    assert f"{own['points']} points" in dom.texts["detail-skill"]
+    return body, dom
+
+
 @needs_chromium
 def test_headless_chromium_renders_live_accuracy(daemon_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     d = daemon_factory(
@@ -361,18 +419,11 @@ def test_headless_chromium_renders_live_accuracy(daemon_factory, tmp_path: Path)
         model={**TINY_MODEL, "step_seconds": ACC_STEP},
         predictor={"min_history_steps": 6, "refresh_s": 2.0},
         accuracy={"issue_every_s": ACC_STEP},
+        training={"min_records": 500},
     )
     d.start()
     d.wait_ready()
     assert d.get("/admin/accuracy").json()["versions"] == []
-
-    def dom_when(ready):  # type: ignore[no-untyped-def]
-        def done(run: subprocess.CompletedProcess[str]) -> AccuracyDom | None:
-            dom = AccuracyDom()
-            dom.feed(run.stdout)
-            return dom if ready(dom) else None
-
-        return done
 
     # Before any score: the panel says what is missing, not a blank box.
     _, empty = render(
@@ -385,40 +436,26 @@ def test_headless_chromium_renders_live_accuracy(daemon_factory, tmp_path: Path)
     assert empty.texts["accuracy-empty"].strip() == NO_SCORE
     assert "accuracy-empty" not in empty.hidden and "accuracy-body" in empty.hidden
 
-    # History (more than the day the naive reference needs), then a replay of 6 h in seconds.
+    # History (more than the day the naive reference needs), then 6 h replayed in seconds:
+    # the baseline serves and is scored.
     end = (int(time.time()) // ACC_STEP) * ACC_STEP
-    for hours, until in ((30, end - 6 * ACC_STEP), (6, end)):
+    for hours, until in ((30, end - 14 * ACC_STEP), (6, end - 8 * ACC_STEP)):
         backfill(d.endpoint("ingest"), servers=ACC_SERVERS, days=hours / 24, interval_s=600.0, end=until)
-    wait_for_forecasts(d, ACC_SERVERS)
-    body = scored(d)
-    served = body["versions"][-1]
-    server = sorted(d.get("/predictions/current").json()["servers"])[0]
-    (mine,) = d.get("/admin/accuracy", params={"server": server}).json()["versions"]
-
+    fleet = wait_for_forecasts(d, ACC_SERVERS)
+    server = sorted(fleet["servers"])[0]
     url = f"{d.url}/#key={d.key}&server={server}"
-    _, dom = render(
-        tmp_path / "scored",
-        url,
-        dom_when(lambda dom: "accuracy-body" not in dom.hidden and dom.texts.get("detail-skill")),
-        "--dump-dom",
-    )
-    assert isinstance(dom, AccuracyDom)
-    assert "accuracy-empty" in dom.hidden
-    assert dom.texts["accuracy-version"].strip() == "baseline (seasonal naive)"
-    for bucket in ("0-1h", "1-4h", "4-8h", "all"):
-        want = served["buckets"][bucket]
-        assert want["points"] > 0
-        assert dom.cells[(bucket, "skill")] == f"{want['skill']:.2f}", bucket
-        assert dom.cells[(bucket, "coverage")] == f"{want['coverage'] * 100:.0f} %", bucket
-        assert dom.cells[(bucket, "points")] == str(want["points"]), bucket
+    body, dom = panel_shows(d, tmp_path / "baseline", url, server)
+    assert [v["version"] for v in body["versions"]] == ["baseline"]
     # The served baseline is seasonal naive itself: skill 1, which checks the arithmetic.
     assert dom.cells[("all", "skill")] == "1.00"
-    assert dom.chart_classes["skill"] == len([v for v in body["versions"] if v["hours"]]) >= 1
-    assert dom.chart_classes["naive"] == 1
-    assert dom.changes == [v["version"] for v in body["versions"]]
-    assert dom.texts["detail-name"].strip() == server
-    assert dom.texts["detail-skill"].startswith(f"skill {mine['skill']:.2f} · p10–p90 coverage ")
-    assert f"{mine['points']} points" in dom.texts["detail-skill"]
+
+    # A trained model takes over; 8 h more are replayed and scored under it.
+    job = d.post("/admin/trigger-training?epochs=2").json()
+    assert job["status"] == "queued", job
+    wait_for(lambda: d.get("/predictions/current").json()["model"]["kind"] == "tft", 180, step=0.5)
+    backfill(d.endpoint("ingest"), servers=ACC_SERVERS, days=8 / 24, interval_s=600.0, end=end)
+    body, dom = panel_shows(d, tmp_path / "tft", url, server)
+    assert [v["kind"] for v in body["versions"]] == ["baseline", "tft"]
 
     shot = tmp_path / "accuracy.png"
 
