@@ -166,6 +166,8 @@ def build_report(
     fleet = book.fleet_sums(since, until)
     per_server = book.server_sums(since, until)
     row = book.servers.index(server) if server in book.servers else None
+    # The per-server cells are daily: no hourly series for one server.
+    hourly = _hours(book, keep, since, until, n_quantiles) if server is None and keep else {}
     versions: list[VersionScores] = []
     for version, kind in book.served:
         found = fleet.get((version, kind))
@@ -180,7 +182,6 @@ def build_report(
         cells = cells[keep]
         if not cells[..., POINTS].sum():
             continue
-        hourly = [] if server is not None else _hours(book, version, kind, keep, since, until, n_quantiles)
         total = _with_buckets(cells.sum(axis=0), n_quantiles)
         versions.append(
             VersionScores(
@@ -190,7 +191,7 @@ def build_report(
                 from_=iso(first),
                 to=iso(last),
                 targets={book.targets[k]: _with_buckets(cells[j], n_quantiles) for j, k in enumerate(keep)},
-                hours=hourly,
+                hours=hourly.get((version, kind), []),
             )
         )
     worst: list[ServerScores] = []
@@ -203,24 +204,18 @@ def build_report(
 
 
 def _hours(
-    book: ScoreBook,
-    version: str,
-    kind: Kind,
-    keep: list[int],
-    since: int | None,
-    until: int | None,
-    n_quantiles: int,
-) -> list[HourScores]:
-    """The version's hourly cells in ``[since, until)``, kept targets only, in time order."""
-    series: list[HourScores] = []
-    for (v, k, hour), cell in sorted(book.fleet.items(), key=lambda item: item[0][2]):
-        outside = (since is not None and hour < since) or (until is not None and hour >= until)
-        if v != version or k != kind or outside:
+    book: ScoreBook, keep: list[int], since: int | None, until: int | None, n_quantiles: int
+) -> dict[tuple[str, Kind], list[HourScores]]:
+    """Per (version, kind): its hourly cells in ``[since, until)``, kept targets only, in time order."""
+    series: dict[tuple[str, Kind], list[HourScores]] = {}
+    for (version, kind, hour), cell in sorted(book.fleet.items(), key=lambda item: item[0][2]):
+        if (since is not None and hour < since) or (until is not None and hour >= until):
             continue
         s = scores(cell[keep].sum(axis=(0, 1)), n_quantiles)
         if s.points:
             at = iso(hour) or ""
-            series.append(HourScores(hour=at, points=s.points, skill=s.skill, coverage=s.coverage))
+            hours = series.setdefault((version, kind), [])
+            hours.append(HourScores(hour=at, points=s.points, skill=s.skill, coverage=s.coverage))
     return series
 
 
