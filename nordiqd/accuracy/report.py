@@ -7,6 +7,10 @@ targets (each with its own buckets). With ``server`` it reads the daily per-serv
 which hold no lead buckets, so ``buckets`` is empty and the window is whole days. A score
 whose denominator is zero (no point, no naive error, no scale) is null.
 
+Each fleet version also carries ``hours``: its skill and coverage hour by hour (all lead
+buckets together), the series the fleet page charts. The per-server view has none, since
+its cells are daily.
+
 ``worst_servers`` ranks the servers of the last version served in the window by skill,
 worst first.
 """
@@ -33,6 +37,7 @@ from nordiqd.accuracy.scores import Kind, ScoreBook
 
 __all__ = [
     "AccuracyReport",
+    "HourScores",
     "Scores",
     "ServerScores",
     "TargetScores",
@@ -61,10 +66,20 @@ class TargetScores(Scores, frozen=True, kw_only=True):
     buckets: dict[str, Scores]
 
 
+class HourScores(msgspec.Struct, frozen=True, kw_only=True):
+    """One version's scores over the steps that start in one hour, every lead bucket together."""
+
+    hour: str
+    points: int
+    skill: float | None
+    coverage: float | None
+
+
 class VersionScores(TargetScores, frozen=True, kw_only=True):
     """One model version's scores in the window: overall, per bucket and per target.
 
-    ``from`` and ``to`` are the first and last step scored in the window (ISO 8601, UTC).
+    ``from`` and ``to`` are the first and last step scored in the window (ISO 8601, UTC);
+    ``hours`` is the hourly series in time order (empty with ``server``).
     """
 
     version: str
@@ -72,6 +87,7 @@ class VersionScores(TargetScores, frozen=True, kw_only=True):
     from_: str | None = msgspec.field(name="from")
     to: str | None
     targets: dict[str, TargetScores]
+    hours: list[HourScores] = msgspec.field(default_factory=list)
 
 
 class ServerScores(Scores, frozen=True, kw_only=True):
@@ -150,6 +166,8 @@ def build_report(
     fleet = book.fleet_sums(since, until)
     per_server = book.server_sums(since, until)
     row = book.servers.index(server) if server in book.servers else None
+    # The per-server cells are daily: no hourly series for one server.
+    hourly = _hours(book, keep, since, until, n_quantiles) if server is None and keep else {}
     versions: list[VersionScores] = []
     for version, kind in book.served:
         found = fleet.get((version, kind))
@@ -173,6 +191,7 @@ def build_report(
                 from_=iso(first),
                 to=iso(last),
                 targets={book.targets[k]: _with_buckets(cells[j], n_quantiles) for j, k in enumerate(keep)},
+                hours=hourly.get((version, kind), []),
             )
         )
     worst: list[ServerScores] = []
@@ -182,6 +201,22 @@ def build_report(
         if mine is not None:
             worst = _worst(book, mine[:, keep].sum(axis=1), last_version.version, n_quantiles)
     return AccuracyReport(scored_through=iso(scored_through), versions=versions, worst_servers=worst)
+
+
+def _hours(
+    book: ScoreBook, keep: list[int], since: int | None, until: int | None, n_quantiles: int
+) -> dict[tuple[str, Kind], list[HourScores]]:
+    """Per (version, kind): its hourly cells in ``[since, until)``, kept targets only, in time order."""
+    series: dict[tuple[str, Kind], list[HourScores]] = {}
+    for (version, kind, hour), cell in sorted(book.fleet.items(), key=lambda item: item[0][2]):
+        if (since is not None and hour < since) or (until is not None and hour >= until):
+            continue
+        s = scores(cell[keep].sum(axis=(0, 1)), n_quantiles)
+        if s.points:
+            at = iso(hour) or ""
+            hours = series.setdefault((version, kind), [])
+            hours.append(HourScores(hour=at, points=s.points, skill=s.skill, coverage=s.coverage))
+    return series
 
 
 def _worst(book: ScoreBook, sums: np.ndarray, version: str, n_quantiles: int) -> list[ServerScores]:

@@ -1,9 +1,11 @@
 // nordiqd fleet page: fetches the daemon's JSON API with the key kept in sessionStorage and
-// draws the fleet table and one SVG chart per forecast target. No libraries, no build step.
+// draws the fleet table, one SVG chart per forecast target and the live accuracy panel
+// (accuracy.js). No libraries, no build step.
 //
 // Runs as a loop of refreshes: one every REFRESH_MS while the tab is visible, none while it
 // is hidden (an immediate one when it shows again). A 401 forgets the key and asks again.
 
+import { renderAccuracy, serverSkillText } from "./accuracy.js";
 import { drawChart, svgEl } from "./chart.js";
 import { fmt, fmtClock, fmtHourMinute, fmtMinutes } from "./format.js";
 
@@ -18,6 +20,8 @@ const state = {
   selected: sessionStorage.getItem(SELECTED_STORE),
   fleet: null,
   detail: null,
+  accuracy: null, // GET /admin/accuracy, null when it did not answer
+  serverAccuracy: null, // the same for the selected server only
   timer: null,
   busy: false,
   failing: false,
@@ -39,8 +43,6 @@ function el(tag, attrs, ...children) {
   for (const child of children) if (child !== null && child !== undefined) node.append(child);
   return node;
 }
-
-
 
 // ---- API --------------------------------------------------------------------------
 
@@ -131,13 +133,16 @@ async function refresh() {
   if (state.busy || !state.key) return;
   state.busy = true;
   try {
-    const [fleet, model, training] = await Promise.all([
+    const [fleet, model, training, accuracy] = await Promise.all([
       api("/predictions/current"),
       optional(api("/admin/model-info")),
       optional(api("/admin/training-status")),
+      optional(api("/admin/accuracy")),
     ]);
     state.fleet = fleet;
+    state.accuracy = accuracy;
     renderHeader(fleet, model, training);
+    renderAccuracy(accuracy, fleet.model);
     const rows = sortedServers(fleet);
     if (!rows.some(([name]) => name === state.selected)) {
       state.selected = rows.length ? rows[0][0] : null;
@@ -174,13 +179,16 @@ async function loadDetail() {
   }
   sessionStorage.setItem(SELECTED_STORE, name);
   let detail = null;
+  const mine = optional(api(`/admin/accuracy?server=${encodeURIComponent(name)}`));
   try {
     detail = await api(`/predictions/${encodeURIComponent(name)}`);
   } catch (err) {
     if (!(err instanceof HttpError && err.status === 404)) throw err;
   }
+  const serverAccuracy = await mine;
   if (token !== state.detailToken) return; // a newer selection won
   state.detail = detail;
+  state.serverAccuracy = serverAccuracy;
   renderDetail();
 }
 
@@ -317,6 +325,7 @@ function tableRow(name, s) {
 function renderDetail() {
   const d = state.detail;
   const charts = $("charts");
+  $("detail-skill").textContent = serverSkillText(state.serverAccuracy, state.fleet && state.fleet.model);
   if (!d) {
     $("detail-name").textContent = state.selected || "no server";
     $("detail-level").className = "badge";
@@ -381,7 +390,6 @@ function chartBox(d, target, risk) {
   return { box, svg, data: { histT, histV, forecast, threshold, now, metric: target } };
 }
 
-
 // ---- start ------------------------------------------------------------------------
 
 function start() {
@@ -404,7 +412,10 @@ function start() {
   let resizeTimer = null;
   window.addEventListener("resize", () => {
     clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(renderDetail, 150);
+    resizeTimer = setTimeout(() => {
+      renderDetail();
+      if (state.fleet) renderAccuracy(state.accuracy, state.fleet.model);
+    }, 150);
   });
   const key = sessionStorage.getItem(KEY_STORE);
   if (key) useKey(key);

@@ -16,14 +16,14 @@ export function svgEl(tag, attrs, text) {
   return node;
 }
 
-function niceStep(span, ticks) {
+export function niceStep(span, ticks) {
   const raw = span / ticks;
   const mag = Math.pow(10, Math.floor(Math.log10(raw)));
   const norm = raw / mag;
   return (norm <= 1 ? 1 : norm <= 2 ? 2 : norm <= 2.5 ? 2.5 : norm <= 5 ? 5 : 10) * mag;
 }
 
-function linePath(ts, vs, x, y) {
+export function linePath(ts, vs, x, y) {
   let path = "";
   let pen = false;
   for (let i = 0; i < ts.length; i++) {

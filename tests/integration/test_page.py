@@ -1,6 +1,7 @@
 """The fleet page: served without a key, no traversal, and rendered by real headless Chromium
 against a real daemon fed with a simulated fleet (rows, a forecast band, a non-blank
-screenshot)."""
+screenshot), and its live accuracy panel: the empty state before any score, then the
+daemon's own scores once a replay has been scored."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ import falcon.testing
 import pytest
 
 from nordiqd.api.app import Deps, create_app
-from tests.fleetdata import backfill
+from tests.fleetdata import TINY_MODEL, backfill
+from tests.harness import FAST_SUPERVISION, wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 KEY = "k" * 43
@@ -62,6 +64,7 @@ def test_page_and_its_files_need_no_key(client: falcon.testing.TestClient) -> No
         ("app.js", "text/javascript; charset=utf-8"),
         ("chart.js", "text/javascript; charset=utf-8"),
         ("format.js", "text/javascript; charset=utf-8"),
+        ("accuracy.js", "text/javascript; charset=utf-8"),
         ("style.css", "text/css; charset=utf-8"),
         ("favicon.svg", "image/svg+xml"),
     ]:
@@ -278,3 +281,185 @@ def test_headless_chromium_renders_the_fleet(daemon_factory, tmp_path: Path) -> 
         return f"{len(colours)} colours, {most / len(pixels):.0%} {background.hex()}" if ok else None
 
     render(tmp_path, url, painted, f"--screenshot={shot}", "--window-size=1400,1000")
+
+
+# --- the accuracy panel, against a real daemon that scores a replay ---------------------
+
+ACC_STEP = 3600  # hourly steps: the tiny model's 24-step window is the day the naive reference needs
+ACC_SERVERS = 4
+NO_SCORE = "no forecast scored yet: scores appear one issue interval after the first forecast"
+
+
+class AccuracyDom(HTMLParser):
+    """The accuracy panel in a dumped DOM: texts and ``hidden`` of elements by id, the
+    bucket table's cells, and the classes and versions of the skill chart's shapes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: dict[str, str] = {}
+        self.hidden: set[str] = set()
+        self.cells: dict[tuple[str, str], str] = {}
+        self.chart_classes: Counter[str] = Counter()
+        self.changes: list[str] = []
+        self._capture: str | tuple[str, str] | None = None
+        self._in_chart = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        ident = a.get("id")
+        if ident and "hidden" in a:
+            self.hidden.add(ident)
+        if ident in ("accuracy-empty", "accuracy-version", "detail-skill", "detail-name"):
+            self._capture = ident
+        if tag == "td" and a.get("data-bucket") and a.get("data-field"):
+            self._capture = (a["data-bucket"] or "", a["data-field"] or "")
+        if tag == "svg":
+            self._in_chart = ident == "accuracy-chart"
+        if self._in_chart and a.get("class"):
+            self.chart_classes.update((a["class"] or "").split())
+        if self._in_chart and a.get("data-version"):
+            self.changes.append(a["data-version"] or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "svg":
+            self._in_chart = False
+        if self._capture is not None and tag in ("p", "span", "h2", "td"):
+            if isinstance(self._capture, str):
+                self.texts.setdefault(self._capture, "")
+            else:
+                self.cells.setdefault(self._capture, "")
+            self._capture = None
+
+    def handle_data(self, data: str) -> None:
+        if isinstance(self._capture, str):
+            self.texts[self._capture] = self.texts.get(self._capture, "") + data
+        elif self._capture is not None:
+            self.cells[self._capture] = self.cells.get(self._capture, "") + data
+
+
+def scored(d) -> dict:  # type: ignore[no-untyped-def]
+    """The accuracy body once it has points in every bucket and two reads a second apart agree."""
+    last: list[dict] = []
+
+    def same() -> dict | None:
+        body: dict = d.get("/admin/accuracy").json()
+        versions = body["versions"]
+        full = bool(versions) and all(versions[-1]["buckets"][b]["points"] for b in ("0-1h", "1-4h", "4-8h"))
+        agreed = full and bool(last) and last[-1] == body
+        last.append(body)
+        time.sleep(1.0)
+        return body if agreed else None
+
+    result: dict = wait_for(same, 60, step=0.0)
+    return result
+
+
+def dom_when(ready):  # type: ignore[no-untyped-def]
+    """A ``render`` check: the accuracy DOM once ``ready(dom)``."""
+
+    def done(run: subprocess.CompletedProcess[str]) -> AccuracyDom | None:
+        dom = AccuracyDom()
+        dom.feed(run.stdout)
+        return dom if ready(dom) else None
+
+    return done
+
+
+def panel_shows(d, tmp: Path, url: str, server: str) -> tuple[dict, AccuracyDom]:  # type: ignore[no-untyped-def]
+    """Render the page once the daemon's scores settle; check the panel shows exactly them.
+
+    Returns:
+        The accuracy body and the rendered panel.
+    """
+    body = scored(d)
+    model = d.get("/predictions/current").json()["model"]
+    name = str(model["version"]) if model["kind"] == "tft" else "baseline"
+    short = name.removeprefix("tft_model_")  # as the page shows it
+    (served,) = [v for v in body["versions"] if v["version"] == name]
+    mine = [
+        v
+        for v in d.get("/admin/accuracy", params={"server": server}).json()["versions"]
+        if v["version"] == name
+    ]
+    _, dom = render(
+        tmp,
+        url,
+        dom_when(
+            lambda dom: "accuracy-body" not in dom.hidden and short in dom.texts.get("detail-skill", "")
+        ),
+        "--dump-dom",
+    )
+    assert isinstance(dom, AccuracyDom)
+    assert "accuracy-empty" in dom.hidden
+    label = (
+        f"TFT {name.removeprefix('tft_model_')}" if model["kind"] == "tft" else "baseline (seasonal naive)"
+    )
+    assert dom.texts["accuracy-version"].strip() == label
+    for bucket in ("0-1h", "1-4h", "4-8h", "all"):
+        want = served["buckets"][bucket]
+        assert want["points"] > 0
+        assert dom.cells[(bucket, "skill")] == f"{want['skill']:.2f}", bucket
+        assert dom.cells[(bucket, "coverage")] == f"{want['coverage'] * 100:.0f} %", bucket
+        assert dom.cells[(bucket, "points")] == str(want["points"]), bucket
+    # One line per version scored, the naive reference, and a mark per model change in serving order.
+    assert dom.chart_classes["skill"] == len([v for v in body["versions"] if v["hours"]]) >= 1
+    assert dom.chart_classes["naive"] == 1
+    assert dom.changes == [v["version"] for v in body["versions"]]
+    assert dom.texts["detail-name"].strip() == server
+    (own,) = mine
+    assert dom.texts["detail-skill"].startswith(f"skill {own['skill']:.2f} · p10–p90 coverage ")
+    assert f"{own['points']} points" in dom.texts["detail-skill"]
+    return body, dom
+
+
+@needs_chromium
+def test_headless_chromium_renders_live_accuracy(daemon_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    d = daemon_factory(
+        supervisor=dict(FAST_SUPERVISION),
+        model={**TINY_MODEL, "step_seconds": ACC_STEP},
+        predictor={"min_history_steps": 6, "refresh_s": 2.0},
+        accuracy={"issue_every_s": ACC_STEP},
+        training={"min_records": 500},
+    )
+    d.start()
+    d.wait_ready()
+    assert d.get("/admin/accuracy").json()["versions"] == []
+
+    # Before any score: the panel says what is missing, not a blank box.
+    _, empty = render(
+        tmp_path / "empty",
+        f"{d.url}/#key={d.key}",
+        dom_when(lambda dom: dom.texts.get("accuracy-empty")),
+        "--dump-dom",
+    )
+    assert isinstance(empty, AccuracyDom)
+    assert empty.texts["accuracy-empty"].strip() == NO_SCORE
+    assert "accuracy-empty" not in empty.hidden and "accuracy-body" in empty.hidden
+
+    # History (more than the day the naive reference needs), then 6 h replayed in seconds:
+    # the baseline serves and is scored.
+    end = (int(time.time()) // ACC_STEP) * ACC_STEP
+    for hours, until in ((30, end - 14 * ACC_STEP), (6, end - 8 * ACC_STEP)):
+        backfill(d.endpoint("ingest"), servers=ACC_SERVERS, days=hours / 24, interval_s=600.0, end=until)
+    fleet = wait_for_forecasts(d, ACC_SERVERS)
+    server = sorted(fleet["servers"])[0]
+    url = f"{d.url}/#key={d.key}&server={server}"
+    body, dom = panel_shows(d, tmp_path / "baseline", url, server)
+    assert [v["version"] for v in body["versions"]] == ["baseline"]
+    # The served baseline is seasonal naive itself: skill 1, which checks the arithmetic.
+    assert dom.cells[("all", "skill")] == "1.00"
+
+    # A trained model takes over; 8 h more are replayed and scored under it.
+    job = d.post("/admin/trigger-training?epochs=2").json()
+    assert job["status"] == "queued", job
+    wait_for(lambda: d.get("/predictions/current").json()["model"]["kind"] == "tft", 180, step=0.5)
+    backfill(d.endpoint("ingest"), servers=ACC_SERVERS, days=8 / 24, interval_s=600.0, end=end)
+    body, dom = panel_shows(d, tmp_path / "tft", url, server)
+    assert [v["kind"] for v in body["versions"]] == ["baseline", "tft"]
+
+    shot = tmp_path / "accuracy.png"
+
+    def painted(run: subprocess.CompletedProcess[str]) -> bool:
+        return shot.exists() and len(Counter(png_pixels(shot)[2])) > 100
+
+    render(tmp_path / "shot", url, painted, f"--screenshot={shot}", "--window-size=1400,1000")
