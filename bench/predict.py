@@ -11,6 +11,9 @@ same run:
    ``ForecastCycle.compute`` (snapshot, forecast, clip, risk, encode) for the fleet.
    The model is a 1-epoch fit on a ``--train-servers`` simulated fleet (few windows:
    its accuracy is irrelevant here, its shape is the default one).
+   Then the cost of live accuracy (``bench/live_cost.py``): the ledger's memory with the
+   issues a horizon keeps outstanding, holding that pass's forecasts, and the scoring
+   (issue + observe of one step) as a share of the pass.
 2. A real ``nordiqd run`` on a temporary directory, ``--servers`` x 42 h of 5-minute
    history sent through the zmq ingest client (42 h so a training job has a window;
    the predictor needs 24 h), six published versions of that model. ``--clients``
@@ -63,6 +66,8 @@ from typing import Any
 _REPO = Path(__file__).resolve().parents[1]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
+
+import live_cost  # noqa: E402  (bench/live_cost.py, next to this script)
 
 STEP_S = 300
 SEED = 7
@@ -229,8 +234,9 @@ def forecast_figures(args: argparse.Namespace, models: Path, end: int, report: d
     times = []
     for _ in range(args.runs):
         t = time.perf_counter()
-        bodies = cycle.compute(now).bodies
+        last_pass = cycle.compute(now)
         times.append(time.perf_counter() - t)
+    bodies = last_pass.bodies
     forecast_s = report["forecast"][args.servers]["median_s"]
     report["cycle"] = {
         "best_s": min(times),
@@ -247,6 +253,9 @@ def forecast_figures(args: argparse.Namespace, models: Path, end: int, report: d
         f" | target: none (the forecast's <= {TARGETS['forecast_s']:g} s covers it) "
         f"| ref: forecast alone {forecast_s:.2f} s median, "
         f"rest {statistics.median(times) - forecast_s:.2f} s ({load()})"
+    )
+    lines += live_cost.accuracy_figures(
+        cfg, snap, last_pass.outlook, statistics.median(times), forecast_s, load, report
     )
     return lines
 

@@ -4,7 +4,8 @@ What it does, in order: writes a config and an API key under ``~/.nordiqd-demo``
 ``--dir``), starts ``nordiqd run`` as a child process, backfills days of history for a
 simulated fleet through the real ingest endpoint, streams live samples (with a few
 scripted incidents so that forecasts have something to catch), triggers the first
-training through the REST API, and reports what happens until Ctrl-C.
+training through the REST API, and reports what happens until Ctrl-C, the live accuracy
+of the served forecasts included (the backfill is scored too, so scores come at once).
 
 How it stops: Ctrl-C (or SIGTERM) stops the simulator, then sends SIGTERM to the daemon
 and waits for its ordered shutdown.
@@ -53,7 +54,9 @@ refresh_s = 30
 {model}
 """
 FULL_MODEL = "max_windows_per_epoch = 3000  # a few minutes per epoch on 2 cores\n"
-SMALL_MODEL = """encoder_steps = 24
+# The small model keeps a day of window all the same: live accuracy scores every forecast
+# against seasonal naive (the value one day earlier), which the windows must still hold.
+SMALL_MODEL = """encoder_steps = 288
 horizon_steps = 12
 hidden_size = 8
 attention_heads = 1
@@ -251,6 +254,7 @@ def _banner(url: str, key: str, key_file: str, root: Path) -> None:
     curl -H "X-API-Key: $API_KEY" {url}/admin/training-status
     curl -H "X-API-Key: $API_KEY" {url}/admin/model-info
     curl -H "X-API-Key: $API_KEY" {url}/alerts/active
+    curl -H "X-API-Key: $API_KEY" {url}/admin/accuracy
     curl -X POST -H "X-API-Key: $API_KEY" "{url}/admin/trigger-training?epochs=10&incremental=true"
     nordiqd ctl -c {root / "nordiqd.toml"} status
 
@@ -261,7 +265,7 @@ def _banner(url: str, key: str, key_file: str, root: Path) -> None:
 
 
 def _watch(api: _Api, stop: threading.Event, say: Any, run_for_s: float | None) -> None:
-    """Report the moments that matter: first forecasts, training progress, model swaps, alerts."""
+    """Report what matters: first forecasts, training, model swaps, alerts, live accuracy."""
     started = time.monotonic()
     last: dict[str, Any] = {}
     while not stop.wait(2.0):
@@ -290,3 +294,39 @@ def _watch(api: _Api, stop: threading.Event, say: Any, run_for_s: float | None) 
         if forecasts and alerts != last.get("alerts"):
             say(f"alerts: {alerts[0]} warning, {alerts[1]} critical")
         last.update(forecasts=forecasts, version=model.get("version"), alerts=alerts)
+        _report_accuracy(api, say, model.get("version") or "baseline", last)
+
+
+def _report_accuracy(api: _Api, say: Any, served: str, last: dict[str, Any]) -> None:
+    """Say the live skill and coverage of the served model (else of the newest one scored).
+
+    Once per model and hour of data time scored: the backfill is scored through the same
+    data-time issue points as live data, so the baseline has scores within seconds.
+    """
+    try:
+        code, body = api.call("GET", "/admin/accuracy")
+    except OSError:
+        return
+    versions = body.get("versions", []) if code == 200 and isinstance(body, dict) else []
+    scored = [v for v in versions if v.get("points")]
+    if not scored:
+        return
+    v = next((v for v in scored if v["version"] == served), scored[-1])
+    through = str(body.get("scored_through") or "")
+    mark = (v["version"], through[:13])  # per model and hour of data time
+    if mark == last.get("accuracy"):
+        return
+    last["accuracy"] = mark
+    buckets = ", ".join(
+        f"{name} {b['skill']:.2f}"
+        for name, b in v.get("buckets", {}).items()
+        if name != "all" and b.get("points") and b.get("skill") is not None
+    )
+    skill = "n/a" if v.get("skill") is None else f"{v['skill']:.2f}"
+    coverage = "n/a" if v.get("coverage") is None else f"{v['coverage']:.0%}"
+    name = "the baseline" if v["kind"] == "baseline" else f"TFT {v['version']}"
+    say(
+        f"live accuracy of {name}: skill {skill} (below 1 beats seasonal naive; "
+        f"by lead {buckets or 'n/a'}), p10-p90 coverage {coverage}, {v['points']:,} points "
+        f"scored through {through}"
+    )

@@ -1,4 +1,5 @@
-"""``nordiqd demo`` as a new user runs it: it reaches TFT forecasts with no failed request."""
+"""``nordiqd demo`` as a new user runs it: it reaches TFT forecasts with no failed request,
+and its backfill is scored live (the baseline, skill 1 by construction)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from tests.harness import free_port
 
 
 @pytest.mark.timeout(600)
-def test_demo_reaches_tft_forecasts_without_a_failed_request(tmp_path: Path) -> None:
+def test_demo_reaches_tft_forecasts_and_live_scores_without_a_failed_request(tmp_path: Path) -> None:
     port = free_port()
     root = tmp_path / "demo"
     args = ["--dir", str(root), "--port", str(port), "--servers", "6", "--interval", "60",
-            "--backfill-days", "1", "--epochs", "1", "--small-model", "--run-for", "400"]  # fmt: skip
+            "--backfill-days", "2", "--epochs", "1", "--small-model", "--run-for", "400"]  # fmt: skip
     demo = subprocess.Popen(
         [sys.executable, "-m", "nordiqd", "demo", *args],
         stdout=subprocess.PIPE,
@@ -58,6 +59,7 @@ def test_demo_reaches_tft_forecasts_without_a_failed_request(tmp_path: Path) -> 
             if body["summary"]["forecast"] and (not kinds or kinds[-1] != body["model"]["kind"]):
                 kinds.append(body["model"]["kind"])
             time.sleep(0.1)
+        accuracy = session.get(url + "/admin/accuracy", headers={"X-API-Key": key}, timeout=30).json()
         time.sleep(3.0)  # the demo reports what it sees every 2 s
     finally:
         if demo.poll() is None:
@@ -67,5 +69,11 @@ def test_demo_reaches_tft_forecasts_without_a_failed_request(tmp_path: Path) -> 
     # The baseline may be skipped when the small model trains faster than a forecast cycle.
     assert kinds in (["baseline", "tft"], ["tft"]), (kinds, out)
     assert demo.returncode == 0, out
-    for line in ("Fleet page:", "API key:", "now serving trained model", "daemon stopped (exit code 0)"):
+    # The backfill went through the data-time issue points while the baseline served.
+    baseline = next(v for v in accuracy["versions"] if v["kind"] == "baseline")
+    assert baseline["points"] > 0 and baseline["buckets"]["0-1h"]["points"] > 0, accuracy
+    assert abs(baseline["skill"] - 1.0) <= 0.01, accuracy
+    lines = ("Fleet page:", "API key:", "/admin/accuracy", "now serving trained model",
+             "live accuracy of the baseline: skill 1.00", "daemon stopped (exit code 0)")  # fmt: skip
+    for line in lines:
         assert line in out, out
