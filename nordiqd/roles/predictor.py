@@ -73,6 +73,13 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
         )
         self.cycle = ForecastCycle(cfg, self.windows, self.slot)
         self.live = LiveAccuracy.from_config(cfg)
+        if spec.encoder_steps * spec.step_seconds < 86400:
+            # The seasonal-naive reference is the value a day earlier, read from the windows.
+            log.warning(
+                "[model] encoder_steps x step_seconds = %d s is under a day: live accuracy has no "
+                "seasonal reference and scores no forecast",
+                spec.encoder_steps * spec.step_seconds,
+            )
         self.scoring = Scoring(cfg, self.live)
         self.feed = DataTimeFeed(self.windows, spec, self.live, self.scoring, self.slot)
         self._replies: queue.Queue[tuple[list[bytes], m.ServiceReply]] = queue.Queue()
