@@ -1,6 +1,6 @@
 """Live accuracy recomputed by the test from what it sent and what the daemon kept as served.
 
-A real daemon (the served baseline, hourly steps) gets a day and a half of simulated
+A real daemon (the served baseline or a tiny trained model, hourly steps) gets 42 h of simulated
 history in one batch, then a replay of 12 h more, one hour per batch, faster than real
 time. After every batch the test reads the forecast issued at the hour it crossed from
 the daemon's accuracy state file (the forecasts kept as served, read with plain msgpack,
