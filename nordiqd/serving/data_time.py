@@ -60,17 +60,15 @@ class DataTimeFeed:
         if newest is None:
             return
         before = self.watermark
-        stamps = table.column("timestamp").cast(pa.int64())  # epoch ms
-        # The first batch (nothing applied, nothing refilled) has no watermark yet: its own
-        # oldest record stands for it, so a history sent in one batch is still issued.
-        since = before if before is not None else float(pc.min(stamps).as_py()) / 1000.0
-        for at in self.live.due(since, newest):
-            head = pc.less(stamps, at * 1000)
-            self.windows.add(table.filter(head))
-            rest = pc.invert(head)
-            table, stamps = table.filter(rest), stamps.filter(rest)
-            snap = self.windows.snapshot(self.targets, now=at - 1)
-            self.scoring.put(IssueAt(at, snap, self.slot.served))
+        if before is not None:
+            stamps = table.column("timestamp").cast(pa.int64())  # epoch ms
+            for at in self.live.due(before, newest):
+                head = pc.less(stamps, at * 1000)
+                self.windows.add(table.filter(head))
+                rest = pc.invert(head)
+                table, stamps = table.filter(rest), stamps.filter(rest)
+                snap = self.windows.snapshot(self.targets, now=at - 1)
+                self.scoring.put(IssueAt(at, snap, self.slot.served))
         self.windows.add(table)
         if before is not None and newest <= before:
             return

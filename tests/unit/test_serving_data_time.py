@@ -96,16 +96,6 @@ def test_a_batch_crossing_issue_points_scores_as_many_small_ones(tmp_path: Path)
     assert other["mae"] == pytest.approx(one["mae"]) and other["wql"] == pytest.approx(one["wql"])
 
 
-def test_a_history_sent_as_the_very_first_batch_is_issued_and_scored(tmp_path: Path) -> None:
-    table = records(60)
-    small = report(replay(tmp_path / "small", table, batch_rows=3))
-    # No watermark before it: the batch's own oldest record stands for one.
-    whole = report(replay(tmp_path / "whole", table, batch_rows=table.num_rows))
-    (one,), (other,) = small["versions"], whole["versions"]
-    assert other["points"] == one["points"] > 0
-    assert other["mae"] == pytest.approx(one["mae"])
-
-
 def test_metrics_carry_the_trailing_skill_coverage_and_points(tmp_path: Path) -> None:
     live = replay(tmp_path, records(60), batch_rows=30)
     trailing = live.trailing()
