@@ -139,7 +139,9 @@ class LiveAccuracy:
                 return 0
             floor = ledger.issues[0].at
             if ledger.scored_through is not None:
-                floor = max(floor, ledger.scored_through)
+                # Steps inside the grace are handed over again: a late batch may have filled
+                # one that was a gap; the masks keep what was scored from counting twice.
+                floor = max(floor, ledger.scored_through - ledger.grace_s)
         slots = np.flatnonzero((starts >= floor) & (starts + ledger.step <= through))
         if not slots.size:
             return 0

@@ -71,6 +71,9 @@ class DataTimeFeed:
                 self.scoring.put(IssueAt(at, snap, self.slot.served))
         self.windows.add(table)
         if before is not None and newest <= before:
+            # A late batch: the steps it filled are handed over again (within the grace).
+            oldest = pc.min(table.column("timestamp").cast(pa.int64())).as_py()
+            self.observe(since=float(oldest) / 1000.0)
             return
         self.watermark = newest
         if before is None or newest // self.step > before // self.step:
@@ -87,8 +90,13 @@ class DataTimeFeed:
             self.watermark = newest
         self.observe()
 
-    def observe(self) -> None:
-        """Have the accuracy thread score the steps final by the watermark."""
+    def observe(self, since: float | None = None) -> None:
+        """Have the accuracy thread score the steps final by the watermark.
+
+        Args:
+            since: Also hand over the final steps from the one holding ``since`` on (a late
+                batch's oldest record); None: only the steps final since the last observe.
+        """
         if self.watermark is None:
             return
         through = int(self.watermark // self.step) * self.step
@@ -96,6 +104,8 @@ class DataTimeFeed:
         # Only the steps final since the last observe travel (one more is harmless: a step
         # handed over again is not scored again).
         fresh = self.windows.length if self._observed is None else (through - self._observed) // self.step + 1
+        if since is not None:
+            fresh = max(fresh, (through - int(since // self.step) * self.step) // self.step)
         keep = max(1, min(self.windows.length, fresh))
         self.scoring.put(Observe(snap._replace(windows=snap.windows[:, -keep:].copy()), through))
         self._observed = through

@@ -236,11 +236,6 @@ def test_a_server_silent_for_two_hours_scores_no_point_for_them(d: Daemon) -> No
     assert_agree(d, expected, THROUGH)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: a step that arrives after a newer one is never scored "
-    "(LiveAccuracy.observe starts at scored_through; a late batch triggers no observe)",
-)
 def test_a_batch_out_of_order_within_the_grace_is_scored_once(d: Daemon) -> None:
     records = fleet_records()
     order = list(range(REPLAY_H))
