@@ -18,6 +18,17 @@ TINY_MODEL = {
 }
 
 
+def hourly_accuracy(step: int) -> dict[str, dict[str, object]]:
+    """Config sections of the live-accuracy tests: the tiny model at ``step`` seconds, a
+    forecast kept for scoring every step, and little data needed to train."""
+    return {
+        "model": {**TINY_MODEL, "step_seconds": step},
+        "predictor": {"min_history_steps": 6},
+        "training": {"min_records": 500},
+        "accuracy": {"issue_every_s": step},
+    }
+
+
 def backfill(
     endpoint: str,
     *,

@@ -169,12 +169,13 @@ class LiveAccuracy:
         until: int | None = None,
         target: str | None = None,
         server: str | None = None,
+        hours: bool = True,
     ) -> AccuracyReport:
         """Scores over ``[since, until)`` of data time (epoch seconds; None: unbounded)."""
         with self._lock:
             ledger = self.ledger
             return build_report(
-                ledger.book, ledger.scored_through, len(ledger.quantiles), since, until, target, server
+                ledger.book, ledger.scored_through, len(ledger.quantiles), since, until, target, server, hours
             )
 
     def trailing(self) -> AccuracyReport:
@@ -182,6 +183,6 @@ class LiveAccuracy:
         with self._lock:
             through = self.ledger.scored_through
         if through is None:
-            return self.report()
+            return self.report(hours=False)
         until = through - through % HOUR_S + (HOUR_S if through % HOUR_S else 0)
-        return self.report(since=until - self.settings.window_hours * HOUR_S, until=until)
+        return self.report(since=until - self.settings.window_hours * HOUR_S, until=until, hours=False)

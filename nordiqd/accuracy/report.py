@@ -147,6 +147,7 @@ def build_report(
     until: int | None = None,
     target: str | None = None,
     server: str | None = None,
+    hours: bool = True,
 ) -> AccuracyReport:
     """Scores of every version over ``[since, until)`` (data time; None: unbounded).
 
@@ -158,6 +159,7 @@ def build_report(
         until: Window end, epoch seconds.
         target: Only this target (unknown: no versions).
         server: Only this server, from the daily per-server sums.
+        hours: Build each version's hourly series (the page's chart; /metrics needs none).
 
     Returns:
         The report; versions in first-served order.
@@ -167,7 +169,7 @@ def build_report(
     per_server = book.server_sums(since, until)
     row = book.servers.index(server) if server in book.servers else None
     # The per-server cells are daily: no hourly series for one server.
-    hourly = _hours(book, keep, since, until, n_quantiles) if server is None and keep else {}
+    hourly = _hours(book, keep, since, until, n_quantiles) if hours and server is None and keep else {}
     versions: list[VersionScores] = []
     for version, kind in book.served:
         found = fleet.get((version, kind))

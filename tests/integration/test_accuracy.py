@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.fleetdata import TINY_MODEL, backfill
+from tests.fleetdata import backfill, hourly_accuracy
 from tests.harness import FAST_SUPERVISION, Daemon, wait_for
 
 STEP = 3600  # hourly steps: the tiny model's 24-step window is the day the reference needs
@@ -25,10 +25,7 @@ def d(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
         tmp_path_factory.mktemp("accuracy"),
         {
             "supervisor": dict(FAST_SUPERVISION),
-            "model": {**TINY_MODEL, "step_seconds": STEP},
-            "predictor": {"min_history_steps": 6},
-            "training": {"min_records": 500},
-            "accuracy": {"issue_every_s": STEP},
+            **hourly_accuracy(STEP),
         },
     )
     daemon.start()

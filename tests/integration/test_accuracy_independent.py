@@ -27,7 +27,7 @@ import pytest
 
 from nordiqd.agent import IngestClient
 from nordiqd.simulate import SimulatedFleet
-from tests.fleetdata import TINY_MODEL
+from tests.fleetdata import hourly_accuracy
 from tests.harness import FAST_SUPERVISION, Daemon, wait_for
 
 STEP = 3600
@@ -61,10 +61,7 @@ def d(tmp_path: Path):  # type: ignore[no-untyped-def]
         tmp_path,
         {
             "supervisor": dict(FAST_SUPERVISION),
-            "model": {**TINY_MODEL, "step_seconds": STEP},
-            "predictor": {"min_history_steps": 6},
-            "training": {"min_records": 500},
-            "accuracy": {"issue_every_s": STEP},
+            **hourly_accuracy(STEP),
         },
     )
     daemon.start()
