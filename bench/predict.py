@@ -255,7 +255,7 @@ def forecast_figures(args: argparse.Namespace, models: Path, end: int, report: d
         f"rest {statistics.median(times) - forecast_s:.2f} s ({load()})"
     )
     lines += live_cost.accuracy_figures(
-        cfg, snap, last_pass.outlook, statistics.median(times), forecast_s, load, report
+        cfg, windows, cycle, now, snap, last_pass.outlook, statistics.median(times), args.runs, load, report
     )
     return lines
 

@@ -9,7 +9,9 @@ their own threads (``nordiqd.serving``); reload requests answer once the loader 
 
 Live accuracy runs in data time: batches reach the windows through a ``DataTimeFeed``
 (``serving.data_time``), which keeps the watermark and hands the accuracy thread
-(``serving.scoring``) the windows as they stood at every issue point and step boundary.
+(``serving.scoring``) the windows as they stood at every issue point and step boundary;
+the forecast cycle forecasts each issue point as one of its passes, so what is scored is
+what was served, at no second forecast.
 
 How it stops: ``close()`` stops the loader, the watchdog, the forecast thread and the
 accuracy thread (which saves the scores).
@@ -71,7 +73,7 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
             batch_size=cfg.predictor.forecast_batch_size,
             workers=cfg.predictor.forecast_workers,
         )
-        self.cycle = ForecastCycle(cfg, self.windows, self.slot)
+        self.cycle = ForecastCycle(cfg, self.windows, self.slot, watermark=lambda: self.feed.watermark)
         self.live = LiveAccuracy.from_config(cfg)
         if spec.encoder_steps * spec.step_seconds < 86400:
             # The seasonal-naive reference is the value a day earlier, read from the windows.
@@ -81,7 +83,7 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
                 spec.encoder_steps * spec.step_seconds,
             )
         self.scoring = Scoring(cfg, self.live)
-        self.feed = DataTimeFeed(self.windows, spec, self.live, self.scoring, self.slot)
+        self.feed = DataTimeFeed(self.windows, spec, self.live, self.scoring, self.slot, self.cycle)
         self._replies: queue.Queue[tuple[list[bytes], m.ServiceReply]] = queue.Queue()
         self._held: list[Any] | None = []  # live batches held while the refill runs
         self._held_lock = threading.Lock()

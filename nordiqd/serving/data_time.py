@@ -13,13 +13,16 @@ One writer: the predictor calls ``apply`` and ``refilled`` from one thread at a 
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from nordiqd.accuracy.live import LiveAccuracy
 from nordiqd.model.params import ModelSpec
 from nordiqd.predict.windows import RollingWindows
-from nordiqd.serving.scoring import IssueAt, Observe, Scoring
+from nordiqd.serving.cycle import ForecastCycle
+from nordiqd.serving.scoring import IssueAt, Issued, Observe, Scoring
 from nordiqd.serving.slot import ModelSlot
 
 __all__ = ["DataTimeFeed"]
@@ -40,10 +43,18 @@ class DataTimeFeed:
         live: The ledger (which issue points are due).
         scoring: The accuracy thread the events go to.
         slot: The model slot (the model served at an issue point).
+        cycle: The forecast cycle, which forecasts each issue point as a pass; None: the
+            accuracy thread forecasts them.
     """
 
     def __init__(
-        self, windows: RollingWindows, spec: ModelSpec, live: LiveAccuracy, scoring: Scoring, slot: ModelSlot
+        self,
+        windows: RollingWindows,
+        spec: ModelSpec,
+        live: LiveAccuracy,
+        scoring: Scoring,
+        slot: ModelSlot,
+        cycle: ForecastCycle | None = None,
     ) -> None:
         self.windows = windows
         self.targets = list(spec.targets)
@@ -51,6 +62,7 @@ class DataTimeFeed:
         self.live = live
         self.scoring = scoring
         self.slot = slot
+        self.cycle = cycle
         self.watermark: float | None = None
         self._observed: int | None = None  # ``through`` of the last Observe
 
@@ -67,8 +79,7 @@ class DataTimeFeed:
                 self.windows.add(table.filter(head))
                 rest = pc.invert(head)
                 table, stamps = table.filter(rest), stamps.filter(rest)
-                snap = self.windows.snapshot(self.targets, now=at - 1)
-                self.scoring.put(IssueAt(at, snap, self.slot.served))
+                self.issue(at)
         self.windows.add(table)
         if before is not None and newest <= before:
             # A late batch: the steps it filled are handed over again (within the grace).
@@ -78,6 +89,14 @@ class DataTimeFeed:
         self.watermark = newest
         if before is None or newest // self.step > before // self.step:
             self.observe()
+
+    def issue(self, at: int) -> None:
+        """Hand over the windows as they stand now, right before issue point ``at``."""
+        snap = self.windows.snapshot(self.targets, now=at - 1)
+        forecast: Future[Issued] | None = Future() if self.cycle is not None else None
+        event = IssueAt(at, snap, self.slot.served, forecast)
+        if self.scoring.put(event) and self.cycle is not None:
+            self.cycle.issue(event)
 
     def refilled(self, table: pa.Table) -> None:
         """The windows were refilled from ``table``: take its watermark, score its steps.

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from nordiqd.config import Config
-from nordiqd.predict.windows import RollingWindows
-from nordiqd.serving.outlook import Outlook, look_ahead
+from nordiqd.predict.windows import RollingWindows, WindowSnapshot
+from nordiqd.serving.outlook import Outlook, look_ahead, outlook_of
 from nordiqd.serving.rest_bodies import RestBodies, encode
 from nordiqd.serving.slot import ServedModel
 
@@ -40,7 +40,27 @@ def run_pass(
     Raises:
         ForecastCancelled: ``cancelled`` said a newer model was swapped in mid-pass.
     """
+    return timed(config, lambda: look_ahead(config, windows, served, now, cancelled))
+
+
+def snapshot_pass(
+    config: Config, metrics: tuple[str, ...], snap: WindowSnapshot, served: ServedModel | None, at: float
+) -> ForecastPass:
+    """A pass over windows as they stood at an earlier moment (an issue point), never cancelled.
+
+    Args:
+        config: The daemon's configuration.
+        metrics: Every metric of the windows (the columns of ``snap.current``).
+        snap: The target windows as they stood right before ``at``.
+        served: The model served at ``at``; None for the baseline.
+        at: The issue point, the pass's ``generated_at``.
+    """
+    return timed(config, lambda: outlook_of(config, metrics, snap, served, at, lambda: False))
+
+
+def timed(config: Config, outlook: Callable[[], Outlook]) -> ForecastPass:
+    """Make the outlook, encode its bodies and time both."""
     started = time.monotonic()
-    outlook = look_ahead(config, windows, served, now, cancelled)
-    bodies = encode(outlook, config.model)
-    return ForecastPass(outlook=outlook, bodies=bodies, duration_s=time.monotonic() - started)
+    made = outlook()
+    bodies = encode(made, config.model)
+    return ForecastPass(outlook=made, bodies=bodies, duration_s=time.monotonic() - started)

@@ -1,10 +1,12 @@
 """Every server's forecast and risk at one moment, from one model: the numbers of a pass.
 
 ``look_ahead`` takes one snapshot of the rolling windows and one reference to the served
-model, forecasts every server with enough history (the TFT, or the naive baseline when
-no model is served), clips the forecasts to each metric's valid range and assesses the
-risk; ``forecast_snapshot`` is its forecast-and-clip part, which the accuracy thread
-also runs on the windows as they stood at an issue point. The ``Outlook`` it returns is
+model; ``outlook_of`` forecasts every server of a snapshot with enough history (the TFT,
+or the naive baseline when no model is served), clips the forecasts to each metric's
+valid range and assesses the risk. An issue point's pass (``serving.cycle``) runs
+``outlook_of`` on the windows as they stood at the issue point; ``forecast_snapshot`` is
+its forecast-and-clip part, which the accuracy thread runs itself only when that pass
+could not be had. The ``Outlook`` it returns is
 plain arrays; encoding them is ``rest_bodies``' job and the Prometheus text
 ``exposition``'s.
 """
@@ -127,7 +129,7 @@ def look_ahead(
     now: float,
     cancelled: Callable[[], bool],
 ) -> Outlook:
-    """Snapshot, forecast (TFT or baseline), clip and assess every server.
+    """Snapshot the windows at ``now``, then ``outlook_of`` the snapshot.
 
     Args:
         config: The daemon's configuration ([model], [predictor], [alerts]).
@@ -136,19 +138,40 @@ def look_ahead(
         now: Epoch seconds the pass is for.
         cancelled: Polled between batches: True abandons the pass with
             ``ForecastCancelled`` (a newer model was swapped in).
+    """
+    snap = windows.snapshot(list(config.model.targets), now)
+    return outlook_of(config, tuple(windows.metrics), snap, served, now, cancelled)
+
+
+def outlook_of(
+    config: Config,
+    metrics: tuple[str, ...],
+    snap: WindowSnapshot,
+    served: ServedModel | None,
+    generated_at: float,
+    cancelled: Callable[[], bool],
+) -> Outlook:
+    """Forecast (TFT or baseline), clip and assess every server of a target snapshot.
+
+    Args:
+        config: The daemon's configuration ([model], [predictor], [alerts]).
+        metrics: Every metric of the windows (the columns of ``snap.current``).
+        snap: Windows of ``[model] targets``, in that order.
+        served: The model to forecast with; None for the baseline.
+        generated_at: Epoch seconds the pass is for.
+        cancelled: Polled between batches (see ``look_ahead``).
 
     Returns:
         The pass's numbers.
     """
     cfg, spec = config, config.model
-    snap = windows.snapshot(list(spec.targets), now)
     n = len(snap.names)
     values, eligible, model = forecast_snapshot(config, snap, served, cancelled)
     risk = assess(
         values,
         snap.current,
         targets=list(spec.targets),
-        metrics=windows.metrics,
+        metrics=list(metrics),
         quantiles=spec.quantiles,
         warning=cfg.alerts.warning,
         critical=cfg.alerts.critical,
@@ -157,12 +180,12 @@ def look_ahead(
         by_profile={p: (t.warning, t.critical) for p, t in cfg.alerts.profiles.items()},
     )
     return Outlook(
-        generated_at=now,
+        generated_at=generated_at,
         model=model,
         names=snap.names,
         profiles=snap.profiles,
         last_seen=snap.last_seen,
-        metrics=tuple(windows.metrics),
+        metrics=metrics,
         current=snap.current,
         forecast_start=float(snap.last_bucket_start[0]) + spec.step_seconds if n else None,
         values=values,

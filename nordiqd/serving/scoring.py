@@ -4,11 +4,13 @@ How it runs: the predictor's role thread applies batches to the rolling windows 
 time and enqueues, in order, ``IssueAt`` (the windows as they stood right before an issue
 point, and the model served then) and ``Observe`` (a step boundary was crossed). One
 thread takes them off one queue, so an issue is always kept before the steps it covers
-are scored. ``IssueAt`` scores the snapshot's final steps, forecasts the snapshot exactly
-as a forecast pass does (``outlook.forecast_snapshot``), keeps it in the ledger and
-saves; ``Observe`` scores the final steps of its snapshot, which holds only the steps
-that became final since the last one. A failed event is logged and skipped: scoring
-never stops forecasting.
+are scored. ``IssueAt`` scores the snapshot's final steps, takes the snapshot's forecast
+from the forecast cycle (which forecasts it as a pass, ``serving.cycle``, and answers
+through the event's future), keeps it in the ledger and saves; when the cycle cannot
+answer (it stopped, or its forecast failed) the thread forecasts the snapshot itself,
+the same way (``outlook.forecast_snapshot``). ``Observe`` scores the final steps of its
+snapshot, which holds only the steps that became final since the last one. A failed
+event is logged and skipped: scoring never stops forecasting.
 
 Memory stays bounded when a backfill outruns the thread: at most
 ``MAX_PENDING_BYTES`` of issue snapshots wait; an issue point beyond that is skipped
@@ -23,19 +25,26 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
+
+import numpy as np
 
 from nordiqd.accuracy.live import LiveAccuracy
 from nordiqd.config import Config
 from nordiqd.predict.windows import WindowSnapshot
-from nordiqd.serving.outlook import forecast_snapshot
+from nordiqd.serving.outlook import ModelIdentity, forecast_snapshot
 from nordiqd.serving.slot import ServedModel
 
 log = logging.getLogger(__name__)
 
-__all__ = ["IssueAt", "Observe", "Scoring"]
+__all__ = ["IssueAt", "Issued", "Observe", "Scoring"]
 
 CLOSE_TIMEOUT_S = 30.0  # a TFT forecast of the fleet may be in progress
+CYCLE_TIMEOUT_S = 300.0  # the cycle forecasts a backfill's issue points in order, ~1 s each
+
+# An issue point's forecasts: values [n, targets, horizon, quantiles], eligible rows, model.
+Issued = tuple[np.ndarray, np.ndarray, ModelIdentity]
 MAX_PENDING_BYTES = 256 << 20  # issue snapshots waiting: 22 of 1,000 servers x 288 steps x 5 targets
 
 
@@ -47,11 +56,14 @@ class IssueAt:
         at: The issue point (data time, epoch seconds).
         snap: Target windows as they stood then (``snapshot(targets, now=at - 1)``).
         served: The model served then; None for the baseline.
+        forecast: Where the forecast cycle answers with the snapshot's forecasts; None:
+            the accuracy thread forecasts it itself.
     """
 
     at: int
     snap: WindowSnapshot
     served: ServedModel | None
+    forecast: Future[Issued] | None = None
 
 
 @dataclass(frozen=True)
@@ -133,11 +145,11 @@ class Scoring:
     def handle(self, event: Event) -> None:
         """Run one event on the calling thread."""
         match event:
-            case IssueAt(at=at, snap=snap, served=served):
+            case IssueAt(at=at, snap=snap):
                 self._observe(snap, at)
                 if not snap.names:
                     return
-                values, eligible, model = forecast_snapshot(self.config, snap, served, lambda: False)
+                values, eligible, model = self._forecasts(event)
                 if eligible.size:
                     self.live.issue(
                         at,
@@ -150,6 +162,20 @@ class Scoring:
                 self.live.save()
             case Observe(snap=snap, through=through):
                 self._observe(snap, through)
+
+    def _forecasts(self, event: IssueAt) -> Issued:
+        """The cycle's forecasts of the issue point, or the thread's own when it has none."""
+        if event.forecast is not None:
+            try:
+                return event.forecast.result(timeout=CYCLE_TIMEOUT_S)
+            except CancelledError:
+                pass  # the cycle stopped first
+            except TimeoutError:
+                event.forecast.cancel()
+                log.warning("issue point %d: no forecast from the cycle in time; forecast here", event.at)
+            except Exception:
+                log.warning("issue point %d: the cycle's forecast failed; forecasting it here", event.at)
+        return forecast_snapshot(self.config, event.snap, event.served, lambda: False)
 
     def _observe(self, snap: WindowSnapshot, through: int) -> None:
         if snap.names:
