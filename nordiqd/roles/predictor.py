@@ -4,8 +4,11 @@ How it runs: the main thread serves requests from the latest ``ForecastPass`` an
 the accepted batches ingest publishes (SUB) to the rolling windows. At start a refill
 thread reads the last encoder-length of the buffer into the windows (live batches that
 arrive meanwhile are applied after it; a sample counted twice only re-weights its bucket
-mean), so a restart needs no warm-up. The forecast cycle and the model loader run on
-their own threads (``nordiqd.serving``); reload requests answer once the loader is done.
+mean), so a restart needs no warm-up. The refill starts a window before the data time the
+live scores had reached, so a replay restarted mid-way refills where it was, and the
+issue points crossed while the predictor was down are issued as it catches up. The
+forecast cycle and the model loader run on their own threads (``nordiqd.serving``);
+reload requests answer once the loader is done.
 
 Live accuracy runs in data time: batches reach the windows through a ``DataTimeFeed``
 (``serving.data_time``), which keeps the watermark and hands the accuracy thread
@@ -50,6 +53,8 @@ from nordiqd.serving.slot import Done, ModelSlot
 log = logging.getLogger(__name__)
 
 WARMUP_SERVERS = 8  # real windows the warm-up forward pass of a new model must keep finite
+MAX_CATCH_UP_S = 2 * 86400  # data time the refill replays through the ledger after a restart
+SETTLE_WAIT_S = 120.0  # the model served at start is loaded before missed issue points are caught up
 
 
 class PredictorRole(ServiceRole[m.PredictorRequest]):
@@ -128,17 +133,28 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
     def _refill(self) -> None:
         spec = self.config.model
         started = time.monotonic()
-        since = time.time() - (spec.encoder_steps + 1) * spec.step_seconds
+        window = (spec.encoder_steps + 1) * spec.step_seconds
+        now = time.time()
+        since = self.live.scored_through  # the data time the scores had reached
+        if since is not None and since < now - MAX_CATCH_UP_S:
+            log.warning(
+                "live accuracy: the saved scores end %.1f h before the clock; the issue points "
+                "between are not caught up",
+                (now - since) / 3600,
+            )
+            since = None
         try:
+            start = (since if since is not None else now) - window
             table = read_window(
                 self.config.buffer_dir,
-                start=since,
+                start=start,
                 columns=["timestamp", "server_name", "profile", *self.config.schema.metrics],
                 dictionary_names=True,
             )
-            self.windows.refill(table)
             rows = table.num_rows
-            self.feed.refilled(table)
+            # Issue points caught up are forecast with the model served now: the loader
+            # (whose warm-up reads the windows refilled so far) has it first.
+            self.feed.refilled(table, since, settle=lambda: self.slot.settled.wait(SETTLE_WAIT_S))
         except Exception:
             log.exception("refill from the buffer failed; windows fill from live data only")
             rows = 0

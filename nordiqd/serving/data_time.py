@@ -7,12 +7,16 @@ model served at that moment go to the accuracy thread as an ``IssueAt``. A batch
 moves the watermark across a step boundary hands it the steps now final (``Observe``),
 only those, so a backfill's queue stays small. A late batch (all older than the
 watermark) lands in its buckets; a step already handed over is not handed over again.
+At start the refill goes the same way from the ledger's saved watermark, so the issue
+points crossed while the predictor was down are issued, each from the windows as they
+stood then (``refilled``).
 
 One writer: the predictor calls ``apply`` and ``refilled`` from one thread at a time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 
 import pyarrow as pa
@@ -72,15 +76,8 @@ class DataTimeFeed:
         if newest is None:
             return
         before = self.watermark
-        if before is not None:
-            stamps = table.column("timestamp").cast(pa.int64())  # epoch ms
-            for at in self.live.due(before, newest):
-                head = pc.less(stamps, at * 1000)
-                self.windows.add(table.filter(head))
-                rest = pc.invert(head)
-                table, stamps = table.filter(rest), stamps.filter(rest)
-                self.issue(at)
-        self.windows.add(table)
+        points = self.live.due(before, newest) if before is not None else []
+        table = self._fill(table, points, self.windows.add)
         if before is not None and newest <= before:
             # A late batch: the steps it filled are handed over again (within the grace).
             oldest = pc.min(table.column("timestamp").cast(pa.int64())).as_py()
@@ -90,6 +87,50 @@ class DataTimeFeed:
         if before is None or newest // self.step > before // self.step:
             self.observe()
 
+    def refilled(
+        self, table: pa.Table, since: int | None, settle: Callable[[], object] = lambda: None
+    ) -> None:
+        """Refill the windows from ``table`` (the buffer, read at start), in data time.
+
+        Args:
+            table: Records from a window before ``since`` to the newest in the buffer.
+            since: The ledger's saved watermark (``scored_through``): the issue points
+                after it that the table crosses were missed while the predictor was down,
+                and are issued now, each from the windows as they stood then. None: no
+                catch-up (a first start).
+            settle: Called once the records before the first such point are in the
+                windows, before it is issued (the predictor waits there for its model).
+
+        A restart delivers the steps before ``since`` again; the ledger's saved masks stop
+        them being counted twice.
+        """
+        newest = newest_time(table) if table.num_rows else None
+        points = self.live.due(since, newest) if since is not None and newest is not None else []
+        self._fill(table, points, self.windows.refill, settle)
+        if newest is not None and (self.watermark is None or newest > self.watermark):
+            self.watermark = newest
+        self.observe()
+
+    def _fill(
+        self,
+        table: pa.Table,
+        points: list[int],
+        add: Callable[[pa.Table], None],
+        settle: Callable[[], object] | None = None,
+    ) -> pa.Table:
+        """Add the records before each point, then issue at it; return the records after the last."""
+        stamps = table.column("timestamp").cast(pa.int64())  # epoch ms
+        for k, at in enumerate(points):
+            head = pc.less(stamps, at * 1000)
+            add(table.filter(head))
+            if k == 0 and settle is not None:
+                settle()
+            rest = pc.invert(head)
+            table, stamps = table.filter(rest), stamps.filter(rest)
+            self.issue(at)
+        add(table)
+        return table
+
     def issue(self, at: int) -> None:
         """Hand over the windows as they stand now, right before issue point ``at``."""
         snap = self.windows.snapshot(self.targets, now=at - 1)
@@ -97,17 +138,6 @@ class DataTimeFeed:
         event = IssueAt(at, snap, self.slot.served, forecast)
         if self.scoring.put(event) and self.cycle is not None:
             self.cycle.issue(event)
-
-    def refilled(self, table: pa.Table) -> None:
-        """The windows were refilled from ``table``: take its watermark, score its steps.
-
-        A restart delivers the refilled steps again; the ledger's saved masks stop them
-        being counted twice.
-        """
-        newest = newest_time(table) if table.num_rows else None
-        if newest is not None and (self.watermark is None or newest > self.watermark):
-            self.watermark = newest
-        self.observe()
 
     def observe(self, since: float | None = None) -> None:
         """Have the accuracy thread score the steps final by the watermark.

@@ -100,6 +100,8 @@ class ModelSlot:
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="model-loader", daemon=True)
         self._observer: Any = None
+        # Set once the model ``current`` names at start is served (or refused, or absent).
+        self.settled = threading.Event()
 
     def start(self) -> None:
         """Load ``current`` if there is one (in the loader thread) and watch for changes."""
@@ -113,6 +115,8 @@ class ModelSlot:
         self._thread.start()
         if (self.models_dir / "current").exists():
             self.request()
+        else:
+            self.settled.set()
 
     def request(self, version: str | None = None, rollback: bool = False, done: Done | None = None) -> None:
         """Enqueue a reload (of ``version``, of the previous one, or of ``current``)."""
@@ -120,6 +124,7 @@ class ModelSlot:
 
     def close(self) -> None:
         """Stop watching and loading."""
+        self.settled.set()
         if self._observer is not None:
             self._observer.stop()
         self._queue.put(None)
@@ -156,6 +161,7 @@ class ModelSlot:
                     return
                 batch.append(nxt)
             self._serve(batch)
+            self.settled.set()
 
     def _serve(self, batch: list[_Request]) -> None:
         refused: dict[int, tuple[str, str]] = {}

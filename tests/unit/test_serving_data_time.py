@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from nordiqd import config as nconfig
@@ -130,3 +131,37 @@ def test_issue_points_beyond_the_pending_bytes_are_skipped_not_queued(tmp_path: 
     scoring.start()
     scoring.close()  # runs what was queued, then frees the room
     assert scoring.put(IssueAt(T0 + 86400, snap, None))
+
+
+def test_a_restart_mid_replay_catches_up_the_issue_points_missed_while_down(tmp_path: Path) -> None:
+    table = records(60)
+    whole = report(replay(tmp_path / "whole", table, batch_rows=30))
+    stamps = table.column("timestamp").cast(pa.int64()).to_numpy() / 1000.0
+    down, up = int(np.searchsorted(stamps, T0 + 30 * 3600)), int(np.searchsorted(stamps, T0 + 36 * 3600))
+    # Up to ``down`` it ran; until ``up`` it was down (the records reached only the buffer).
+    first = replay(tmp_path / "restart", table.slice(0, down), batch_rows=30)
+    since = first.scored_through
+    assert since is not None and since < T0 + 30 * 3600
+    windows = RollingWindows(METRICS, STEP, CFG.model.encoder_steps)
+    live = LiveAccuracy(tmp_path / "restart" / "accuracy.msgpack", CFG.model, CFG.accuracy, 30)
+    assert live.scored_through == since  # loaded from the file the first run saved
+    scoring = Scoring(CFG, live)
+    scoring.start()
+    feed = DataTimeFeed(windows, CFG.model, live, scoring, SimpleNamespace(served=None))  # type: ignore[arg-type]
+    settled: list[int] = []
+    stored = table.slice(0, up)  # the buffer, read from a window before the saved watermark
+    start_ms = (since - (CFG.model.encoder_steps + 1) * STEP) * 1000
+    buffer = stored.filter(pc.greater_equal(stored.column("timestamp").cast(pa.int64()), start_ms))
+    feed.refilled(buffer, since, settle=lambda: settled.append(len(windows)))
+    assert settled == [3]  # the windows held the records before the first missed point
+    for offset in range(up, table.num_rows, 30):
+        feed.apply(table.slice(offset, 30))
+    scoring.close()
+    caught_up = report(live)
+    (one,), (other,) = whole["versions"], caught_up["versions"]
+    assert other["points"] == one["points"] > 0
+    assert {b: s["points"] for b, s in other["buckets"].items()} == {
+        b: s["points"] for b, s in one["buckets"].items()
+    }
+    assert other["mae"] == pytest.approx(one["mae"]) and other["skill"] == pytest.approx(1.0)
+    assert caught_up["scored_through"] == whole["scored_through"]
