@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from ipc.messages import DiskSpace
+from nordiqd.promtext import family
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,23 @@ def measure(path: str | os.PathLike[str], warn_below_bytes: int) -> DiskSpace:
         warn_below_bytes=warn_below_bytes,
         low=free < warn_below_bytes,
     )
+
+
+def disk_lines(path: str | os.PathLike[str], warn_below_bytes: int) -> str:
+    """The ``/metrics`` lines of the filesystem of ``path`` (none if it cannot be measured)."""
+    try:
+        space = measure(path, warn_below_bytes)
+    except OSError:
+        return ""
+    labels = {"path": space.path}
+    return (
+        family("nordiqd_disk_free_bytes", "gauge", "Free space of the data directory's filesystem.",
+               [(labels, space.free_bytes)])
+        + family("nordiqd_disk_size_bytes", "gauge", "Size of the data directory's filesystem.",
+                 [(labels, space.total_bytes)])
+        + family("nordiqd_disk_low", "gauge", "Whether free space is below [daemon] disk_free_warn_mb.",
+                 [(labels, int(space.low))])
+    )  # fmt: skip
 
 
 def is_disk_full(exc: BaseException) -> bool:

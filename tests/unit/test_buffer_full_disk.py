@@ -29,7 +29,7 @@ def disk(tmp_path: Path) -> Iterator[SmallDisk]:
 
 
 @pytest.mark.parametrize("fsync", ["always", 5])
-def test_an_append_cut_short_leaves_nothing_and_later_frames_replay(disk: SmallDisk, fsync: str | int) -> None:
+def test_an_append_cut_short_leaves_nothing_behind(disk: SmallDisk, fsync: str | int) -> None:
     wal = WriteAheadLog(disk.path / "wal", fsync)
     wal.open()
     for i in range(10):
