@@ -117,15 +117,10 @@ def _train(
         # Imported here, after ``run`` lowered this process's priority: torch and
         # Lightning take seconds of CPU to import, which must not compete with ingest and
         # predictions; and inside the ``try``, as an import can meet the memory cap too.
-        import pyarrow as pa
-
         from nordiqd.buffer.reader import read_window
         from nordiqd.model import artifacts
         from nordiqd.model.fitting import fit
 
-        # Arrow's mimalloc reserves 1 GiB arenas it never fills; under RLIMIT_DATA the
-        # reservation would count as used. The system allocator takes what it uses.
-        pa.set_memory_pool(pa.system_memory_pool())
         columns = ["timestamp", "server_name", "profile", *spec.targets]
         table = read_window(cfg.buffer_dir, days=cfg.training.training_days, columns=columns)
         report.send(m.JobStarted(job_id=report.job_id, records=table.num_rows))

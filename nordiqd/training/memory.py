@@ -8,8 +8,9 @@ the address space fails normal jobs long before they use the memory it names.
 anonymous ``mmap``, thread stacks; that is every page the job can fill with its own
 data, and it leaves out the shared libraries' code and files mapped read-only. The job
 sets it on itself first thing, before any thread starts or torch is imported, so it
-holds for all of it; its allocators are kept from reserving far more than they use
-(Arrow's mimalloc reserves 1 GiB arenas: the job uses the system allocator instead).
+holds for all of it; its allocators are kept from mapping far more than they use
+(Arrow's mimalloc maps a 1 GiB arena: the job uses the system allocator instead). The
+tiny test job then peaks at 0.59 GB of data for 0.34 GB resident (1.6 GB with mimalloc).
 
 A cgroup ``memory.max`` would count the job's page cache too, but needs a cgroup tree
 delegated to the daemon (systemd ``Delegate=yes`` and cgroup v2); the rlimit works in
@@ -75,7 +76,13 @@ def _cgroup_limit() -> int | None:
 
 
 def apply(limit: int) -> None:
-    """Cap the calling process's data (private writable memory) at ``limit`` MiB."""
+    """Cap the calling process's data (private writable memory) at ``limit`` MiB.
+
+    Call it before pyarrow is imported: it also makes Arrow use the system allocator,
+    whose mappings are what it uses (Arrow's mimalloc maps a 1 GiB arena on the first
+    Parquet read, of which the job touches a few MB, and the cap would count it all).
+    """
+    os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
     cap = limit << 20
     _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
     if hard != resource.RLIM_INFINITY:
