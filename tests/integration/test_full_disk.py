@@ -24,9 +24,13 @@ STEPS = 100  # records per batch: SERVERS x STEPS, about 45 KB in the write-ahea
 
 
 def batch(n: int) -> list[dict[str, object]]:
-    """Batch ``n``: its own second of every minute-ish slot, so no two batches share a stamp."""
+    """Batch ``n``: its own 100 seconds for each of 10 servers; no two batches share a stamp."""
     return [
-        {"timestamp": NOW - 7200 + n * STEPS + k, "server_name": f"web-{s:03d}", "cpu_user_pct": float(k % 90)}
+        {
+            "timestamp": NOW - 7200 + n * STEPS + k,
+            "server_name": f"web-{s:03d}",
+            "cpu_user_pct": float(k % 90),
+        }
         for k in range(STEPS)
         for s in range(SERVERS)
     ]
@@ -71,7 +75,9 @@ def test_full_disk_refuses_whole_batches_and_loses_nothing_acknowledged(daemon_f
                 assert r.status_code == 507, r.text
                 body = r.json()
                 assert body["success"] is False and "disk is full" in body["error"], body
-                assert str(data / "buffer" / "wal") in body["error"] and body["path"] == str(data / "buffer" / "wal")
+                assert str(data / "buffer" / "wal") in body["error"] and body["path"] == str(
+                    data / "buffer" / "wal"
+                )
             with IngestClient(d.endpoint("ingest"), timeout_s=10) as client:
                 with pytest.raises(IngestRejected) as err:
                     client.send(batch(12))
@@ -91,7 +97,9 @@ def test_full_disk_refuses_whole_batches_and_loses_nothing_acknowledged(daemon_f
             # Ingest killed on the full disk starts again (its log replays) and still refuses.
             ingest = d.role("ingest")
             os.kill(ingest.pid, signal.SIGKILL)  # type: ignore[arg-type]
-            assert wait_for(lambda: d.role("ingest").state == "ready" and d.role("ingest").pid != ingest.pid, 20)
+            assert wait_for(
+                lambda: d.role("ingest").state == "ready" and d.role("ingest").pid != ingest.pid, 20
+            )
             assert d.post("/feed/data", json={"records": batch(13)}).status_code == 507
             assert counted(d) == 10 * len(batch(0))
 

@@ -115,7 +115,9 @@ def test_a_job_that_meets_a_full_disk_fails_and_the_old_model_keeps_serving(
         job_id = trigger(d)  # accepted although the history cannot be saved now
         failed = wait_job(d, job_id)
         assert failed["status"] == "failed", failed
-        assert failed["error"].startswith(f"the disk is full: no space left on device for the new model in {models}")
+        assert failed["error"].startswith(
+            f"the disk is full: no space left on device for the new model in {models}"
+        )
         assert d.get("/admin/training-stats").json()["disk"]["low"] is True
         # Nothing half-written, no new version; the model before keeps serving.
         assert sorted(p.name for p in models.iterdir()) == on_disk

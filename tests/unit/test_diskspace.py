@@ -27,7 +27,12 @@ class SafetensorError(Exception):
     [
         (OSError(errno.ENOSPC, "No space left on device"), True),
         (OSError(errno.EDQUOT, "Disk quota exceeded"), True),
-        (SafetensorError('IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'), True),
+        (
+            SafetensorError(
+                'IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+            ),
+            True,
+        ),
         (OSError(errno.EIO, "Input/output error"), False),
         (ValueError("bad value"), False),
     ],
@@ -48,7 +53,9 @@ def test_a_full_disk_is_recognised_behind_the_error_it_caused() -> None:
 
 def test_the_message_names_the_path_and_what_is_left(tmp_path: Path) -> None:
     text = full_message(tmp_path, "the write-ahead log")
-    assert text.startswith(f"the disk is full: no space left on device for the write-ahead log in {tmp_path} (")
+    assert text.startswith(
+        f"the disk is full: no space left on device for the write-ahead log in {tmp_path} ("
+    )
     assert "free)" in text
     assert "free space unknown" in full_message(tmp_path / "gone", "x")
 

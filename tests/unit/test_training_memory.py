@@ -42,7 +42,10 @@ def test_the_cap_stops_an_allocation_over_it_and_not_one_under_it() -> None:
     ("exc", "oom"),
     [
         (MemoryError(), True),
-        (RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"), True),
+        (
+            RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"),
+            True,
+        ),
         (ImportError("libtorch_cpu.so: failed to map segment from shared object"), True),
         (OSError(12, "Cannot allocate memory"), True),
         (RuntimeError("shape mismatch"), False),
@@ -64,7 +67,9 @@ def test_a_job_on_a_full_disk_says_so_with_the_folder(tmp_path: object) -> None:
     gone = os.path.join(cfg.models_dir, ".staging-x", "weights.safetensors")
     os.makedirs(cfg.models_dir)
     text = failure_text(cfg, OSError(28, "No space left on device", gone), 256)
-    assert text.startswith(f"the disk is full: no space left on device for the new model in {cfg.models_dir} (")
+    assert text.startswith(
+        f"the disk is full: no space left on device for the new model in {cfg.models_dir} ("
+    )
 
 
 def test_a_job_killed_by_a_crash_signal_names_the_cap_as_a_possible_cause() -> None:
