@@ -305,8 +305,11 @@ class WriteAheadLog:
         fd, torn = self._fd, self._torn
         self._fd, self._torn, self._seq = -1, False, self._seq + 1
         try:
+            os.fdatasync(fd)  # the whole frames before a torn one need it as much
+        except OSError:
             if not torn:
-                os.fdatasync(fd)
+                raise
+            log.exception("wal: syncing segment %d, left with a torn tail, failed", self._seq - 1)
         finally:
             os.close(fd)
         self._try_start_segment()

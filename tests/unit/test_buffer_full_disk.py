@@ -112,3 +112,25 @@ def test_compaction_on_a_full_disk_keeps_every_record_and_catches_up(disk: Small
     assert store.flush() == 4000
     assert store.pending_records == 0 and store.stats()["total_records"] == 4000
     store.close(flush=False)
+
+
+def test_a_torn_frame_that_cannot_be_cut_back_is_left_behind_in_its_own_segment(
+    disk: SmallDisk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wal = WriteAheadLog(disk.path / "wal", "always")
+    wal.open()
+    wal.append(b"a" * FRAME, records=1)
+    disk.fill()
+    disk.leave(16_384)
+
+    def refuse(fd: int, size: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("nordiqd.buffer.wal.os.ftruncate", refuse)  # the cut-back fails too
+    with pytest.raises(DiskFull):
+        wal.append(b"x" * FRAME, records=1)
+    monkeypatch.undo()
+    disk.free()
+    wal.append(b"b" * FRAME, records=1)  # in a new segment, not behind the torn frame
+    assert sorted(p.name for p in (disk.path / "wal").iterdir()) == ["000000000001.wal", "000000000002.wal"]
+    assert [f.payload for f in WriteAheadLog(disk.path / "wal").open()] == [b"a" * FRAME, b"b" * FRAME]
