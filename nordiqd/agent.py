@@ -24,10 +24,15 @@ from ipc.client import RequestClient
 
 
 class IngestRejected(Exception):
-    """The daemon refused the batch; ``problems`` lists each (index, field, message)."""
+    """The daemon refused the batch; ``problems`` lists each (index, field, message).
 
-    def __init__(self, message: str, details: Any) -> None:
+    ``kind`` says why: ``invalid_batch`` or ``batch_too_large`` (fix the batch), or
+    ``disk_full`` (nothing was stored; the same batch may be sent again later).
+    """
+
+    def __init__(self, message: str, details: Any, kind: str = "invalid_batch") -> None:
         super().__init__(message)
+        self.kind = kind
         self.details = details or {}
         self.problems: list[dict[str, Any]] = list(self.details.get("problems", []))
 
@@ -51,9 +56,9 @@ class IngestClient:
         """Send an already msgpack-encoded ``{"records": [...]}`` body."""
         reply = self._client.request(m.IngestBatch(format="msgpack", body=body))
         if isinstance(reply, m.ErrorReply):
-            raise IngestRejected(reply.message, reply.details)
+            raise IngestRejected(reply.message, reply.details, reply.kind)
         if not isinstance(reply, m.IngestAck):
-            raise IngestRejected(f"unexpected reply {type(reply).__name__}", None)
+            raise IngestRejected(f"unexpected reply {type(reply).__name__}", None, "protocol")
         return reply
 
     def close(self) -> None:

@@ -42,6 +42,7 @@ class DaemonConfig(_Section, frozen=True):
     data_dir: str = "/var/lib/nordiqd"
     run_dir: str = "/run/nordiqd"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    disk_free_warn_mb: Annotated[int, Meta(ge=0)] = 1024  # free MiB in data_dir below which to warn
 
 
 class SupervisorConfig(_Section, frozen=True):
@@ -119,6 +120,7 @@ class TrainingConfig(_Section, frozen=True):
     cpu_threads: PositiveInt = 1
     cpu_priority: Literal["idle", "nice"] = "idle"  # idle: SCHED_IDLE, CPU that serving leaves
     cancel_grace_s: PositiveFloat = 10.0
+    max_memory_mb: Annotated[int, Meta(ge=0)] = 0  # a job's memory cap; 0: half of this machine's memory
 
 
 class PredictorConfig(_Section, frozen=True):

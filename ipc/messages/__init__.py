@@ -25,6 +25,7 @@ from __future__ import annotations
 from ipc.messages.base import (
     PROTOCOL_VERSION,
     Ack,
+    DiskSpace,
     ErrorReply,
     JsonReply,
     Message,
@@ -109,6 +110,7 @@ __all__ = [
     "ControlMessage",
     "ControlReply",
     "ControlRequest",
+    "DiskSpace",
     "ErrorReply",
     "EventMessage",
     "Goodbye",

@@ -14,6 +14,20 @@ class Message(msgspec.Struct, frozen=True, tag_field="t", kw_only=True):
 
 
 
+class DiskSpace(msgspec.Struct, frozen=True, kw_only=True):
+    """Free space of the filesystem that holds ``path`` (the data directory).
+
+    ``low`` is True below ``warn_below_bytes`` (``[daemon] disk_free_warn_mb``): ingest
+    refuses batches (507) once the disk is actually full, and warns before it.
+    """
+
+    path: str
+    free_bytes: int
+    total_bytes: int
+    warn_below_bytes: int
+    low: bool
+
+
 class Ack(Message, frozen=True, tag="ack"):
     """Generic success reply with a human-readable message."""
 

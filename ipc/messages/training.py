@@ -7,7 +7,7 @@ from typing import Any, Literal, Union, get_args
 
 import msgspec
 
-from ipc.messages.base import Message
+from ipc.messages.base import DiskSpace, Message
 
 # --- trainer (service requests) and its job subprocesses --------------------------
 
@@ -75,7 +75,8 @@ class TrainingStatsRequest(Message, frozen=True, tag="training_stats"):
 
 
 class TrainingStatsReply(Message, frozen=True, tag="training_stats_reply"):
-    """The seed manual's ``/admin/training-stats`` body, field for field."""
+    """The seed manual's ``/admin/training-stats`` body, field for field, and ``disk``:
+    the free space of the data directory (None when it could not be measured)."""
 
     current_job: dict[str, Any] | None
     history: dict[str, Any]
@@ -83,6 +84,7 @@ class TrainingStatsReply(Message, frozen=True, tag="training_stats_reply"):
     ready_to_train: bool
     ready_reason: str
     config: dict[str, Any]
+    disk: DiskSpace | None = None
 
 
 class CancelTraining(Message, frozen=True, tag="cancel_training"):

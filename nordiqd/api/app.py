@@ -24,6 +24,8 @@ class Deps:
     default_epochs: int = 5
     blocking_timeout_s: float = 3600.0
     reload_timeout_s: float = 120.0
+    data_dir: str | None = None  # whose free space /health reports
+    disk_warn_bytes: int = 0
 
 
 # The fleet page and its files are public; the data calls the page makes carry the key.
@@ -74,10 +76,10 @@ def build_routes(deps: Deps) -> list[Route]:
         ),
         Route(
             "/health",
-            system.Health(deps.backends),
+            system.Health(deps.backends, deps.data_dir, deps.disk_warn_bytes),
             {
                 "GET": Operation(
-                    "Overall state and each role's state",
+                    "Overall state, each role's state, free space of the data directory",
                     {200: "all roles ready", 503: "starting, degraded or the supervisor is unreachable"},
                     auth=False,
                 ),
@@ -105,6 +107,7 @@ def build_routes(deps: Deps) -> list[Route]:
                         401: "missing or wrong key",
                         413: "body or batch too large",
                         503: "ingest did not answer in time",
+                        507: "the disk is full: nothing of the batch was stored (retry later)",
                     },
                     body='{"records": [{"timestamp": ..., "server_name": ..., "<metric>": ...}]}',
                 )

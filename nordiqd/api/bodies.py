@@ -14,12 +14,14 @@ from ipc import messages as m
 
 class HealthBody(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """GET /health: ``ok``/``degraded`` with the supervisor's state, or ``unavailable`` with
-    the error; each role's state (empty when the supervisor did not answer)."""
+    the error; each role's state (empty when the supervisor did not answer); the free
+    space of the data directory (``low`` below ``[daemon] disk_free_warn_mb``)."""
 
     status: str
     supervisor: str | None = None
     error: str | None = None
     roles: dict[str, str]
+    disk: m.DiskSpace | None = None
 
 
 class StatusBody(msgspec.Struct, frozen=True, kw_only=True):

@@ -9,7 +9,7 @@ from nordiqd.api.backends import Backends
 from nordiqd.api.bodies import IngestAccepted
 from nordiqd.api.errors import ApiError, expected
 
-REJECTION_STATUS = {"invalid_batch": 400, "batch_too_large": 413}
+REJECTION_STATUS = {"invalid_batch": 400, "batch_too_large": 413, "disk_full": 507}
 
 
 class Feed:
@@ -29,5 +29,6 @@ class Feed:
         if not body:
             raise ApiError(400, 'empty body: send JSON {"records": [...]}')
         reply = self._backends.service("ingest", m.IngestBatch(format="json", body=body))
-        ack = expected(reply, m.IngestAck, REJECTION_STATUS)  # a rejection: 400/413, every problem
+        # A rejection: 400/413 with every problem; a full disk: 507 naming the path.
+        ack = expected(reply, m.IngestAck, REJECTION_STATUS)
         resp.media = IngestAccepted(accepted=ack.accepted)

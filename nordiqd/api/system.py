@@ -11,29 +11,46 @@ from ipc.client import RequestTimeout
 from nordiqd.api.backends import Backends
 from nordiqd.api.bodies import HealthBody, StatusBody
 from nordiqd.api.errors import ApiError
+from nordiqd.diskspace import measure
 
 HEALTH_TIMEOUT_S = 2.0
 
 
 class Health:
-    """GET /health: overall state and each role's state; no key needed."""
+    """GET /health: overall state, each role's state, free disk space; no key needed.
 
-    def __init__(self, backends: Backends) -> None:
+    Low disk space does not make the daemon unhealthy (it still serves): it shows as
+    ``disk.low``, and a full disk as 507 answers to ingest.
+    """
+
+    def __init__(self, backends: Backends, data_dir: str | None = None, disk_warn_bytes: int = 0) -> None:
         self._backends = backends
+        self._data_dir = data_dir
+        self._disk_warn_bytes = disk_warn_bytes
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        disk = None
+        if self._data_dir is not None:
+            try:
+                disk = measure(self._data_dir, self._disk_warn_bytes)
+            except OSError:
+                pass  # not there yet (first start), or unreadable: the roles' states still say much
         try:
             status = self._backends.control(m.StatusRequest(), timeout_s=HEALTH_TIMEOUT_S)
         except RequestTimeout:
             status = None
         if not isinstance(status, m.StatusReply):
             resp.status = falcon.HTTP_503
-            resp.media = HealthBody(status="unavailable", error="the supervisor did not answer", roles={})
+            resp.media = HealthBody(
+                status="unavailable", error="the supervisor did not answer", roles={}, disk=disk
+            )
             return
         roles = {r.name: r.state for r in status.roles}
         healthy = status.state == "running" and all(s == "ready" for s in roles.values())
         resp.status = falcon.HTTP_200 if healthy else falcon.HTTP_503
-        resp.media = HealthBody(status="ok" if healthy else "degraded", supervisor=status.state, roles=roles)
+        resp.media = HealthBody(
+            status="ok" if healthy else "degraded", supervisor=status.state, roles=roles, disk=disk
+        )
 
 
 class Status:

@@ -1,7 +1,8 @@
 """Errors raised by the durable buffer.
 
 The hierarchy is small on purpose: the ingest role maps ``BatchTooLarge`` to 413, any
-other ``BatchRejected`` to 400, and everything else under ``DataBufferError`` to 500.
+other ``BatchRejected`` to 400, ``DiskFull`` to 507, and everything else under
+``DataBufferError`` to 500.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ __all__ = [
     "BatchRejected",
     "BatchTooLarge",
     "DataBufferError",
+    "DiskFull",
     "RecordProblem",
     "StoreClosed",
 ]
@@ -79,3 +81,15 @@ class BatchTooLarge(BatchRejected):
 
 class StoreClosed(DataBufferError):
     """The store was used after ``close()``."""
+
+
+class DiskFull(DataBufferError):
+    """The disk refused a write: the batch was not logged, and nothing of it is left.
+
+    Attributes:
+        path: The folder that could not be written (the write-ahead log's).
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path

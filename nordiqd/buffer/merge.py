@@ -127,9 +127,11 @@ def merge_files(sources: Sequence[Path], dest: Path, schema: pa.Schema, metadata
         writer = None
         publish(tmp, dest)
     finally:
-        if writer is not None:
-            writer.close()
-        tmp.unlink(missing_ok=True)
+        try:
+            if writer is not None:
+                writer.close()  # on a full disk this fails too: the temp file goes anyway
+        finally:
+            tmp.unlink(missing_ok=True)
     return written
 
 

@@ -181,6 +181,7 @@ class BufferStore:
 
         Raises:
             StoreClosed: The store is not open.
+            DiskFull: The disk has no room for the batch; nothing of it was kept.
         """
         if batch.num_rows == 0:
             return
@@ -214,9 +215,10 @@ class BufferStore:
     def maintain(self, now: float | None = None) -> dict[str, int]:
         """Does whatever compaction is due; cheap when nothing is.
 
-        Flushes pending records when due, merges part tiers, closes days past UTC
-        midnight (plus grace), re-merges closed days that got late records, and
-        deletes days past retention.
+        Deletes days past retention, flushes pending records when due, merges part
+        tiers, closes days past UTC midnight (plus grace) and re-merges closed days
+        that got late records. A step that fails (a full disk) raises; the records
+        stay pending and in the log, and the next call tries again.
 
         Returns:
             Counts of what was done: flushed records, merges, closed days, deleted days.
@@ -224,14 +226,19 @@ class BufferStore:
         now = self._clock() if now is None else now
         done = {"flushed": 0, "merged": 0, "closed": 0, "deleted": 0}
         with self._compact_lock:
+            now_ms = now * 1000.0
+            today = math.floor(now_ms / DAY_MS)
+            cutoff = today - self.retention_days
+            # Retention first: on a full disk, what it deletes is the room the flush needs.
+            for day in self.layout.days():
+                if day < cutoff:
+                    self._delete_day(day)
+                    done["deleted"] += 1
             since = self._pending_since
             if self._pending_rows >= self._flush_records or (
                 since is not None and now - since >= self._flush_seconds
             ):
                 done["flushed"] = self._flush(now)
-            now_ms = now * 1000.0
-            today = math.floor(now_ms / DAY_MS)
-            cutoff = today - self.retention_days
             for day in self.layout.part_days():
                 if day < cutoff:
                     continue
@@ -245,10 +252,6 @@ class BufferStore:
                     done["closed"] += 1
                 else:
                     done["merged"] += self._merge_tiers(day)
-            for day in self.layout.days():
-                if day < cutoff:
-                    self._delete_day(day)
-                    done["deleted"] += 1
         if any(done.values()):
             release_memory()
         return done
@@ -270,10 +273,10 @@ class BufferStore:
         with self._lock:
             if not self._pending:
                 return 0
+            checkpoint = self._wal.rotate()  # first: if it fails, the records stay pending
             batches, self._pending = self._pending, []
             self._flushing_rows, self._pending_rows = self._pending_rows, 0
             self._pending_since = None
-            checkpoint = self._wal.rotate()
         try:
             written = self._write_parts(pa.Table.from_batches(batches, self.schema), now, checkpoint)
             self._wal.drop_before(checkpoint)

@@ -6,7 +6,7 @@ A segment starts with an 8-byte magic and holds frames::
     magic "NQWF" | u32 payload length | u32 record count | u32 crc32 | payload
 
 little-endian; the crc covers length, count and payload; the payload is one Arrow IPC
-stream (``batch.encode_batch``). A frame is written with a single ``write(2)`` on an
+stream (``batch.encode_batch``). A frame is written with ``write(2)`` on an
 ``O_APPEND`` descriptor, so once ``append`` returns the frame is in the kernel and
 survives ``kill -9`` of this process whatever the fsync policy; the policy decides
 what survives power loss: ``"always"`` fdatasyncs before ``append`` returns (nothing
@@ -17,6 +17,12 @@ Threading: with an interval policy ``open()`` starts one daemon thread that wake
 N ms and syncs the current segment if it was written to; ``close()`` sets its stop
 event, joins it and syncs a last time. A lock serialises appends, syncs and rotation,
 so ``append`` may be called from any thread.
+
+Full disk: a write cut short or refused is truncated back to the last whole frame
+before ``append`` raises ``DiskFull``, so the segment never holds a torn frame with
+acknowledged frames after it (the replay stops at the first torn frame of a segment).
+Rotation on a full disk closes the segment and leaves the next one to the first append
+that finds room.
 
 Checkpointing: the owner calls ``rotate()`` to start a new segment, writes the records
 of the older segments somewhere durable, then calls ``drop_before(seq)``.
@@ -33,9 +39,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from nordiqd.diskspace import full_message, is_disk_full
 from nordiqd.durable import fsync_dir
 
-from .errors import StoreClosed
+from .errors import DiskFull, StoreClosed
 
 __all__ = ["FsyncPolicy", "WalFrame", "WriteAheadLog", "scan_segments"]
 
@@ -126,10 +133,12 @@ class WriteAheadLog:
         self.fsync = fsync
         self._segment_bytes = segment_bytes
         self._lock = threading.Lock()
-        self._fd = -1
+        self._open = False
+        self._fd = -1  # -1 between segments: the next append starts segment ``_seq``
         self._seq = 0
         self._size = 0
         self._dirty = False
+        self._torn = False  # a refused write could not be cut back: rotate before the next
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -140,6 +149,9 @@ class WriteAheadLog:
 
     def open(self) -> list[WalFrame]:
         """Replays existing segments, truncating torn tails, and starts a new segment.
+
+        On a full disk the new segment is started by the first append that finds room,
+        so ingest can start (and refuse batches with ``DiskFull``) until space is back.
 
         Returns:
             Every complete frame found, oldest first (the records not yet compacted).
@@ -158,7 +170,9 @@ class WriteAheadLog:
                     os.fsync(f.fileno())
             frames.extend(WalFrame(seq, count, payload) for count, payload in found)
         with self._lock:
-            self._start_segment((existing[-1] + 1) if existing else 1)
+            self._open = True
+            self._seq = (existing[-1] + 1) if existing else 1
+            self._try_start_segment()
         if self.fsync != "always":
             self._thread = threading.Thread(target=self._sync_loop, name="wal-fsync", daemon=True)
             self._thread.start()
@@ -167,25 +181,43 @@ class WriteAheadLog:
     def append(self, payload: bytes, records: int) -> None:
         """Writes one frame; returns once it is durable per the fsync policy.
 
+        A write the disk refuses, even half-way, is cut back to the last whole frame
+        (and synced), so a later frame never lands behind a torn one.
+
         Raises:
             StoreClosed: The log is not open.
+            DiskFull: The disk has no room for the frame; nothing of it is in the log.
+            OSError: Any other failed write (nothing of the frame is left either).
         """
         header = _FRAME.pack(_FRAME_MAGIC, len(payload), records, 0)
         crc = zlib.crc32(payload, zlib.crc32(header[4:12]))
         frame = _FRAME.pack(_FRAME_MAGIC, len(payload), records, crc) + payload
         with self._lock:
-            if self._fd < 0:
+            if not self._open:
                 raise StoreClosed("the write-ahead log is closed")
-            view = memoryview(frame)
-            while view:
-                view = view[os.write(self._fd, view) :]
+            try:
+                if self._torn:
+                    self._rotate_locked()  # its tail could not be cut back: leave it behind
+                if self._fd < 0:
+                    self._start_segment(self._seq)
+            except OSError as exc:
+                raise self._refusal(exc) from exc
+            start = self._size
+            try:
+                _write_all(self._fd, frame)
+                if self.fsync == "always":
+                    os.fdatasync(self._fd)
+            except OSError as exc:
+                self._cut_back(start)
+                raise self._refusal(exc) from exc
             self._size += len(frame)
-            if self.fsync == "always":
-                os.fdatasync(self._fd)
-            else:
-                self._dirty = True
+            self._dirty = self.fsync != "always"
             if self._size >= self._segment_bytes:
-                self._rotate_locked()
+                try:
+                    self._rotate_locked()
+                except OSError:
+                    # The frame is whole in this segment; the next append rotates again.
+                    log.exception("wal: rotating to a new segment failed; the next append tries again")
 
     def rotate(self) -> int:
         """Syncs and closes the current segment and starts the next one.
@@ -195,9 +227,10 @@ class WriteAheadLog:
             lives in a segment numbered lower, for ``drop_before``.
         """
         with self._lock:
-            if self._fd < 0:
+            if not self._open:
                 raise StoreClosed("the write-ahead log is closed")
-            self._rotate_locked()
+            if self._fd >= 0:
+                self._rotate_locked()
             return self._seq
 
     def drop_before(self, seq: int) -> None:
@@ -238,23 +271,65 @@ class WriteAheadLog:
             self._thread.join()
             self._thread = None
         with self._lock:
+            self._open = False
             if self._fd >= 0:
-                os.fsync(self._fd)
-                os.close(self._fd)
-                self._fd = -1
+                fd, self._fd = self._fd, -1
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
 
     def _start_segment(self, seq: int) -> None:
         path = _segment_path(self.directory, seq)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        os.write(fd, SEGMENT_MAGIC)
-        os.fsync(fd)
-        fsync_dir(self.directory)  # the new name must survive power loss too
-        self._fd, self._seq, self._size, self._dirty = fd, seq, len(SEGMENT_MAGIC), False
+        try:
+            _write_all(fd, SEGMENT_MAGIC)
+            os.fsync(fd)
+            fsync_dir(self.directory)  # the new name must survive power loss too
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        self._fd, self._seq, self._size, self._dirty, self._torn = fd, seq, len(SEGMENT_MAGIC), False, False
+
+    def _try_start_segment(self) -> None:
+        """Starts segment ``self._seq`` now, or leaves it to the next append on a full disk."""
+        try:
+            self._start_segment(self._seq)
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            log.warning("%s; the next append starts it", full_message(self.directory, "a new log segment"))
 
     def _rotate_locked(self) -> None:
-        os.fdatasync(self._fd)
-        os.close(self._fd)
-        self._start_segment(self._seq + 1)
+        fd, torn = self._fd, self._torn
+        self._fd, self._torn, self._seq = -1, False, self._seq + 1
+        try:
+            os.fdatasync(fd)  # the whole frames before a torn one need it as much
+        except OSError:
+            if not torn:
+                raise
+            log.exception("wal: syncing segment %d, left with a torn tail, failed", self._seq - 1)
+        finally:
+            os.close(fd)
+        self._try_start_segment()
+
+    def _cut_back(self, size: int) -> None:
+        """Truncates the segment to ``size`` (the end of its last whole frame) and syncs it."""
+        try:
+            os.ftruncate(self._fd, size)
+            os.fdatasync(self._fd)
+        except OSError:
+            # Left as it is, the torn frame would hide every later frame of the segment.
+            log.exception("wal: cannot cut %s back to its last whole frame", self._seq)
+            self._torn = True
+        else:
+            self._size = size
+
+    def _refusal(self, exc: OSError) -> Exception:
+        if is_disk_full(exc):
+            return DiskFull(str(self.directory), full_message(self.directory, "the write-ahead log"))
+        return exc
 
     def _sync_loop(self) -> None:
         assert isinstance(self.fsync, int)
@@ -263,3 +338,9 @@ class WriteAheadLog:
                 self.sync()
             except OSError:
                 log.exception("wal fsync failed")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

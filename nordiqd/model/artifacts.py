@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -93,17 +94,35 @@ def publish(models_root: Path | str, trained: TrainedModel, *, now: datetime | N
     Returns:
         The published directory, ``models_root/tft_model_YYYYMMDD_HHMMSS``.
     """
+    root = Path(models_root)
+    root.mkdir(parents=True, exist_ok=True)
+    version, created = _new_version(root, (now or datetime.now(UTC)).astimezone(UTC))
+    staging = root / f".staging-{version}-{os.getpid()}"
+    final = root / version
+    try:
+        staging.mkdir()
+        _write_version(staging, trained, version, created)
+        os.rename(staging, final)
+        fsync_dir(root)
+        point_current(root, version)
+    except BaseException:
+        # A full disk (or a cancel) part-way: leave nothing half-written, and no
+        # version that ``current`` never pointed at; the served model is untouched.
+        shutil.rmtree(staging, ignore_errors=True)
+        if final.exists() and current_version(root) != version:
+            shutil.rmtree(final, ignore_errors=True)
+        raise
+    return final
+
+
+def _write_version(staging: Path, trained: TrainedModel, version: str, created: datetime) -> None:
+    """Writes every file of ``version`` into ``staging``, each fsynced."""
     # Imported here, not above, so that listing and verifying stay torch-free.
     from safetensors.torch import save_model
 
     from nordiqd.model import dataset_params
     from nordiqd.model.network import network_hparams
 
-    root = Path(models_root)
-    root.mkdir(parents=True, exist_ok=True)
-    version, created = _new_version(root, (now or datetime.now(UTC)).astimezone(UTC))
-    staging = root / f".staging-{version}-{os.getpid()}"
-    staging.mkdir()
     # save_model stores each shared tensor once (the TFT shares its prescalers).
     save_model(trained.network.cpu(), str(staging / WEIGHTS), metadata={"version": version})
     fsync_file(staging / WEIGHTS)
@@ -147,11 +166,6 @@ def publish(models_root: Path | str, trained: TrainedModel, *, now: datetime | N
     }
     write_synced(staging / MANIFEST, _json_bytes(manifest))
     fsync_dir(staging)
-    final = root / version
-    os.rename(staging, final)
-    fsync_dir(root)
-    point_current(root, version)
-    return final
 
 
 def _finite_or_none(value: float) -> float | None:

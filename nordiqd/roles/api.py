@@ -40,6 +40,8 @@ class ApiRole(Role):
             backends=ZmqBackends(ctx, self.config),
             max_body_bytes=int(cfg.max_body_mb * 1024 * 1024),
             default_epochs=self.config.training.default_epochs,
+            data_dir=self.config.daemon.data_dir,
+            disk_warn_bytes=self.config.daemon.disk_free_warn_mb << 20,
         )
         self._server = waitress.create_server(
             create_app(deps),

@@ -6,6 +6,10 @@ write-ahead log (that is when it may be acknowledged), acknowledged, and publish
 columnar on the PUB socket for the predictor. A compaction thread calls
 ``BufferStore.maintain`` every ``[buffer] compact_interval_s`` (flush to daily Parquet,
 tiered merges, day close, retention), so a long merge never delays an acknowledgement.
+It also watches the data directory's free space (a warning below ``[daemon]
+disk_free_warn_mb``). On a full disk a batch is refused (``disk_full``, REST 507) with
+nothing of it kept, compaction keeps trying, and the first batch that fits is accepted
+again: there is no state to recover.
 
 How it stops: ``close()`` stops the compaction thread, flushes what is pending and
 closes the log. After a kill the next start replays the log tail.
@@ -24,9 +28,10 @@ from ipc import codec
 from ipc import messages as m
 from ipc.sockets import make_socket
 from nordiqd.buffer.batch import encode_batch
-from nordiqd.buffer.errors import BatchRejected, BatchTooLarge
+from nordiqd.buffer.errors import BatchRejected, BatchTooLarge, DiskFull
 from nordiqd.buffer.records import RecordValidator
 from nordiqd.buffer.store import BufferStore
+from nordiqd.diskspace import DiskWatch, disk_lines, full_message, is_disk_full
 from nordiqd.promtext import family
 from nordiqd.roles.base import ServiceRole
 
@@ -68,8 +73,17 @@ class IngestRole(ServiceRole[m.IngestRequest]):
         self.pub = make_socket(ctx, zmq.PUB, bind=cfg.endpoint("ingest_publish"), hwm=PUB_HWM)
         self.epoch = time.time()
         self.seq = 0
-        self.counters = {"batches_accepted": 0.0, "batches_rejected": 0.0, "records_accepted": 0.0}
+        self.counters = {
+            "batches_accepted": 0.0,
+            "batches_rejected": 0.0,
+            "batches_refused": 0.0,
+            "records_accepted": 0.0,
+        }
+        self._refusing = False  # the last batch met a full disk
+        self.disk = DiskWatch(cfg.daemon.data_dir, cfg.daemon.disk_free_warn_mb << 20)
+        self.disk.check()
         self._stop = threading.Event()
+        self._compaction_ok = True  # a full disk is logged once per spell, not every round
         self._wake = threading.Event()
         self._compactor = threading.Thread(target=self._compact_loop, name="compactor", daemon=True)
         self._compactor.start()
@@ -98,7 +112,17 @@ class IngestRole(ServiceRole[m.IngestRequest]):
             kind = "batch_too_large" if isinstance(exc, BatchTooLarge) else "invalid_batch"
             return m.ErrorReply(kind=kind, message=str(exc), details=exc.to_dict())
         payload = encode_batch(batch)
-        self.store.append(batch, payload)  # durable per the fsync policy: now it may be acked
+        try:
+            self.store.append(batch, payload)  # durable per the fsync policy: now it may be acked
+        except DiskFull as exc:
+            self.counters["batches_refused"] += 1
+            if not self._refusing:
+                log.warning("refusing batches: %s", exc)
+                self._refusing = True
+            return m.ErrorReply(kind="disk_full", message=f"{exc}; retry later", details={"path": exc.path})
+        if self._refusing:
+            log.info("accepting batches again: the write-ahead log has room")
+            self._refusing = False
         if self.store.pending_records >= FLUSH_RECORDS:
             self._wake.set()  # flush now rather than at the next interval: memory stays bounded
         self.seq += 1
@@ -127,6 +151,7 @@ class IngestRole(ServiceRole[m.IngestRequest]):
                 [
                     ({"result": "accepted"}, c["batches_accepted"]),
                     ({"result": "rejected"}, c["batches_rejected"]),
+                    ({"result": "refused_disk_full"}, c["batches_refused"]),
                 ],
             )
             + family(
@@ -135,6 +160,7 @@ class IngestRole(ServiceRole[m.IngestRequest]):
                 "Records in the write-ahead log, not yet in Parquet.",
                 [({}, self.store.pending_records)],
             )
+            + disk_lines(self.disk.path, self.disk.warn_below_bytes)
         )
 
     def _compact_loop(self) -> None:
@@ -144,12 +170,20 @@ class IngestRole(ServiceRole[m.IngestRequest]):
             self._wake.clear()
             if self._stop.is_set():
                 return
+            self.disk.check()
             try:
                 done = self.store.maintain()
                 if any(done.values()):
                     log.debug("compaction: %s", done)
-            except Exception:
-                log.exception("compaction failed; records stay in the write-ahead log and are retried")
+            except Exception as exc:
+                if not is_disk_full(exc):
+                    log.exception("compaction failed; records stay in the write-ahead log and are retried")
+                elif self._compaction_ok:
+                    where = full_message(self.config.buffer_dir, "compaction")
+                    log.warning("%s; records stay in the write-ahead log and are retried", where)
+                self._compaction_ok = False
+            else:
+                self._compaction_ok = True
 
     def close(self) -> None:
         if hasattr(self, "_stop"):

@@ -10,6 +10,7 @@ stopped) and closes the sockets.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 
@@ -18,12 +19,15 @@ import zmq
 from ipc import codec
 from ipc import messages as m
 from ipc.sockets import make_socket
+from nordiqd.diskspace import measure
 from nordiqd.promtext import family
 from nordiqd.roles.base import ServiceRole
-from nordiqd.training import job_command, readiness
+from nordiqd.training import job_command, memory, readiness
 from nordiqd.training.history import JobHistory
 from nordiqd.training.jobs import JobProcess, TrainingJobs
 from nordiqd.training.readiness import Readiness
+
+log = logging.getLogger(__name__)
 
 
 class TrainerRole(ServiceRole[m.TrainerRequest]):
@@ -36,12 +40,16 @@ class TrainerRole(ServiceRole[m.TrainerRequest]):
         super().init(ctx)
         self._events_endpoint = self.config.endpoint("trainer_jobs")
         self.events = make_socket(ctx, zmq.PULL, bind=self._events_endpoint)
+        self.memory_limit_mb = memory.limit_mb(self.config.training.max_memory_mb)
+        log.info("training jobs are capped at %d MB ([training] max_memory_mb)", self.memory_limit_mb)
         self.jobs = TrainingJobs(
             JobHistory(os.path.join(self.config.state_dir, "training_jobs.json")),
             self.config.training,
             spawn=self._spawn,
             inbox=lambda: codec.drain(self.events, codec.job),
             readiness=self._readiness,
+            disk=self._disk,
+            memory_limit_mb=self.memory_limit_mb,
         )
 
     def sockets(self) -> list[zmq.Socket[bytes]]:
@@ -81,8 +89,15 @@ class TrainerRole(ServiceRole[m.TrainerRequest]):
             events=self._events_endpoint,
             parent=os.getpid(),
             config=os.environ.get("NORDIQD_CONFIG"),
+            max_memory_mb=self.memory_limit_mb,
         )
         return subprocess.Popen(argv, close_fds=True)
+
+    def _disk(self) -> m.DiskSpace | None:
+        try:
+            return measure(self.config.daemon.data_dir, self.config.daemon.disk_free_warn_mb << 20)
+        except OSError:
+            return None
 
     def _readiness(self) -> Readiness:
         return readiness.check(self.config.buffer_dir, self.config.training.min_records)

@@ -1,7 +1,7 @@
 """Where simulated batches go: the zmq ingest endpoint, REST, or a file (dry run).
 
 A sink's ``send`` returns how many records the daemon accepted, raises ``Transient``
-for a failure worth retrying (timeout, connection refused, 502/503/504) and
+for a failure worth retrying (timeout, connection refused, 502/503/504, a full disk) and
 ``BatchRefused`` when the daemon rejected the batch.
 """
 
@@ -65,6 +65,8 @@ class ZmqSink:
         except RequestTimeout as exc:
             raise Transient(str(exc)) from None
         except IngestRejected as exc:
+            if exc.kind == "disk_full":  # nothing stored; the same batch fits once there is room
+                raise Transient(str(exc)) from None
             raise BatchRefused(f"the daemon rejected a batch: {exc}", exc.problems) from None
         return ack.accepted
 
@@ -96,7 +98,7 @@ class RestSink:
         if status == 200:
             return int(reply.get("accepted", len(batch)))
         error = str(reply.get("error") or f"HTTP {status}")
-        if status in (502, 503, 504):
+        if status in (502, 503, 504, 507):  # 507: the daemon's disk is full, nothing stored
             raise Transient(f"HTTP {status}: {error}")
         if status in (401, 403):
             raise SimulationError(f"the API refused the key (HTTP {status}): {error}")

@@ -1,7 +1,9 @@
 """Every training job ever run, persisted in ``state/training_jobs.json``.
 
 The file is rewritten atomically (temp file, fsync, rename) on every state change, so a
-daemon restart, or a kill at any instant, finds the history as of the last transition.
+daemon restart, or a kill at any instant, finds the history as of the last transition
+(on a full disk: as of the last one that could be written; the rest follows once there
+is room).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class JobHistory:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        self.unsaved = False  # the last save failed: memory is ahead of the file
         self.jobs: list[JobStatus] = self._load()
 
     def _load(self) -> list[JobStatus]:
@@ -46,8 +49,27 @@ class JobHistory:
             return []
 
     def save(self) -> None:
-        """Write the whole history atomically."""
-        write_atomic(self.path, msgspec.json.format(msgspec.json.encode(self.jobs), indent=1))
+        """Write the whole history atomically.
+
+        A write that fails (a full disk) is logged, not raised: the history stays right
+        in memory, ``unsaved`` is set, and the trainer saves again until it succeeds
+        (``save_if_unsaved``), so a job still runs, ends and is reported on a full disk.
+        """
+        try:
+            write_atomic(self.path, msgspec.json.format(msgspec.json.encode(self.jobs), indent=1))
+        except OSError as exc:
+            if not self.unsaved:
+                log.error("cannot save the training history %s (%s); kept in memory, retried", self.path, exc)
+            self.unsaved = True
+            return
+        if self.unsaved:
+            log.info("training history saved to %s again", self.path)
+        self.unsaved = False
+
+    def save_if_unsaved(self) -> None:
+        """Retry a save that failed."""
+        if self.unsaved:
+            self.save()
 
     def add(self, job: JobStatus) -> None:
         """Append a new job and persist."""

@@ -8,6 +8,10 @@ PUSH socket to the trainer role. It runs below the serving roles
 with a bounded number of torch threads (or on CUDA when present), so ingest and
 predictions keep the machine.
 
+Its memory is capped (``[training] max_memory_mb``, ``nordiqd.training.memory``) before
+anything else runs; a job over the cap, or one that meets a full disk, fails with that
+reason named, and publishes nothing (the served model stays).
+
 How it stops: SIGTERM (a cancel) sets a flag the fit checks before every batch; the job
 then reports ``JobFailed`` with ``cancelled=True`` and exits 3 without publishing. If the
 trainer role dies (its pid is no longer our parent) the job stops the same way.
@@ -30,7 +34,9 @@ from ipc import messages as m
 from ipc.sockets import make_socket
 from nordiqd import config as config_mod
 from nordiqd import logsetup
-from nordiqd.training import job_command
+from nordiqd.diskspace import full_message, is_disk_full
+from nordiqd.model.errors import TrainingCancelled
+from nordiqd.training import job_command, memory
 from nordiqd.training.priority import lower_priority
 from supervisor import exitcodes
 
@@ -69,8 +75,13 @@ def run(
     incremental: bool,
     events: str,
     parent: int | None = None,
+    memory_limit_mb: int | None = None,
 ) -> int:
-    """Run the job; return the exit code. ``parent`` is the trainer's pid (default: ours now)."""
+    """Run the job; return the exit code. ``parent`` is the trainer's pid (default: ours now).
+
+    ``memory_limit_mb`` is the cap ``main`` already set on this process, named in the
+    failure of a job that runs out of memory.
+    """
     parent = os.getppid() if parent is None else parent
     stop = os.getppid() != parent  # the trainer died while we started
 
@@ -78,13 +89,16 @@ def run(
         nonlocal stop
         stop = True
 
+    def should_stop() -> bool:
+        return stop or os.getppid() != parent
+
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     lower_priority(cfg.training.cpu_priority, parent)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     report = _Reporter(ctx, events, job_id)
     try:
-        return _train(cfg, epochs, incremental, report, lambda: stop or os.getppid() != parent)
+        return _train(cfg, epochs, incremental, report, should_stop, memory_limit_mb)
     finally:
         report.close()
         ctx.term()
@@ -96,16 +110,17 @@ def _train(
     incremental: bool,
     report: _Reporter,
     should_stop: Callable[[], bool],
+    memory_limit_mb: int | None,
 ) -> int:
-    # Imported here, after ``run`` lowered this process's priority: torch and Lightning
-    # take seconds of CPU to import, which must not compete with ingest and predictions.
-    from nordiqd.buffer.reader import read_window
-    from nordiqd.model import artifacts
-    from nordiqd.model.errors import TrainingCancelled
-    from nordiqd.model.fitting import fit
-
     spec = cfg.model
     try:
+        # Imported here, after ``run`` lowered this process's priority: torch and
+        # Lightning take seconds of CPU to import, which must not compete with ingest and
+        # predictions; and inside the ``try``, as an import can meet the memory cap too.
+        from nordiqd.buffer.reader import read_window
+        from nordiqd.model import artifacts
+        from nordiqd.model.fitting import fit
+
         columns = ["timestamp", "server_name", "profile", *spec.targets]
         table = read_window(cfg.buffer_dir, days=cfg.training.training_days, columns=columns)
         report.send(m.JobStarted(job_id=report.job_id, records=table.num_rows))
@@ -133,7 +148,7 @@ def _train(
         return exitcodes.CANCELLED
     except Exception as exc:
         log.exception("training failed")
-        report.send(m.JobFailed(job_id=report.job_id, error=f"{type(exc).__name__}: {exc}"))
+        report.send(m.JobFailed(job_id=report.job_id, error=failure_text(cfg, exc, memory_limit_mb)))
         return exitcodes.FAILURE
     v = trained.validation
     validation = {"loss": v.loss, "mase_model": v.mase_model, "mase_seasonal_naive": v.mase_seasonal_naive}
@@ -150,12 +165,39 @@ def _train(
     return exitcodes.OK
 
 
+def failure_text(cfg: config_mod.Config, exc: BaseException, memory_limit_mb: int | None) -> str:
+    """Why the job failed, in the words the history keeps: out of memory and a full disk
+    are named as such (with the cap, or the path), anything else as the error it was."""
+    detail = f"{type(exc).__name__}: {exc}"
+    if memory_limit_mb is not None and memory.is_out_of_memory(exc):
+        return f"{memory.out_of_memory(memory_limit_mb)}: {detail}"
+    if is_disk_full(exc):
+        return f"{full_message(_written_folder(exc) or cfg.models_dir, 'the new model')}: {detail}"
+    return detail
+
+
+def _written_folder(exc: BaseException) -> str | None:
+    """The existing folder of the file an ``OSError`` (or its cause) names, if any."""
+    current: BaseException | None = exc
+    while current is not None:
+        name = getattr(current, "filename", None)
+        if isinstance(name, str):
+            folder = os.path.dirname(os.path.abspath(name))
+            while folder and not os.path.isdir(folder):  # a staging folder, removed since
+                folder = os.path.dirname(folder)
+            return folder or None
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the job subprocess."""
     args = job_command.parse(argv)
+    if args.max_memory_mb is not None:
+        memory.apply(args.max_memory_mb)  # first: every allocation of the job falls under it
     cfg = config_mod.load(args.config)
     logsetup.setup(f"train:{args.job_id}", cfg.daemon.log_level)
-    return run(cfg, args.job_id, args.epochs, args.incremental, args.events, args.parent)
+    return run(cfg, args.job_id, args.epochs, args.incremental, args.events, args.parent, args.max_memory_mb)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,19 @@ MODULE = "nordiqd.training.job"
 
 
 def command(
-    job_id: str, epochs: int, incremental: bool, events: str, parent: int, config: str | None
+    job_id: str,
+    epochs: int,
+    incremental: bool,
+    events: str,
+    parent: int,
+    config: str | None,
+    max_memory_mb: int | None = None,
 ) -> list[str]:
     """The command line that runs one job in a fresh interpreter (what ``main`` parses)."""
     argv = [sys.executable, "-m", MODULE, "--job-id", job_id, "--epochs", str(epochs)]
     argv += ["--events", events, "--parent", str(parent)]
+    if max_memory_mb is not None:
+        argv += ["--max-memory-mb", str(max_memory_mb)]
     if incremental:
         argv.append("--incremental")
     if config:
@@ -34,4 +42,5 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--incremental", action="store_true")
     p.add_argument("--events", required=True, help="PUSH endpoint of the trainer role")
     p.add_argument("--parent", type=int, default=None, help="pid of the trainer role that started the job")
+    p.add_argument("--max-memory-mb", type=int, default=None, help="the job's memory cap (RLIMIT_DATA), MiB")
     return p.parse_args(argv)

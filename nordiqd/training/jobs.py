@@ -34,6 +34,7 @@ from supervisor import exitcodes
 log = logging.getLogger(__name__)
 
 MAX_EPOCHS = 1000
+SAVE_RETRY_S = 5.0  # a history that could not be saved (full disk) is retried this often
 
 
 class JobProcess(Protocol):
@@ -83,6 +84,8 @@ class TrainingJobs:
         readiness: whether the buffer holds enough data to train.
         clock: monotonic seconds, for durations and the cancel deadline.
         wall: the wall clock (a zone-aware datetime), for job ids and timestamps.
+        disk: the free space of the data directory, for the stats (None: unknown).
+        memory_limit_mb: the jobs' memory cap, named when a job dies without a word.
     """
 
     def __init__(
@@ -94,6 +97,8 @@ class TrainingJobs:
         readiness: Callable[[], Readiness],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = utc_now,
+        disk: Callable[[], m.DiskSpace | None] = lambda: None,
+        memory_limit_mb: int | None = None,
     ) -> None:
         self.history = history
         self._settings = settings
@@ -102,6 +107,9 @@ class TrainingJobs:
         self._readiness = readiness
         self._clock = clock
         self._wall = wall
+        self._disk = disk
+        self._memory_limit_mb = memory_limit_mb
+        self._save_tried = -SAVE_RETRY_S
         self.running: _Running | None = None
         for job_id in history.fail_interrupted(at=iso(wall())):
             log.warning("job %s was running when the trainer stopped: marked failed", job_id)
@@ -174,6 +182,7 @@ class TrainingJobs:
                 "training_days": self._settings.training_days,
                 "min_records_threshold": self._settings.min_records,
             },
+            disk=self._disk(),
         )
 
     def cancel(self) -> m.CancelReply:
@@ -211,7 +220,12 @@ class TrainingJobs:
                     self.running.final = event
 
     def tick(self) -> None:
-        """Kill a job past its cancel grace period; finish the job whose process exited."""
+        """Kill a job past its cancel grace period; finish the job whose process exited;
+        retry a history save that failed."""
+        now = self._clock()
+        if self.history.unsaved and now - self._save_tried >= SAVE_RETRY_S:
+            self._save_tried = now
+            self.history.save_if_unsaved()
         run = self.running
         if run is None:
             return
@@ -290,7 +304,7 @@ class TrainingJobs:
             case m.JobFailed(error=error):
                 changes.update(status="failed", error=error)
             case _:
-                changes.update(status="failed", error=exit_text(code))
+                changes.update(status="failed", error=exit_text(code, self._memory_limit_mb))
         job = self.history.get(run.job_id)
         if job is None:  # only a hand-edited history loses a running job
             log.error("job %s vanished from the history while it ran", run.job_id)
@@ -314,8 +328,20 @@ class TrainingJobs:
         return job_id
 
 
-def exit_text(code: int) -> str:
-    """Why a job process that reported no result ended, from its exit code."""
+# How a process that an allocation failed in C (not in Python) may end.
+_CRASH_SIGNALS = frozenset({signal.SIGKILL, signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS})
+
+
+def exit_text(code: int, memory_limit_mb: int | None = None) -> str:
+    """Why a job process that reported no result ended, from its exit code.
+
+    A crash by a signal may be a native allocation failing under the memory cap (or the
+    kernel's OOM killer): the cap is then named, as a possible cause.
+    """
     if code < 0:
-        return f"the training process was killed by {signal.Signals(-code).name}"
+        sig = signal.Signals(-code)
+        text = f"the training process was killed by {sig.name}"
+        if memory_limit_mb is not None and sig in _CRASH_SIGNALS:
+            text += f" (it may have run out of memory: limit {memory_limit_mb} MB)"
+        return text
     return f"the training process exited with code {code} before reporting a result"

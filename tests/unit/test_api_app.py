@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import falcon.testing
 import pytest
 
@@ -151,6 +153,23 @@ def test_feed_ack_and_rejection_bodies() -> None:
     assert r.json == {"success": False, "error": "1 problem", "problems": problems, "problem_count": 1}
     b.services["ingest"] = m.ErrorReply(kind="batch_too_large", message="too many")
     assert c.simulate_post("/feed/data", body=b"{}", headers={"X-API-Key": KEY}).status_code == 413
+
+
+def test_a_full_disk_is_507_naming_the_path_and_health_shows_the_free_space(tmp_path: Path) -> None:
+    b = FakeBackends()
+    message = f"the disk is full: no space left on device for the log in {tmp_path} (0 bytes free)"
+    b.services["ingest"] = m.ErrorReply(kind="disk_full", message=message, details={"path": str(tmp_path)})
+    c = falcon.testing.TestClient(
+        create_app(Deps(api_key=KEY, backends=b, data_dir=str(tmp_path), disk_warn_bytes=1 << 60))
+    )
+    r = c.simulate_post("/feed/data", body=b"{}", headers={"X-API-Key": KEY})
+    assert r.status_code == 507
+    assert r.json == {"success": False, "error": message, "path": str(tmp_path)}
+    health = c.simulate_get("/health")
+    assert health.status_code == 200  # low space warns; it does not make the daemon unhealthy
+    disk = health.json["disk"]
+    assert disk["path"] == str(tmp_path) and disk["low"] is True
+    assert 0 < disk["free_bytes"] <= disk["total_bytes"]
 
 
 def test_a_reply_of_the_wrong_kind_is_502() -> None:

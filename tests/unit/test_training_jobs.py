@@ -328,3 +328,21 @@ def test_history_survives_a_new_instance(world: World) -> None:
     assert second.error == "the trainer process restarted while this job was running"
     assert again.history.summary()["total_trainings"] == 2
     assert JobHistory(world.path).jobs == again.history.jobs  # the failure was persisted
+
+
+def test_a_history_that_cannot_be_saved_is_kept_and_saved_once_it_can(world: World) -> None:
+    jobs = world.jobs()
+    world.path.mkdir()  # a folder where the file goes: every save fails, as on a full disk
+    job_id = started(world, jobs)  # the job starts although its state cannot be written
+    world.procs[0].code = exitcodes.FAILURE
+    jobs.tick()
+    job = jobs.status(job_id).job
+    assert job is not None and job.status == "failed" and jobs.history.unsaved
+    world.path.rmdir()  # the space is back
+    world.advance(1.0)
+    jobs.tick()
+    assert not world.path.exists()  # retried every few seconds, not on every tick
+    world.advance(5.0)
+    jobs.tick()
+    assert not jobs.history.unsaved
+    assert JobHistory(world.path).get(job_id) == job
