@@ -7,6 +7,13 @@ columnar on the PUB socket for the predictor. A compaction thread calls
 ``BufferStore.maintain`` every ``[buffer] compact_interval_s`` (flush to daily Parquet,
 tiered merges, day close, retention), so a long merge never delays an acknowledgement.
 
+Bounded memory: acknowledged records stay in memory until compaction has them in
+Parquet. While more than ``[buffer] max_backlog_records`` wait, new batches wait
+unanswered in ``HeldBatches`` (the senders hear their acks later, so they slow down)
+and are taken in order as compaction catches up; the compaction thread says so on an
+inproc socket after each flush. A batch held ``backlog_wait_s`` is refused as busy
+(REST: 503 with Retry-After); nothing acknowledged is ever dropped.
+
 How it stops: ``close()`` stops the compaction thread, flushes what is pending and
 closes the log. After a kill the next start replays the log tail.
 """
@@ -29,6 +36,7 @@ from nordiqd.buffer.records import RecordValidator
 from nordiqd.buffer.store import BufferStore
 from nordiqd.promtext import family
 from nordiqd.roles.base import ServiceRole
+from nordiqd.roles.held import HeldBatches
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +77,12 @@ class IngestRole(ServiceRole[m.IngestRequest]):
         self.epoch = time.time()
         self.seq = 0
         self.counters = {"batches_accepted": 0.0, "batches_rejected": 0.0, "records_accepted": 0.0}
+        self.max_backlog = cfg.buffer.max_backlog_records
+        self.held = HeldBatches(cfg.buffer.backlog_wait_s)
+        # The compaction thread's word that the backlog shrank; each end used by one thread.
+        flushed = f"inproc://ingest-flushed-{id(self)}"
+        self._flushed = make_socket(ctx, zmq.PAIR, bind=flushed)
+        self._flushed_tx = make_socket(ctx, zmq.PAIR, connect=flushed)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._compactor = threading.Thread(target=self._compact_loop, name="compactor", daemon=True)
@@ -77,11 +91,61 @@ class IngestRole(ServiceRole[m.IngestRequest]):
     def handle(self, msg: m.IngestRequest) -> m.ServiceReply | None:
         match msg:
             case m.IngestBatch(format=fmt, body=body):
-                return self._ingest(fmt, body)
+                if not self.held and self.store.pending_records < self.max_backlog:
+                    return self._ingest(fmt, body)
+                if not self.held.room_for(body):
+                    self.held.refused += 1
+                    return self._busy()
+                self.held.hold(self.request_frames, fmt, body, time.monotonic())
+                self._wake.set()
+                return None  # answered by _admit once the backlog is under its bound
             case m.BufferStatsRequest():
                 return m.BufferStatsReply(data_buffer=self.store.stats(), counters=dict(self.counters))
             case _:
                 return super().handle(msg)
+
+    def sockets(self) -> list[zmq.Socket[bytes]]:
+        return [*super().sockets(), self._flushed]
+
+    def on_readable(self, sock: zmq.Socket[bytes]) -> None:
+        if sock is self._flushed:
+            while sock.poll(0):
+                sock.recv()
+            self._admit(time.monotonic())
+            return
+        super().on_readable(sock)
+
+    def tick(self, now: float) -> None:
+        self._admit(now)
+
+    def _admit(self, now: float) -> None:
+        """Ingests waiting batches while the backlog allows; refuses those waited too long."""
+        while self.held and self.store.pending_records < self.max_backlog:
+            batch = self.held.pop()
+            self.reply_later(batch.frames, self._answer_batch(batch.fmt, batch.body))
+        for batch in self.held.expired(now):
+            self.reply_later(batch.frames, self._busy())
+        if self.held:
+            self._wake.set()  # compaction flushes now rather than at its interval
+
+    def _answer_batch(self, fmt: str, body: bytes) -> m.ServiceReply:
+        try:
+            return self._ingest(fmt, body)
+        except Exception as exc:  # as ServiceRole._answer does for a request answered at once
+            log.exception("ingest failed on a held IngestBatch")
+            return m.ErrorReply(kind="internal", message=f"ingest failed: {exc}")
+
+    def _busy(self) -> m.ErrorReply:
+        wait = self.held.retry_after_s()
+        return m.ErrorReply(
+            kind="busy",
+            message=(
+                f"ingest is busy: {self.store.pending_records:,} acknowledged records wait for "
+                f"compaction (bound [buffer] max_backlog_records = {self.max_backlog:,}); "
+                f"nothing of this batch was stored, send it again in {wait} s"
+            ),
+            details={"retry_after_s": wait},
+        )
 
     def _ingest(self, fmt: str, body: bytes) -> m.IngestAck | m.ErrorReply:
         try:
@@ -135,6 +199,18 @@ class IngestRole(ServiceRole[m.IngestRequest]):
                 "Records in the write-ahead log, not yet in Parquet.",
                 [({}, self.store.pending_records)],
             )
+            + family(
+                "nordiqd_ingest_held_batches",
+                "gauge",
+                "Batches waiting unanswered for the backlog to drop under [buffer] max_backlog_records.",
+                [({}, len(self.held))],
+            )
+            + family(
+                "nordiqd_ingest_pushback_total",
+                "counter",
+                "Batches held back by the backlog bound, by outcome (busy: refused, to be sent again).",
+                [({"outcome": "held"}, self.held.total), ({"outcome": "busy"}, self.held.refused)],
+            )
         )
 
     def _compact_loop(self) -> None:
@@ -145,16 +221,28 @@ class IngestRole(ServiceRole[m.IngestRequest]):
             if self._stop.is_set():
                 return
             try:
+                if self.store.pending_records >= FLUSH_RECORDS or self.held:
+                    self.store.flush()  # first, and said at once: held batches wait on it
+                    self._say_flushed()
                 done = self.store.maintain()
                 if any(done.values()):
                     log.debug("compaction: %s", done)
+                    self._say_flushed()
             except Exception:
                 log.exception("compaction failed; records stay in the write-ahead log and are retried")
+
+    def _say_flushed(self) -> None:
+        try:
+            self._flushed_tx.send(b"", zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # a word is already waiting: one is enough
 
     def close(self) -> None:
         if hasattr(self, "_stop"):
             self._stop.set()
             self._wake.set()
             self._compactor.join(timeout=30)
+            self._flushed_tx.close(0)
+            self._flushed.close(0)
         if hasattr(self, "store"):
             self.store.close()
