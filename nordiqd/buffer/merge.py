@@ -38,7 +38,9 @@ def _libc() -> ctypes.CDLL | None:
 
 _LIBC = _libc()
 
-WINDOW_ROWS = 16_384
+# Rows read ahead per source: 4,096 rather than 16,384 took a merge of 8 x 50,000
+# records from +85 to +45 MB of peak RSS in ingest, for ~10% more time.
+WINDOW_ROWS = 4_096
 ROW_GROUP_ROWS = 131_072
 
 

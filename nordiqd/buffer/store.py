@@ -224,11 +224,7 @@ class BufferStore:
         now = self._clock() if now is None else now
         done = {"flushed": 0, "merged": 0, "closed": 0, "deleted": 0}
         with self._compact_lock:
-            since = self._pending_since
-            if self._pending_rows >= self._flush_records or (
-                since is not None and now - since >= self._flush_seconds
-            ):
-                done["flushed"] = self._flush(now)
+            done["flushed"] = self._flush_if_due(now)
             now_ms = now * 1000.0
             today = math.floor(now_ms / DAY_MS)
             cutoff = today - self.retention_days
@@ -243,8 +239,8 @@ class BufferStore:
                 if over and quiet:
                     self._close_day(day)
                     done["closed"] += 1
-                else:
-                    done["merged"] += self._merge_tiers(day)
+                else:  # flushes between merges: a long merge must not hold ingest's backlog
+                    done["merged"] += self._merge_tiers(day, lambda: self._flush_if_due(self._clock()))
             for day in self.layout.days():
                 if day < cutoff:
                     self._delete_day(day)
@@ -265,6 +261,13 @@ class BufferStore:
         return buffer_stats(self.layout.root, pending_records=count, pending_days=sorted(days))
 
     # -- compaction ----------------------------------------------------------------
+
+    def _flush_if_due(self, now: float) -> int:
+        since = self._pending_since
+        due = self._pending_rows >= self._flush_records or (
+            since is not None and now - since >= self._flush_seconds
+        )
+        return self._flush(now) if due else 0
 
     def _flush(self, now: float) -> int:
         with self._lock:
@@ -353,8 +356,8 @@ class BufferStore:
         )
         return order_and_dedup(kept)
 
-    def _merge_tiers(self, day: int) -> int:
-        return merge_tiers(self.layout, self.schema, day, self._fanout)
+    def _merge_tiers(self, day: int, between: Callable[[], object]) -> int:
+        return merge_tiers(self.layout, self.schema, day, self._fanout, between)
 
     def _close_day(self, day: int) -> None:
         close_day(self.layout, self.schema, day)
