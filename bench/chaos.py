@@ -68,6 +68,7 @@ NEEDS = {  # the roles each channel's requests go through
     "zmq": {"ingest", "disk"},
     "rest": {"api", "ingest", "disk"},
     "read": {"api", "predictor"},
+    "health": {*ROLES, "disk"},  # /health answers 503 while any role is not ready
     "train": {"api", "trainer", "disk"},
 }
 STEP_S = 10  # data time between a sender's batches
@@ -83,9 +84,10 @@ class Tally:
         self.acked: dict[str, set[int]] = collections.defaultdict(set)
         self.ok: collections.Counter[str] = collections.Counter()
 
-    def fail(self, channel: str, kind: str, detail: str = "") -> None:
+    def fail(self, sent: float, channel: str, kind: str, detail: str = "") -> None:
+        """Counts a failed request by when it was sent (a timeout ends well after)."""
         with self.lock:
-            self.failures.append((time.monotonic(), channel, kind, detail[:200]))
+            self.failures.append((sent, channel, kind, detail[:200]))
 
     def ack(self, sender: str, n: int) -> None:
         with self.lock:
@@ -207,10 +209,10 @@ class Soak:
                     self.tally.ack(sender, n)
                     n += 1
                 except RequestTimeout:
-                    self.tally.fail("zmq", "timeout")
+                    self.tally.fail(t, "zmq", "timeout")
                 except IngestRejected as exc:
-                    kind = "busy" if "busy" in str(exc) else "error: " + str(exc).split(":")[0][:60]
-                    self.tally.fail("zmq", kind, str(exc))
+                    kind = "busy" if "busy" in str(exc) else "error: " + str(exc)[:50]
+                    self.tally.fail(t, "zmq", kind, str(exc))
                     time.sleep(0.2)
                 time.sleep(max(0.0, gap - (time.monotonic() - t)))
         finally:
@@ -228,15 +230,15 @@ class Soak:
                     self.tally.ack(sender, n)
                     n += 1
                 else:
-                    self.tally.fail("rest", str(r.status_code), r.text)
+                    self.tally.fail(t, "rest", str(r.status_code), r.text)
                     time.sleep(float(r.headers.get("Retry-After", 0.2)))
             except requests.ConnectionError as exc:
-                self.tally.fail("rest", "reset", str(exc))
+                self.tally.fail(t, "rest", "reset", str(exc))
                 session = requests.Session()
                 session.headers["X-API-Key"] = self.key
                 time.sleep(0.2)
             except requests.Timeout:
-                self.tally.fail("rest", "timeout")
+                self.tally.fail(t, "rest", "timeout")
             time.sleep(max(0.0, gap - (time.monotonic() - t)))
 
     def reader(self, i: int) -> None:
@@ -246,19 +248,21 @@ class Soak:
         k = i
         while not self.stop_clients.is_set():
             path = paths[k % len(paths)]
+            channel = "health" if path == "/health" else "read"
             k += 1
+            t = time.monotonic()
             try:
                 r = session.get(self.url + path, timeout=30)
                 if r.status_code == 200:
                     self.tally.ok["read"] += 1
                 else:
-                    self.tally.fail("read", str(r.status_code), f"{path}: {r.text}")
+                    self.tally.fail(t, channel, str(r.status_code), f"{path}: {r.text}")
             except requests.ConnectionError as exc:
-                self.tally.fail("read", "reset", str(exc))
+                self.tally.fail(t, channel, "reset", str(exc))
                 session = requests.Session()
                 session.headers["X-API-Key"] = self.key
             except requests.Timeout:
-                self.tally.fail("read", "timeout", path)
+                self.tally.fail(t, channel, "timeout", path)
             time.sleep(0.2)
 
     def trainer(self) -> None:
@@ -266,6 +270,7 @@ class Soak:
         self.jobs = jobs
         headers = {"X-API-Key": self.key}
         while not self.stop_clients.wait(self.args.train_every):
+            t = time.monotonic()
             try:
                 r = requests.post(self.url + "/admin/trigger-training?epochs=1", headers=headers, timeout=30)
                 if r.status_code in (200, 202):
@@ -273,14 +278,14 @@ class Soak:
                 elif r.status_code == 409:
                     jobs["refused (409: one running or not ready)"] += 1
                 else:
-                    self.tally.fail("train", str(r.status_code), r.text)
+                    self.tally.fail(t, "train", str(r.status_code), r.text)
                 s = requests.get(self.url + "/admin/training-stats", headers=headers, timeout=30)
                 if s.status_code == 200:
                     self.history = s.json().get("history") or s.json().get("recent_jobs")
             except requests.ConnectionError as exc:
-                self.tally.fail("train", "reset", str(exc))
+                self.tally.fail(t, "train", "reset", str(exc))
             except requests.Timeout:
-                self.tally.fail("train", "timeout")
+                self.tally.fail(t, "train", "timeout")
 
     # -- faults ----------------------------------------------------------------------
 
