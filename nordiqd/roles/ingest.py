@@ -40,7 +40,8 @@ from nordiqd.roles.held import HeldBatches
 
 log = logging.getLogger(__name__)
 
-PUB_HWM = 100  # batches (~8 MB): a stalled subscriber must not grow ingest; it refills from the buffer
+PUB_HWM = 100  # messages: a stalled subscriber must not grow ingest; it refills from the buffer
+PUBLISH_RECORDS = 5_000  # records per published message at most: the queue stays under ~40 MB
 FLUSH_RECORDS = 50_000  # pending records that make the compaction thread flush at once
 
 
@@ -168,12 +169,17 @@ class IngestRole(ServiceRole[m.IngestRequest]):
         self.seq += 1
         self.counters["batches_accepted"] += 1
         self.counters["records_accepted"] += batch.num_rows
-        event = m.AcceptedBatch(epoch=self.epoch, seq=self.seq, records=batch.num_rows, arrow=payload)
-        try:
-            self.pub.send(codec.publish.encode(event), zmq.NOBLOCK)
-        except zmq.Again:
-            pass  # no room for a slow subscriber; it refills from the buffer on restart
-        return m.IngestAck(accepted=batch.num_rows, seq=self.seq)
+        # A large batch goes out in slices, so PUB_HWM messages bound the queue in bytes too.
+        n = batch.num_rows
+        for start in range(0, n, PUBLISH_RECORDS):
+            part = batch.slice(start, PUBLISH_RECORDS)
+            arrow = payload if n <= PUBLISH_RECORDS else encode_batch(part)
+            event = m.AcceptedBatch(epoch=self.epoch, seq=self.seq, records=part.num_rows, arrow=arrow)
+            try:
+                self.pub.send(codec.publish.encode(event), zmq.NOBLOCK)
+            except zmq.Again:
+                break  # no room for a slow subscriber; it refills from the buffer on restart
+        return m.IngestAck(accepted=n, seq=self.seq)
 
     def metrics_text(self) -> str:
         c = self.counters
