@@ -11,7 +11,8 @@ user gets) on a tmpfs it mounts as the data directory (root only), and drives it
 Every ``--interval`` seconds one fault, in turn: ``kill -9`` of ingest, predictor,
 trainer, api (each role at most once a cycle, within 5 restarts a minute); a SIGSTOP of
 one role (2 s: under the heartbeat liveness; 6 s: the supervisor must kill it), then
-SIGCONT; the disk filled for ``--full-s`` seconds, then freed. At the end the whole tree
+SIGCONT; the disk filled for ``--full-s`` seconds, then freed, and ingest killed -9 1.5 s
+later (what was acked since is only in its write-ahead log). At the end the whole tree
 is killed -9, started again, stopped cleanly, and the buffer read back.
 
 Reported: acknowledged vs stored records (lost = acknowledged batches not whole in the
@@ -80,14 +81,14 @@ class Tally:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.failures: list[tuple[float, str, str, str]] = []  # (t, channel, kind, detail)
+        self.failures: list[tuple[float, float, str, str, str]] = []  # (sent, failed, channel, kind, detail)
         self.acked: dict[str, set[int]] = collections.defaultdict(set)
         self.ok: collections.Counter[str] = collections.Counter()
 
     def fail(self, sent: float, channel: str, kind: str, detail: str = "") -> None:
-        """Counts a failed request by when it was sent (a timeout ends well after)."""
+        """Counts a failed request, with when it was sent and when it failed."""
         with self.lock:
-            self.failures.append((sent, channel, kind, detail[:200]))
+            self.failures.append((sent, time.monotonic(), channel, kind, detail[:200]))
 
     def ack(self, sender: str, n: int) -> None:
         with self.lock:
@@ -345,6 +346,10 @@ class Soak:
         self.events.append(
             f"{t - self.started:6.1f} s disk filled ({written >> 20} MiB) for {freed - t:.1f} s, then freed"
         )
+        # Batches acked after the space came back are still only in the log: a kill now
+        # shows whether a write cut short by the full disk costs them at replay.
+        time.sleep(1.5)
+        self.kill("ingest")
 
     def schedule(self) -> list[Callable[[], None]]:
         stops = [(r, s) for s in (2.0, 6.0) for r in ROLES]
@@ -461,8 +466,11 @@ class Soak:
         """Failed requests by channel and kind, inside or outside a window of a role they need."""
         out: collections.Counter[str] = collections.Counter()
         unexplained: list[str] = []
-        for t, channel, kind, detail in self.tally.failures:
-            inside = any(s <= t <= e and target in NEEDS[channel] for s, e, target, _ in self.windows)
+        for t, failed, channel, kind, detail in self.tally.failures:
+            # In a window when the request was in flight during it (sent before, failed in it).
+            inside = any(
+                t <= e and failed >= s and target in NEEDS[channel] for s, e, target, _ in self.windows
+            )
             where = "in a fault window" if inside else "OUTSIDE any fault window"
             out[f"{channel} {kind} {where}"] += 1
             if not inside or kind not in EXPECTED_KINDS:
