@@ -96,7 +96,7 @@ class BufferConfig(_Section, frozen=True):
     # held in ingest's memory) above which new batches wait, and how long one waits
     # before it is refused as busy (REST: 503 with Retry-After). Under the api's
     # request_timeout_s, so a REST sender hears "busy" rather than a timeout.
-    max_backlog_records: PositiveInt = 200_000
+    max_backlog_records: PositiveInt = 100_000
     backlog_wait_s: PositiveFloat = 5.0
 
 
