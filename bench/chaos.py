@@ -212,7 +212,9 @@ class Soak:
                 except RequestTimeout:
                     self.tally.fail(t, "zmq", "timeout")
                 except IngestRejected as exc:
-                    kind = "busy" if "busy" in str(exc) else "error: " + str(exc)[:50]
+                    # zmq's answers to what REST answers 503 (busy) and 507 (disk full).
+                    full = "disk" in exc.kind or "storage" in exc.kind or "space" in exc.kind
+                    kind = "503" if exc.kind == "busy" else "507" if full else f"error {exc.kind}"
                     self.tally.fail(t, "zmq", kind, str(exc))
                     time.sleep(0.2)
                 time.sleep(max(0.0, gap - (time.monotonic() - t)))

@@ -28,10 +28,14 @@ from ipc.client import RequestClient
 
 
 class IngestRejected(Exception):
-    """The daemon refused the batch; ``problems`` lists each (index, field, message)."""
+    """The daemon refused the batch; ``problems`` lists each (index, field, message).
 
-    def __init__(self, message: str, details: Any) -> None:
+    ``kind`` is the daemon's ``ErrorReply`` kind (``invalid_batch``, ``busy``...).
+    """
+
+    def __init__(self, message: str, details: Any, kind: str = "") -> None:
         super().__init__(message)
+        self.kind = kind
         self.details = details or {}
         self.problems: list[dict[str, Any]] = list(self.details.get("problems", []))
 
@@ -67,12 +71,12 @@ class IngestClient:
         while isinstance(reply, m.ErrorReply) and reply.kind == "busy":
             wait = float((reply.details or {}).get("retry_after_s", 1))  # type: ignore[arg-type]
             if time.monotonic() + wait > deadline:
-                raise IngestBusy(reply.message, reply.details)
+                raise IngestBusy(reply.message, reply.details, reply.kind)
             self.busy_replies += 1
             time.sleep(wait)
             reply = self._client.request(request)
         if isinstance(reply, m.ErrorReply):
-            raise IngestRejected(reply.message, reply.details)
+            raise IngestRejected(reply.message, reply.details, reply.kind)
         if not isinstance(reply, m.IngestAck):
             raise IngestRejected(f"unexpected reply {type(reply).__name__}", None)
         return reply
