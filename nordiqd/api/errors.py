@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import falcon
+import zmq
 
 from ipc import messages as m
 from ipc.client import RequestTimeout
@@ -66,6 +67,13 @@ def _timeout(req: falcon.Request, resp: falcon.Response, exc: RequestTimeout, pa
     _send(resp, 503, f"the daemon did not answer in time: {exc}")
 
 
+def _link(req: falcon.Request, resp: falcon.Response, exc: zmq.ZMQError, params: Any) -> None:
+    # The api role is stopping (its zmq context is being destroyed under requests still
+    # in flight) or a socket failed: the caller may retry, as after a restart.
+    log.warning("%s %s: %s", req.method, req.path, exc)
+    _send(resp, 503, f"the daemon's internal link failed (stopping or restarting?): {exc}")
+
+
 def _protocol(req: falcon.Request, resp: falcon.Response, exc: ProtocolError, params: Any) -> None:
     log.error("%s %s: %s", req.method, req.path, exc)
     _send(resp, 502, f"a daemon role answered something unexpected: {exc}")
@@ -96,4 +104,5 @@ def install(app: falcon.App) -> None:
     app.add_error_handler(falcon.HTTPError, _http_error)
     app.add_error_handler(ApiError, _api_error)
     app.add_error_handler(RequestTimeout, _timeout)
+    app.add_error_handler(zmq.ZMQError, _link)
     app.add_error_handler(ProtocolError, _protocol)
