@@ -93,6 +93,12 @@ class BufferConfig(_Section, frozen=True):
     max_future_s: Annotated[float, Meta(ge=0)] = 300.0
     max_batch_records: PositiveInt = 100_000
     compact_interval_s: PositiveFloat = 10.0
+    # Push-back: acknowledged records not yet in Parquet (the write-ahead log's backlog,
+    # held in ingest's memory) above which new batches wait, and how long one waits
+    # before it is refused as busy (REST: 503 with Retry-After). Under the api's
+    # request_timeout_s, so a REST sender hears "busy" rather than a timeout.
+    max_backlog_records: PositiveInt = 100_000
+    backlog_wait_s: PositiveFloat = 5.0
 
 
 class SchemaConfig(_Section, frozen=True):
@@ -299,6 +305,12 @@ def _check(cfg: Config, source: str) -> Config:
             raise fail("model.targets", f"{t!r} is not in schema.metrics")
     if cfg.supervisor.backoff_max_s < cfg.supervisor.backoff_initial_s:
         raise fail("supervisor.backoff_max_s", "must not be below supervisor.backoff_initial_s")
+    if cfg.buffer.backlog_wait_s >= cfg.api.request_timeout_s:
+        raise fail(
+            "buffer.backlog_wait_s",
+            f"must be below api.request_timeout_s ({cfg.api.request_timeout_s:g}), or a REST sender "
+            "times out before it hears that ingest is busy",
+        )
     if cfg.accuracy.issue_every_s % cfg.model.step_seconds:
         raise fail(
             "accuracy.issue_every_s",

@@ -46,7 +46,9 @@ class AcceptedBatch(Message, frozen=True, tag="accepted"):
     """Ingest PUB -> predictor: an accepted batch, columnar, as Arrow IPC stream bytes.
 
     ``seq`` counts batches since the ingest process started (``epoch`` is its start
-    time), so a subscriber can tell a gap from a restart.
+    time), so a subscriber can tell a gap from a restart. A batch of more than 5,000
+    records comes as several messages of the same ``seq`` (so the PUB queue's 100
+    messages bound it in bytes too).
     """
 
     epoch: float

@@ -106,7 +106,7 @@ def build_routes(deps: Deps) -> list[Route]:
                         400: "rejected: every problem with its record index and field",
                         401: "missing or wrong key",
                         413: "body or batch too large",
-                        503: "ingest did not answer in time",
+                        503: "ingest busy (send again after Retry-After) or did not answer in time",
                         507: "the disk is full: nothing of the batch was stored (retry later)",
                     },
                     body='{"records": [{"timestamp": ..., "server_name": ..., "<metric>": ...}]}',

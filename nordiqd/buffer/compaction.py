@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,14 +24,24 @@ __all__ = ["close_day", "delete_day", "merge_tiers", "remove_dir", "repair_day",
 log = logging.getLogger(__name__)
 
 
-def merge_tiers(layout: BufferLayout, schema: pa.Schema, day: int, fanout: int) -> int:
+def merge_tiers(
+    layout: BufferLayout,
+    schema: pa.Schema,
+    day: int,
+    fanout: int,
+    between: Callable[[], object] = lambda: None,
+) -> int:
     """Merges ``fanout`` parts of a level into one of the next, while any level is full.
+
+    ``between`` runs before each merge (the store flushes there when a flush is due).
 
     Returns:
         The number of merges done.
     """
     merges = 0
     while True:
+        if merges:
+            between()
         parts = layout.parts(day)
         levels = sorted({p.level for p in parts})
         full = next((lv for lv in levels if sum(p.level == lv for p in parts) >= fanout), None)

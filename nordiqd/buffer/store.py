@@ -234,11 +234,7 @@ class BufferStore:
                 if day < cutoff:
                     self._delete_day(day)
                     done["deleted"] += 1
-            since = self._pending_since
-            if self._pending_rows >= self._flush_records or (
-                since is not None and now - since >= self._flush_seconds
-            ):
-                done["flushed"] = self._flush(now)
+            done["flushed"] = self._flush_if_due(now)
             for day in self.layout.part_days():
                 if day < cutoff:
                     continue
@@ -250,8 +246,8 @@ class BufferStore:
                 if over and quiet:
                     self._close_day(day)
                     done["closed"] += 1
-                else:
-                    done["merged"] += self._merge_tiers(day)
+                else:  # flushes between merges: a long merge must not hold ingest's backlog
+                    done["merged"] += self._merge_tiers(day, lambda: self._flush_if_due(self._clock()))
         if any(done.values()):
             release_memory()
         return done
@@ -268,6 +264,13 @@ class BufferStore:
         return buffer_stats(self.layout.root, pending_records=count, pending_days=sorted(days))
 
     # -- compaction ----------------------------------------------------------------
+
+    def _flush_if_due(self, now: float) -> int:
+        since = self._pending_since
+        due = self._pending_rows >= self._flush_records or (
+            since is not None and now - since >= self._flush_seconds
+        )
+        return self._flush(now) if due else 0
 
     def _flush(self, now: float) -> int:
         with self._lock:
@@ -356,8 +359,8 @@ class BufferStore:
         )
         return order_and_dedup(kept)
 
-    def _merge_tiers(self, day: int) -> int:
-        return merge_tiers(self.layout, self.schema, day, self._fanout)
+    def _merge_tiers(self, day: int, between: Callable[[], object]) -> int:
+        return merge_tiers(self.layout, self.schema, day, self._fanout, between)
 
     def _close_day(self, day: int) -> None:
         close_day(self.layout, self.schema, day)

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import falcon.testing
 import pytest
+import zmq
 
 from ipc import messages as m
 from ipc.client import RequestTimeout
+from nordiqd import config
 from nordiqd.api.app import Deps, build_routes, create_app
-from nordiqd.api.backends import Backends
+from nordiqd.api.backends import Backends, ZmqBackends
 
 KEY = "k" * 43
 
@@ -244,3 +246,22 @@ def test_accuracy_of_an_unknown_target_is_400() -> None:
     b.services["predictor"] = m.ErrorReply(kind="bad_request", message="target: 'x' is not forecast")
     r = _client(b).simulate_get("/admin/accuracy", params={"target": "x"}, headers={"X-API-Key": KEY})
     assert r.status_code == 400 and r.json == {"success": False, "error": "target: 'x' is not forecast"}
+
+
+def test_a_busy_ingest_is_503_with_retry_after() -> None:
+    b = FakeBackends()
+    b.services["ingest"] = m.ErrorReply(kind="busy", message="ingest is busy", details={"retry_after_s": 5})
+    r = _client(b).simulate_post("/feed/data", body=b'{"records": []}', headers={"X-API-Key": KEY})
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    assert r.json["success"] is False and r.json["error"] == "ingest is busy"
+
+
+def test_a_request_in_flight_while_the_api_stops_is_503_not_500(tmp_path: Path) -> None:
+    # The runner destroys the zmq context on the way out while waitress may still serve.
+    cfg = config.from_dict({"daemon": {"data_dir": str(tmp_path), "run_dir": str(tmp_path / "run")}})
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    backends = ZmqBackends(ctx, cfg)
+    ctx.destroy(0)
+    r = _client(backends).simulate_post("/feed/data", body=b'{"records": []}', headers={"X-API-Key": KEY})
+    assert r.status_code == 503, r.text
+    assert "internal link failed" in r.json["error"]

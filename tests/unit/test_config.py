@@ -30,6 +30,8 @@ def test_defaults_hold_the_fixed_keys() -> None:
         ({"api": {"port": "80"}}, "key 'api.port': Expected `int`, got `str`"),
         ({"api": {"port": 70000}}, "key 'api.port'"),
         ({"buffer": {"fsync": "sometimes"}}, "key 'buffer.fsync'"),
+        ({"buffer": {"max_backlog_records": 0}}, "key 'buffer.max_backlog_records'"),
+        ({"buffer": {"backlog_wait_s": 10.0}}, "key 'buffer.backlog_wait_s': must be below api.request"),
         ({"model": {"targets": ["gpu_pct"]}}, "key 'model.targets': 'gpu_pct' is not in schema.metrics"),
         ({"model": {"quantiles": [0.9, 0.5]}}, "[model]: quantiles must be strictly increasing"),
         ({"model": {"hidden_sise": 8}}, "unknown key 'model.hidden_sise'"),
