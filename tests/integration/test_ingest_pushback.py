@@ -16,7 +16,7 @@ from nordiqd.agent import IngestClient
 from nordiqd.buffer.reader import read_window
 
 NOW = time.time()
-PUSHBACK = {"buffer": {"max_backlog_records": 1, "backlog_wait_s": 0.2}}
+PUSHBACK = {"buffer": {"max_backlog_records": 1, "backlog_wait_s": 0.01}}
 
 
 def batch(sender: int, n: int) -> list[dict[str, object]]:
@@ -84,7 +84,7 @@ def test_rest_senders_hear_503_with_retry_after_and_no_acked_record_is_lost(daem
     for t in threads:
         t.join()
     assert not other, other
-    assert refused, "8 senders against a bound of one record and a 0.2 s wait: some must hear busy"
+    assert refused, "8 senders against a bound of one record and a 0.01 s wait: some must hear busy"
     for _, r in refused:
         assert r.headers.get("Retry-After", "").isdigit() and int(r.headers["Retry-After"]) >= 1, r.headers
         assert "busy" in r.json()["error"] and "max_backlog_records" in r.json()["error"]
