@@ -18,6 +18,7 @@ import zmq
 from nordiqd import apikey
 from nordiqd.api.app import Deps, create_app
 from nordiqd.api.backends import ZmqBackends
+from nordiqd.config import applying
 from nordiqd.roles.base import Role
 
 log = logging.getLogger(__name__)
@@ -41,15 +42,18 @@ class ApiRole(Role):
             max_body_bytes=int(cfg.max_body_mb * 1024 * 1024),
             default_epochs=self.config.training.default_epochs,
         )
-        self._server = waitress.create_server(
-            create_app(deps),
-            host=cfg.host,
-            port=cfg.port,
-            threads=cfg.threads,
-            max_request_body_size=deps.max_body_bytes + 1024 * 1024,  # our JSON 413 first
-            ident="nordiqd",
-            channel_timeout=max(30, int(cfg.request_timeout_s * 3)),
-        )
+        # An address that cannot be listened on (unknown host, port taken) is for the
+        # operator to change: exit 78, named, rather than a restart loop.
+        with applying("api.host", "api.port", catch=(OSError,)):
+            self._server = waitress.create_server(
+                create_app(deps),
+                host=cfg.host,
+                port=cfg.port,
+                threads=cfg.threads,
+                max_request_body_size=deps.max_body_bytes + 1024 * 1024,  # our JSON 413 first
+                ident="nordiqd",
+                channel_timeout=max(30, int(cfg.request_timeout_s * 3)),
+            )
         self._thread = threading.Thread(target=self._server.run, name="waitress", daemon=True)
         self._thread.start()
         log.info("REST API listening on http://%s:%d", cfg.host, cfg.port)

@@ -18,6 +18,7 @@ import zmq
 from ipc import codec
 from ipc import messages as m
 from ipc.sockets import make_socket
+from nordiqd.config import applying
 from nordiqd.promtext import family
 from nordiqd.roles.base import ServiceRole
 from nordiqd.training import job_command, readiness
@@ -35,7 +36,8 @@ class TrainerRole(ServiceRole[m.TrainerRequest]):
     def init(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
         super().init(ctx)
         self._events_endpoint = self.config.endpoint("trainer_jobs")
-        self.events = make_socket(ctx, zmq.PULL, bind=self._events_endpoint)
+        with applying("endpoints.trainer_jobs", catch=(zmq.ZMQError,)):
+            self.events = make_socket(ctx, zmq.PULL, bind=self._events_endpoint)
         self.jobs = TrainingJobs(
             JobHistory(os.path.join(self.config.state_dir, "training_jobs.json")),
             self.config.training,
