@@ -89,10 +89,11 @@ class Arbiter:
         handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
         old_handlers = {s: signal.signal(s, self._enqueue_signal) for s in handled}
         try:
-            self._kids = make_socket(ctx, zmq.ROUTER, bind=self.settings.children_endpoint)
+            bound = self._bind(ctx)
+            if not bound:
+                return exitcodes.CONFIG
+            self._kids, self._ctl, self._pub = bound
             self._kids.setsockopt(zmq.ROUTER_HANDOVER, 1)
-            self._ctl = make_socket(ctx, zmq.ROUTER, bind=self.settings.control_endpoint)
-            self._pub = make_socket(ctx, zmq.PUB, bind=self.settings.events_endpoint)
             poller = zmq.Poller()
             poller.register(self._kids, zmq.POLLIN)
             poller.register(self._ctl, zmq.POLLIN)
@@ -126,6 +127,21 @@ class Arbiter:
             ctx.destroy(0)
             self._notify.close()
         return self.tree.exit_code
+
+    def _bind(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> tuple[zmq.Socket[bytes], ...] | None:
+        """The children ROUTER, control ROUTER and events PUB, or None (logged) if one
+        of the configured endpoints cannot be bound: a configuration error, not retried."""
+        socks: list[zmq.Socket[bytes]] = []
+        for kind, name in ((zmq.ROUTER, "children"), (zmq.ROUTER, "control"), (zmq.PUB, "events")):
+            endpoint = getattr(self.settings, f"{name}_endpoint")
+            try:
+                socks.append(make_socket(ctx, kind, bind=endpoint))
+            except zmq.ZMQError as exc:
+                log.error("configuration error: cannot bind the %s endpoint %s: %s", name, endpoint, exc)
+                for sock in socks:
+                    sock.close(0)
+                return None
+        return tuple(socks)
 
     # --- signals ----------------------------------------------------------------
 
