@@ -19,7 +19,7 @@ import msgspec
 from msgspec import Meta
 
 from nordiqd.model.params import DEFAULT_TARGETS, ModelSpec
-from nordiqd.names import DEFAULT_METRICS, RULES, MetricName, ProfileName, ServerGlob
+from nordiqd.names import DEFAULT_METRICS, END, RULES, MetricName, ProfileName, ServerGlob
 from nordiqd.thresholds import AlertsConfig
 
 # Every number has an upper bound too: a value the loader accepts must be one every role
@@ -30,9 +30,9 @@ PositiveInt = Annotated[int, Meta(gt=0, le=1_000_000)]
 Count = Annotated[int, Meta(ge=0, le=1_000_000_000)]
 Port = Annotated[int, Meta(ge=1, le=65535)]
 _PATH = r"^[^\x00]+$"
-_ENDPOINT = r"^(?:|ipc://[^\x00]+|tcp://(?:\*|[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5})$"
-_HOST = r"^(?:[A-Za-z0-9.-]{1,253}|[0-9A-Fa-f:.]{2,45})$"
-_FSYNC = r"^(?:always|[1-9][0-9]{0,6}ms)$"
+_ENDPOINT = r"^(?:|ipc://[^\x00]+|tcp://(?:\*|[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5})" + END
+_HOST = r"^(?:[A-Za-z0-9.-]{1,253}|[0-9A-Fa-f:.]{2,45})" + END
+_FSYNC = r"^(?:always|[1-9][0-9]{0,6}ms)" + END
 Path = Annotated[str, Meta(pattern=_PATH)]
 Endpoint = Annotated[str, Meta(pattern=_ENDPOINT)]
 Host = Annotated[str, Meta(pattern=_HOST)]

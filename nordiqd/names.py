@@ -31,10 +31,14 @@ RESERVED_COLUMNS: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 
-METRIC_PATTERN = r"^(?!(?:" + "|".join(sorted(RESERVED_COLUMNS)) + r")$)[a-z_][a-z0-9_]{0,63}$"
-NAME_PATTERN = r"^[A-Za-z0-9._-]{1,253}$"
+# Every pattern ends in "(?!\n)$": Python's "$" also matches before a final newline,
+# JSON Schema's (ECMA) does not; with the lookahead both mean the end of the string, so
+# the patterns say the same in msgspec, in Python's re and in /openapi.json.
+END = r"(?!\n)$"
+METRIC_PATTERN = r"^(?!(?:" + "|".join(sorted(RESERVED_COLUMNS)) + ")" + END + ")[a-z_][a-z0-9_]{0,63}" + END
+NAME_PATTERN = r"^[A-Za-z0-9._-]{1,253}" + END
 # A glob over server names: the name characters and fnmatch's * ? [ ] !.
-GLOB_PATTERN = r"^[A-Za-z0-9._*?!\[\]-]{1,253}$"
+GLOB_PATTERN = r"^[A-Za-z0-9._*?!\[\]-]{1,253}" + END
 
 MetricName = Annotated[str, Meta(pattern=METRIC_PATTERN)]
 """A metric: 1-64 lower-case letters, digits or ``_``, not starting with a digit, not reserved."""

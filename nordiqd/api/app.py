@@ -9,14 +9,20 @@ import falcon
 import msgspec
 
 from nordiqd import __version__
-from nordiqd.api import errors, ingest, metrics, page, predictions, system, training
+from nordiqd.api import errors, ingest, metrics, page, predictions, schemas, system, training
 from nordiqd.api.backends import Backends
-from nordiqd.api.routes import Operation, Route, openapi
+from nordiqd.api.routes import Operation, Param, Route, openapi
+from nordiqd.model.params import DEFAULT_TARGETS
+from nordiqd.names import DEFAULT_METRICS
 
 
 @dataclass(frozen=True)
 class Deps:
-    """What the app needs from outside: the key, the backends, the configuration."""
+    """What the app needs from outside: the key, the backends, the configuration.
+
+    The metrics, targets and batch bounds go into /openapi.json, which describes the
+    batches and parameters this daemon accepts.
+    """
 
     api_key: str
     backends: Backends
@@ -24,6 +30,10 @@ class Deps:
     default_epochs: int = 5
     blocking_timeout_s: float = 3600.0
     reload_timeout_s: float = 120.0
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    targets: tuple[str, ...] = DEFAULT_TARGETS
+    max_batch_records: int = 100_000
+    max_future_s: float = 300.0
 
 
 # The fleet page and its files are public; the data calls the page makes carry the key.
@@ -48,6 +58,7 @@ class ApiKeyAuth:
 
 def build_routes(deps: Deps) -> list[Route]:
     """Every route of the API, with the docs /openapi.json serves."""
+    bodies, components = schemas.bodies()
     routes = [
         Route(
             "/",
@@ -55,8 +66,9 @@ def build_routes(deps: Deps) -> list[Route]:
             {
                 "GET": Operation(
                     "The fleet page (HTML); it asks for the API key and keeps it for the tab",
-                    {200: "the page"},
+                    {200: "the page", 304: "unchanged (If-None-Match)"},
                     auth=False,
+                    media=("text/html",),
                 ),
             },
         ),
@@ -68,7 +80,8 @@ def build_routes(deps: Deps) -> list[Route]:
                     "A file of the fleet page (script, style sheet, icon)",
                     {200: "the file", 304: "unchanged (If-None-Match)", 404: "no such file"},
                     auth=False,
-                    params=(("name", "path", "the file name, e.g. app.js"),),
+                    params=(Param("name", "path", "the file name, e.g. app.js", page.NAME_SCHEMA),),
+                    media=page.MEDIA_TYPES,
                 ),
             },
         ),
@@ -80,6 +93,7 @@ def build_routes(deps: Deps) -> list[Route]:
                     "Overall state and each role's state",
                     {200: "all roles ready", 503: "starting, degraded or the supervisor is unreachable"},
                     auth=False,
+                    bodies={200: bodies["HealthBody"], 503: bodies["HealthBody"]},
                 ),
             },
         ),
@@ -89,7 +103,13 @@ def build_routes(deps: Deps) -> list[Route]:
             {
                 "GET": Operation(
                     "The supervisor's status per role: pid, state, uptime, restarts, last exit",
-                    {200: "status", 401: "missing or wrong key", 503: "the supervisor did not answer"},
+                    {
+                        200: "status",
+                        401: "missing or wrong key",
+                        502: "the supervisor answered something unexpected",
+                        503: "the supervisor did not answer",
+                    },
+                    bodies={200: bodies["StatusBody"]},
                 ),
             },
         ),
@@ -107,6 +127,8 @@ def build_routes(deps: Deps) -> list[Route]:
                         503: "ingest did not answer in time",
                     },
                     body='{"records": [{"timestamp": ..., "server_name": ..., "<metric>": ...}]}',
+                    body_schema=schemas.feed_body(deps.metrics, deps.max_batch_records, deps.max_future_s),
+                    bodies={200: bodies["IngestAccepted"]},
                 )
             },
         ),
@@ -119,6 +141,7 @@ def build_routes(deps: Deps) -> list[Route]:
                 "GET": Operation(
                     "Prometheus text: forecasts at a few horizons, risk scores, the daemon's own figures",
                     {200: "text/plain; version=0.0.4", 401: "missing or wrong key"},
+                    media=("text/plain",),
                 )
             },
         ),
@@ -130,7 +153,7 @@ def build_routes(deps: Deps) -> list[Route]:
             "GET": Operation("This OpenAPI document", {200: "the document", 401: "missing or wrong key"}),
         },
     )
-    document = openapi([*routes, doc_route], __version__)
+    document = openapi([*routes, doc_route], __version__, components)
     return [*routes, Route(doc_route.path, system.OpenApi(document), doc_route.operations)]
 
 
@@ -153,9 +176,24 @@ def training_routes(deps: Deps) -> list[Route]:
                         **common,
                     },
                     params=(
-                        ("epochs", "query", "epochs to train (default [training] default_epochs)"),
-                        ("incremental", "query", "continue from the current model (default true)"),
-                        ("blocking", "query", "wait for the job to end (default false)"),
+                        Param(
+                            "epochs",
+                            "query",
+                            "epochs to train (default [training] default_epochs)",
+                            {"type": "integer", "minimum": 1, "maximum": training.MAX_EPOCHS},
+                        ),
+                        Param(
+                            "incremental",
+                            "query",
+                            "continue from the current model (default true)",
+                            {"type": "boolean"},
+                        ),
+                        Param(
+                            "blocking",
+                            "query",
+                            "wait for the job to end (default false)",
+                            {"type": "boolean"},
+                        ),
                     ),
                 )
             },
@@ -167,7 +205,7 @@ def training_routes(deps: Deps) -> list[Route]:
                 "GET": Operation(
                     "A job's status: progress_pct, duration_seconds, model_path, error",
                     {200: "the job", 404: "no such job, or none has run", **common},
-                    params=(("job_id", "query", "the job; default: the current or last job"),),
+                    params=(Param("job_id", "query", "the job; default: the current or last job"),),
                 )
             },
         ),
@@ -221,7 +259,7 @@ def prediction_routes(deps: Deps) -> list[Route]:
                 "GET": Operation(
                     "One server's forecast, risk and alert level",
                     {200: "the server's forecast", 404: "unknown server", **common},
-                    params=(("server_name", "path", "the server"),),
+                    params=(Param("server_name", "path", "the server", schemas.NAME),),
                 ),
             },
         ),
@@ -261,7 +299,7 @@ def prediction_routes(deps: Deps) -> list[Route]:
                 "GET": Operation(
                     "Live accuracy of the served forecasts per version, target and lead bucket",
                     {200: "the scores", 400: "bad time or unknown target", **common},
-                    params=predictions.Accuracy.PARAMS,
+                    params=predictions.Accuracy.params(deps.targets),
                 ),
             },
         ),
@@ -272,7 +310,7 @@ def prediction_routes(deps: Deps) -> list[Route]:
                 "POST": Operation(
                     "Load a version (pointing current at it), or re-load current",
                     {**reload_codes, **common},
-                    params=(("version", "query", "a version; default current"),),
+                    params=(Param("version", "query", "a version; default current"),),
                 ),
             },
         ),

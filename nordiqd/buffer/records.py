@@ -179,7 +179,8 @@ class RecordValidator:
             seconds = np.array(values, dtype=np.float64)
         else:
             seconds = np.array([_epoch_seconds(v) for v in values], dtype=np.float64)
-        ms = np.rint(seconds * 1000.0)
+        with np.errstate(over="ignore"):  # past 1.8e305 s: inf, refused just below
+            ms = np.rint(seconds * 1000.0)
         latest = self._clock() * 1000.0 + self._max_future_ms
         if not (np.isfinite(ms).all() and (ms >= _EARLIEST_MS).all() and (ms <= latest).all()):
             return None
@@ -321,8 +322,11 @@ def _check_timestamp(
             problem = "must be a finite number of epoch seconds"
     else:
         problem = f"must be an ISO-8601 string or epoch seconds, not {type(value).__name__}"
-    ms = round(seconds * 1000.0) if math.isfinite(seconds) else 0
-    if problem is None and ms < _EARLIEST_MS:
+    millis = seconds * 1000.0  # inf past 1.8e305 s: a finite number can still overflow here
+    ms = round(millis) if math.isfinite(millis) else 0
+    if problem is None and not math.isfinite(millis):
+        problem = f"is more than {future_ms / 1000.0:g} s in the future"
+    elif problem is None and ms < _EARLIEST_MS:
         problem = "is before 2000-01-01"
     elif problem is None and ms > latest_ms:
         problem = f"is more than {future_ms / 1000.0:g} s in the future"

@@ -41,6 +41,10 @@ class ApiRole(Role):
             backends=ZmqBackends(ctx, self.config),
             max_body_bytes=int(cfg.max_body_mb * 1024 * 1024),
             default_epochs=self.config.training.default_epochs,
+            metrics=tuple(self.config.schema.metrics),
+            targets=self.config.model.targets,
+            max_batch_records=self.config.buffer.max_batch_records,
+            max_future_s=self.config.buffer.max_future_s,
         )
         # An address that cannot be listened on (unknown host, port taken) is for the
         # operator to change: exit 78, named, rather than a restart loop.

@@ -13,6 +13,7 @@ One writer: the predictor calls ``apply`` and ``refilled`` from one thread at a 
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -48,6 +49,7 @@ class DataTimeFeed:
         self.windows = windows
         self.targets = list(spec.targets)
         self.step = spec.step_seconds
+        self.reach = spec.horizon_steps * spec.step_seconds  # a forecast's span of data time
         self.live = live
         self.scoring = scoring
         self.slot = slot
@@ -62,7 +64,7 @@ class DataTimeFeed:
         before = self.watermark
         if before is not None:
             stamps = table.column("timestamp").cast(pa.int64())  # epoch ms
-            for at in self.live.due(before, newest):
+            for at in self._due(before, stamps.to_numpy()):
                 head = pc.less(stamps, at * 1000)
                 self.windows.add(table.filter(head))
                 rest = pc.invert(head)
@@ -78,6 +80,23 @@ class DataTimeFeed:
         self.watermark = newest
         if before is None or newest // self.step > before // self.step:
             self.observe()
+
+    def _due(self, before: float, stamps_ms: np.ndarray) -> list[int]:
+        """The issue points after ``before`` whose horizon holds a record of this batch.
+
+        One whose whole horizon lies in a gap of data time has nothing to be scored
+        against: without this, a batch after a long silence (or one record from years
+        ago) would issue a forecast at every point of the gap, hundreds of thousands.
+        The newest record is in the batch, so every point whose horizon reaches past it
+        is kept for the batches to come.
+        """
+        seconds = np.unique(stamps_ms // 1000).astype(np.float64)
+        breaks = np.flatnonzero(np.diff(seconds) >= self.reach) + 1
+        due: list[int] = []
+        for run in np.split(seconds, breaks):  # records closer than a horizon: one span
+            lo = max(before, float(run[0]) - self.reach)
+            due += [at for at in self.live.due(lo, float(run[-1])) if not due or at > due[-1]]
+        return due
 
     def refilled(self, table: pa.Table) -> None:
         """The windows were refilled from ``table``: take its watermark, score its steps.
