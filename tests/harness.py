@@ -190,7 +190,8 @@ class Daemon:
         return requests.get(self.url + path, headers=self._headers(key), timeout=30, **kw)
 
     def post(self, path: str, key: str | None = "default", **kw: Any) -> requests.Response:
-        return requests.post(self.url + path, headers=self._headers(key), timeout=60, **kw)
+        kw.setdefault("timeout", 60)
+        return requests.post(self.url + path, headers=self._headers(key), **kw)
 
     def _headers(self, key: str | None) -> dict[str, str]:
         if key is None:
