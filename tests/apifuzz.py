@@ -96,7 +96,9 @@ def run_schemathesis(d: Daemon, *args: str, timeout: float = 600.0) -> Outcome:
     work.mkdir(exist_ok=True)
     (work / "openapi.json").write_text(json.dumps(document))
     cli = Path(sys.executable).with_name("schemathesis")
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": __name__, "NO_COLOR": "1"}
+    repo = str(Path(__file__).resolve().parents[1])  # where the CLI imports this module from
+    path = os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "SCHEMATHESIS_HOOKS": __name__, "NO_COLOR": "1"}
     started = time.monotonic()
     done = subprocess.run(
         [
@@ -107,6 +109,7 @@ def run_schemathesis(d: Daemon, *args: str, timeout: float = 600.0) -> Outcome:
         text=True,
         timeout=timeout,
         env=env,
+        cwd=work,  # its cache of crashes goes there, not into the checkout
     )  # fmt: skip
     out = done.stdout + done.stderr
     tested = {
