@@ -118,8 +118,12 @@ def run_schemathesis(d: Daemon, *args: str, timeout: float = 600.0) -> Outcome:
         for case in ElementTree.parse(report).getroot().iter("testcase")
     }
 
+    # "Test cases:" then e.g. "659 generated, 657 passed, 1 found 1 unique failure, 2 errored"
+    cases = re.search(r"Test cases:\s*\n\s*(.*)", out)
+    summary = cases.group(1) if cases else ""
+
     def count(pattern: str) -> int:
-        found = re.search(pattern, out)
+        found = re.search(pattern, summary)
         return int(found.group(1)) if found else 0
 
     return Outcome(
@@ -128,7 +132,7 @@ def run_schemathesis(d: Daemon, *args: str, timeout: float = 600.0) -> Outcome:
         tested=frozenset(tested),
         generated=count(r"(\d+) generated"),
         passed=count(r"(\d+) passed"),
-        failures=count(r"(\d+) (?:unique )?failures?\b"),
+        failures=count(r"(\d+) unique failures?"),
         errors=count(r"(\d+) errored"),
         seconds=time.monotonic() - started,
         output=out,

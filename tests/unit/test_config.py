@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,62 @@ def test_endpoints_default_to_ipc_under_run_dir() -> None:
 def test_issue_every_s_follows_the_model_step() -> None:
     cfg = config.from_dict({"model": {"step_seconds": 60}, "accuracy": {"issue_every_s": 900}})
     assert cfg.accuracy.issue_every_s == 900
+
+
+def test_narrowing_schema_metrics_alone_drops_the_built_in_entries_for_the_others() -> None:
+    cfg = config.from_dict({"schema": {"metrics": ["cpu_user_pct", "net_in_mb_s"]}})
+    assert cfg.alerts.warning == {"cpu_user_pct": 80.0, "net_in_mb_s": 500.0}
+    assert set(cfg.alerts.critical) == {"cpu_user_pct", "net_in_mb_s"}
+    assert cfg.alerts.profiles == {}  # the built-in profiles only held load_average
+    assert cfg.model.targets == ("cpu_user_pct",)
+    # None of the default targets left: every metric of the schema is forecast.
+    assert config.from_dict({"schema": {"metrics": ["net_in_mb_s", "gpu_pct"]}}).model.targets == (
+        "net_in_mb_s",
+        "gpu_pct",
+    )
+
+
+def test_the_packaged_file_with_narrowed_metrics_loads(tmp_path: Path) -> None:
+    # etc/nordiqd.toml writes the built-in thresholds out; written out is not chosen.
+    packaged = (Path(__file__).resolve().parents[2] / "etc" / "nordiqd.toml").read_text()
+    narrowed = tmp_path / "nordiqd.toml"
+    narrowed.write_text(
+        re.sub(r"(?ms)^metrics = \[.*?\]", 'metrics = ["cpu_user_pct", "mem_used_pct"]', packaged)
+    )
+    cfg = config.load(str(narrowed))
+    assert cfg.schema.metrics == ["cpu_user_pct", "mem_used_pct"]
+    assert set(cfg.alerts.warning) == {"cpu_user_pct", "mem_used_pct"}
+    assert cfg.model.targets == ("cpu_user_pct", "mem_used_pct")
+
+
+def test_what_the_user_wrote_is_still_checked_against_the_schema() -> None:
+    narrow = {"metrics": ["cpu_user_pct"]}
+    for data, key in [
+        ({"schema": narrow, "alerts": {"warning": {"load_average": 9.0}}}, "alerts.warning"),
+        (
+            {"schema": narrow, "alerts": {"profiles": {"database": {"critical": {"load_average": 70.0}}}}},
+            "alerts.profiles.database.critical",
+        ),
+        ({"schema": narrow, "model": {"targets": ["cpu_user_pct", "load_average"]}}, "model.targets"),
+    ]:
+        with pytest.raises(
+            config.ConfigError, match=f"key '{re.escape(key)}': 'load_average' is not in schema.metrics"
+        ):
+            config.from_dict(data)
+
+
+def test_fsync_is_parsed_in_the_config() -> None:
+    assert config.from_dict({}).buffer.fsync_policy == 1000
+    assert config.from_dict({"buffer": {"fsync": "always"}}).buffer.fsync_policy == "always"
+    assert config.from_dict({"buffer": {"fsync": "25ms"}}).buffer.fsync_policy == 25
+
+
+def test_applying_names_the_keys_of_a_start_that_fails() -> None:
+    with pytest.raises(
+        config.ConfigError, match=r"key 'schema.metrics' / 'schema.profile_patterns': ValueError: no"
+    ):
+        with config.applying("schema.metrics", "schema.profile_patterns"):
+            raise ValueError("no")
+    with pytest.raises(OSError):  # only what it was told to catch
+        with config.applying("api.port"):
+            raise OSError("not a configuration error here")
