@@ -30,7 +30,8 @@ PositiveInt = Annotated[int, Meta(gt=0, le=1_000_000)]
 Count = Annotated[int, Meta(ge=0, le=1_000_000_000)]
 Port = Annotated[int, Meta(ge=1, le=65535)]
 _PATH = r"^[^\x00]+$"
-_ENDPOINT = r"^(?:|ipc://[^\x00]+|tcp://(?:\*|[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5})" + END
+# No "*" host: every endpoint is also connected to by another nordiqd process.
+_ENDPOINT = r"^(?:|ipc://[^\x00]+|tcp://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5})" + END
 _HOST = r"^(?:[A-Za-z0-9.-]{1,253}|[0-9A-Fa-f:.]{2,45})" + END
 _FSYNC = r"^(?:always|[1-9][0-9]{0,6}ms)" + END
 Path = Annotated[str, Meta(pattern=_PATH)]
@@ -40,7 +41,7 @@ Host = Annotated[str, Meta(pattern=_HOST)]
 _RULES = {
     **RULES,
     _PATH: "a path must not be empty nor hold a NUL character",
-    _ENDPOINT: "an endpoint is empty (the default), ipc://PATH or tcp://HOST:PORT (HOST may be *)",
+    _ENDPOINT: "an endpoint is empty (the default), ipc://PATH or tcp://HOST:PORT (0.0.0.0: every interface)",
     _HOST: "a host is a host name or an IP address",
     _FSYNC: "fsync is 'always' or a period in milliseconds from '1ms' to '9999999ms', like '1000ms'",
 }

@@ -62,7 +62,11 @@ def test_defaults_hold_the_fixed_keys() -> None:
             {"endpoints": {"ingest": "localhost:5555"}},
             "key 'endpoints.ingest': 'localhost:5555' is not usable",
         ),
-        ({"endpoints": {"ingest": "tcp://*:5555", "trainer": "tcp://*:5555"}}, "key 'endpoints.trainer'"),
+        (
+            {"endpoints": {"ingest": "tcp://0.0.0.0:5555", "trainer": "tcp://0.0.0.0:5555"}},
+            "key 'endpoints.trainer'",
+        ),
+        ({"endpoints": {"ingest": "tcp://*:5555"}}, "key 'endpoints.ingest': 'tcp://*:5555' is not usable"),
         (
             {"supervisor": {"heartbeat_interval_s": 0.1, "heartbeat_liveness": 3}},
             "key 'supervisor.heartbeat_liveness'",
