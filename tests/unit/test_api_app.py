@@ -10,6 +10,7 @@ from ipc import messages as m
 from ipc.client import RequestTimeout
 from nordiqd.api.app import Deps, build_routes, create_app
 from nordiqd.api.backends import Backends
+from nordiqd.names import DEFAULT_METRICS
 
 KEY = "k" * 43
 
@@ -225,3 +226,37 @@ def test_accuracy_of_an_unknown_target_is_400() -> None:
     b.services["predictor"] = m.ErrorReply(kind="bad_request", message="target: 'x' is not forecast")
     r = _client(b).simulate_get("/admin/accuracy", params={"target": "x"}, headers={"X-API-Key": KEY})
     assert r.status_code == 400 and r.json == {"success": False, "error": "target: 'x' is not forecast"}
+
+
+def test_openapi_states_what_the_server_checks(client: falcon.testing.TestClient) -> None:
+    spec = client.simulate_get("/openapi.json", headers={"X-API-Key": KEY}).json
+    feed = spec["paths"]["/feed/data"]["post"]["requestBody"]
+    assert feed["required"] is True
+    body = feed["content"]["application/json"]["schema"]
+    assert body["required"] == ["records"] and body["additionalProperties"] is False
+    record = body["properties"]["records"]["items"]
+    assert record["required"] == ["timestamp", "server_name"]
+    assert set(record["properties"]) == {"timestamp", "server_name", "profile", *DEFAULT_METRICS}
+    params = {p["name"]: p["schema"] for p in spec["paths"]["/admin/trigger-training"]["post"]["parameters"]}
+    assert params["epochs"] == {"type": "integer", "minimum": 1, "maximum": 1000}
+    assert params["blocking"] == params["incremental"] == {"type": "boolean"}
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/admin/trigger-training", {"epochs": ""}),  # the spec says integer: empty is refused
+        ("/admin/trigger-training", {"blocking": "1"}),  # the spec says true or false
+        ("/admin/trigger-training", {"incremental": ""}),
+        ("/admin/accuracy", {"until": ""}),
+        ("/admin/accuracy", {"target": ""}),
+        ("/admin/accuracy", {"server": "web 01"}),
+    ],
+)
+def test_what_the_spec_forbids_is_400_before_any_role_is_asked(path: str, params: dict[str, str]) -> None:
+    b = FakeBackends()
+    c = _client(b)
+    method = c.simulate_post if path.endswith("training") else c.simulate_get
+    r = method(path, params=params, headers={"X-API-Key": KEY}, params_csv=False)
+    assert r.status_code == 400 and r.json["success"] is False, r.text
+    assert b.asked == []
