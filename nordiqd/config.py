@@ -254,14 +254,18 @@ def _adapt(cfg: Config) -> Config:
     An alert entry or the target list is built-in when it equals the default, whether
     left out or written out as the packaged file does; what the user changed stays and
     is checked against the schema. With none of the default targets left, the model
-    forecasts every metric of the schema.
+    forecasts every metric of the schema. The default ``[accuracy] issue_every_s`` (an
+    hour) becomes the next multiple of a ``[model] step_seconds`` it is not one of.
     """
     metrics = set(cfg.schema.metrics)
     targets = cfg.model.targets
     if targets == DEFAULT_TARGETS:
         targets = tuple(t for t in targets if t in metrics) or tuple(dict.fromkeys(cfg.schema.metrics))
     model = msgspec.structs.replace(cfg.model, targets=targets)
-    return msgspec.structs.replace(cfg, alerts=cfg.alerts.within(metrics), model=model)
+    accuracy, step = cfg.accuracy, cfg.model.step_seconds
+    if accuracy.issue_every_s == AccuracyConfig().issue_every_s and accuracy.issue_every_s % step:
+        accuracy = msgspec.structs.replace(accuracy, issue_every_s=-(-accuracy.issue_every_s // step) * step)
+    return msgspec.structs.replace(cfg, alerts=cfg.alerts.within(metrics), model=model, accuracy=accuracy)
 
 
 def _describe(msg: str, data: dict[str, Any]) -> str:
@@ -279,7 +283,7 @@ def _describe(msg: str, data: dict[str, Any]) -> str:
         return msg
     path, why = _resolve(data, at.group(1), msg), msg[: at.start()]
     rule = re.fullmatch(r"Expected `str` matching regex '(.*)'", why)
-    pattern = rule.group(1).replace("\\\\", "\\") if rule else ""  # the message escapes "\\"
+    pattern = rule.group(1).replace("\\\\", "\\") if rule else ""  # msgspec's message doubles each backslash
     value = _lookup(data, path)
     if pattern in _RULES:
         if table and isinstance(value, dict):

@@ -150,6 +150,13 @@ def test_what_the_user_wrote_is_still_checked_against_the_schema() -> None:
             config.from_dict(data)
 
 
+def test_the_default_issue_interval_follows_a_step_it_is_not_a_multiple_of() -> None:
+    assert config.from_dict({"model": {"step_seconds": 7}}).accuracy.issue_every_s == 3605
+    assert config.from_dict({"model": {"step_seconds": 86400}}).accuracy.issue_every_s == 86400
+    with pytest.raises(config.ConfigError, match="key 'accuracy.issue_every_s'"):
+        config.from_dict({"model": {"step_seconds": 7}, "accuracy": {"issue_every_s": 3601}})
+
+
 def test_fsync_is_parsed_in_the_config() -> None:
     assert config.from_dict({}).buffer.fsync_policy == 1000
     assert config.from_dict({"buffer": {"fsync": "always"}}).buffer.fsync_policy == "always"
