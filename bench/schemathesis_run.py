@@ -33,7 +33,7 @@ from tests.harness import Daemon  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--max-examples", type=int, default=200, help="per operation and phase")
-    parser.add_argument("--max-time", type=float, default=None, help="seconds for the whole run instead")
+    parser.add_argument("--max-time", type=int, default=None, help="seconds for the whole run instead")
     parser.add_argument("--phases", default="examples,coverage,fuzzing,stateful")
     parser.add_argument("--workers", default="2")
     parser.add_argument("--runs", type=int, default=1)
