@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import os
 import re
 import tomllib
@@ -61,11 +62,15 @@ def applying(*keys: str, catch: tuple[type[Exception], ...] = (ValueError,)) -> 
     backstop for one they miss. An exception of ``catch`` raised inside (a ``ValueError``
     from a constructor; ``OSError`` or ``zmq.ZMQError`` binding a configured address)
     becomes a ``ConfigError`` naming the keys, which the role's runner turns into exit
-    78, so the supervisor stops the tree instead of respawning the role.
+    78, so the supervisor stops the tree instead of respawning the role. An address
+    another process holds (``EADDRINUSE``) is not the configuration's fault and may be
+    freed: that error passes, and the role restarts with back-off.
     """
     try:
         yield
     except catch as exc:
+        if getattr(exc, "errno", None) == errno.EADDRINUSE:
+            raise
         raise ConfigError(f"key {' / '.join(repr(k) for k in keys)}: {type(exc).__name__}: {exc}") from exc
 
 

@@ -46,8 +46,8 @@ class ApiRole(Role):
             max_batch_records=self.config.buffer.max_batch_records,
             max_future_s=self.config.buffer.max_future_s,
         )
-        # An address that cannot be listened on (unknown host, port taken) is for the
-        # operator to change: exit 78, named, rather than a restart loop.
+        # An address that cannot be listened on (not this machine's, an unknown host) is
+        # for the operator to change: exit 78, named, rather than a restart loop.
         with applying("api.host", "api.port", catch=(OSError,)):
             self._server = waitress.create_server(
                 create_app(deps),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 from pathlib import Path
 
@@ -172,3 +173,6 @@ def test_applying_names_the_keys_of_a_start_that_fails() -> None:
     with pytest.raises(OSError):  # only what it was told to catch
         with config.applying("api.port"):
             raise OSError("not a configuration error here")
+    with pytest.raises(OSError):  # an address another process holds may be freed: restart
+        with config.applying("api.port", catch=(OSError,)):
+            raise OSError(errno.EADDRINUSE, "Address already in use")
