@@ -21,6 +21,7 @@ passes nothing), so the loop's pieces run under a fake clock with fake processes
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -90,8 +91,8 @@ class Arbiter:
         old_handlers = {s: signal.signal(s, self._enqueue_signal) for s in handled}
         try:
             bound = self._bind(ctx)
-            if not bound:
-                return exitcodes.CONFIG
+            if isinstance(bound, int):
+                return bound
             self._kids, self._ctl, self._pub = bound
             self._kids.setsockopt(zmq.ROUTER_HANDOVER, 1)
             poller = zmq.Poller()
@@ -128,19 +129,23 @@ class Arbiter:
             self._notify.close()
         return self.tree.exit_code
 
-    def _bind(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> tuple[zmq.Socket[bytes], ...] | None:
-        """The children ROUTER, control ROUTER and events PUB, or None (logged) if one
-        of the configured endpoints cannot be bound: a configuration error, not retried."""
+    def _bind(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> tuple[zmq.Socket[bytes], ...] | int:
+        """The children ROUTER, control ROUTER and events PUB, or the exit code (logged)
+        when an endpoint cannot be bound: ``CONFIG`` for an address unusable as written
+        (not retried), ``FAILURE`` for one another process holds (it may be freed)."""
         socks: list[zmq.Socket[bytes]] = []
         for kind, name in ((zmq.ROUTER, "children"), (zmq.ROUTER, "control"), (zmq.PUB, "events")):
             endpoint = getattr(self.settings, f"{name}_endpoint")
             try:
                 socks.append(make_socket(ctx, kind, bind=endpoint))
             except zmq.ZMQError as exc:
-                log.error("configuration error: cannot bind the %s endpoint %s: %s", name, endpoint, exc)
                 for sock in socks:
                     sock.close(0)
-                return None
+                if exc.errno == errno.EADDRINUSE:
+                    log.error("cannot bind the %s endpoint %s: %s", name, endpoint, exc)
+                    return exitcodes.FAILURE
+                log.error("configuration error: cannot bind the %s endpoint %s: %s", name, endpoint, exc)
+                return exitcodes.CONFIG
         return tuple(socks)
 
     # --- signals ----------------------------------------------------------------

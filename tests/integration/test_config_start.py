@@ -80,6 +80,14 @@ def test_a_role_that_cannot_use_its_configuration_stops_the_tree_with_78(daemon_
     assert log.count("spawned api") == 1, log
 
 
+def test_a_supervisor_endpoint_no_machine_has_stops_with_78(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    d = daemon_factory(endpoints={"control": "tcp://192.0.2.1:5999"})
+    d.start()
+    assert d.wait_exit(30) == exitcodes.CONFIG
+    log = d.log_text()
+    assert "cannot bind the control endpoint tcp://192.0.2.1:5999" in log and "spawned" not in log, log
+
+
 @settings(
     max_examples=6,
     deadline=None,
