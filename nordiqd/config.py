@@ -7,29 +7,71 @@ CLI turns into exit code 78 ("configuration error") so that nothing respawns it.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import errno
 import os
 import re
 import tomllib
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
-from nordiqd.model.params import ModelSpec
+from nordiqd.model.params import DEFAULT_TARGETS, ModelSpec
+from nordiqd.names import DEFAULT_METRICS, END, RULES, MetricName, ProfileName, ServerGlob
+from nordiqd.thresholds import AlertsConfig
 
-PositiveFloat = Annotated[float, Meta(gt=0)]
-PositiveInt = Annotated[int, Meta(gt=0)]
+# Every number has an upper bound too: a value the loader accepts must be one every role
+# can use (threading's waits overflow past about 292 years; sizes become allocations).
+_DAY = 86_400.0
+Seconds = Annotated[float, Meta(gt=0, le=_DAY)]
+PositiveInt = Annotated[int, Meta(gt=0, le=1_000_000)]
+Count = Annotated[int, Meta(ge=0, le=1_000_000_000)]
 Port = Annotated[int, Meta(ge=1, le=65535)]
-
-DEFAULT_METRICS = [
-    "cpu_user_pct", "cpu_sys_pct", "cpu_iowait_pct", "cpu_idle_pct", "java_cpu_pct",
-    "mem_used_pct", "swap_used_pct", "disk_usage_pct", "net_in_mb_s", "net_out_mb_s",
-    "back_close_wait", "front_close_wait", "load_average", "uptime_days",
-]  # fmt: skip
+_PATH = r"^[^\x00]+$"
+# No "*" host: every endpoint is also connected to by another nordiqd process.
+_ENDPOINT = r"^(?:|ipc://[^\x00]+|tcp://(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5})" + END
+_HOST = r"^(?:[A-Za-z0-9.-]{1,253}|[0-9A-Fa-f:.]{2,45})" + END
+_FSYNC = r"^(?:always|[1-9][0-9]{0,6}ms)" + END
+Path = Annotated[str, Meta(pattern=_PATH)]
+Endpoint = Annotated[str, Meta(pattern=_ENDPOINT)]
+Host = Annotated[str, Meta(pattern=_HOST)]
+# What each pattern means, for the error messages.
+_RULES = {
+    **RULES,
+    _PATH: "a path must not be empty nor hold a NUL character",
+    _ENDPOINT: "an endpoint is empty (the default), ipc://PATH or tcp://HOST:PORT (0.0.0.0: every interface)",
+    _HOST: "a host is a host name or an IP address",
+    _FSYNC: "fsync is 'always' or a period in milliseconds from '1ms' to '9999999ms', like '1000ms'",
+}
+FsyncPolicy = Literal["always"] | int  # int: the background fdatasync period in ms
+IPC_PATH_MAX = 107  # sun_path holds 108 bytes with the closing NUL
 
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the key and the file."""
+
+
+@contextlib.contextmanager
+def applying(*keys: str, catch: tuple[type[Exception], ...] = (ValueError,)) -> Iterator[None]:
+    """Names ``keys`` when building something from them fails in a role's start.
+
+    The loader's checks should refuse every value a role cannot use; this is the
+    backstop for one they miss. An exception of ``catch`` raised inside (a ``ValueError``
+    from a constructor; ``OSError`` or ``zmq.ZMQError`` binding a configured address)
+    becomes a ``ConfigError`` naming the keys, which the role's runner turns into exit
+    78, so the supervisor stops the tree instead of respawning the role. An address
+    another process holds (``EADDRINUSE``) is not the configuration's fault and may be
+    freed: that error passes, and the role restarts with back-off.
+    """
+    try:
+        yield
+    except catch as exc:
+        if getattr(exc, "errno", None) == errno.EADDRINUSE:
+            raise
+        raise ConfigError(f"key {' / '.join(repr(k) for k in keys)}: {type(exc).__name__}: {exc}") from exc
 
 
 class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -39,8 +81,8 @@ class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 class DaemonConfig(_Section, frozen=True):
     """[daemon]: where state and sockets live, and logging."""
 
-    data_dir: str = "/var/lib/nordiqd"
-    run_dir: str = "/run/nordiqd"
+    data_dir: Path = "/var/lib/nordiqd"
+    run_dir: Path = "/run/nordiqd"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     disk_free_warn_mb: Annotated[int, Meta(ge=0)] = 1024  # free MiB in data_dir below which to warn
 
@@ -48,71 +90,78 @@ class DaemonConfig(_Section, frozen=True):
 class SupervisorConfig(_Section, frozen=True):
     """[supervisor]: heartbeats, restart back-off and intensity, shutdown grace."""
 
-    heartbeat_interval_s: PositiveFloat = 1.0
-    heartbeat_liveness: PositiveInt = 3
-    start_timeout_s: PositiveFloat = 60.0
-    stop_grace_s: PositiveFloat = 10.0
-    backoff_initial_s: PositiveFloat = 0.1
-    backoff_factor: Annotated[float, Meta(ge=1)] = 2.0
-    backoff_max_s: PositiveFloat = 30.0
-    backoff_reset_after_s: PositiveFloat = 60.0
-    max_restarts: PositiveInt = 5
-    restart_period_s: PositiveFloat = 60.0
+    heartbeat_interval_s: Annotated[float, Meta(ge=0.05, le=60)] = 1.0
+    heartbeat_liveness: Annotated[int, Meta(ge=1, le=1000)] = 3
+    start_timeout_s: Seconds = 60.0
+    stop_grace_s: Seconds = 10.0
+    backoff_initial_s: Seconds = 0.1
+    backoff_factor: Annotated[float, Meta(ge=1, le=100)] = 2.0
+    backoff_max_s: Seconds = 30.0
+    backoff_reset_after_s: Seconds = 60.0
+    max_restarts: Annotated[int, Meta(ge=1, le=1000)] = 5
+    restart_period_s: Seconds = 60.0
 
 
 class EndpointsConfig(_Section, frozen=True):
     """[endpoints]: zmq endpoints; empty means ``ipc://<run_dir>/<name>.sock``."""
 
-    control: str = ""
-    children: str = ""
-    events: str = ""
-    ingest: str = ""
-    ingest_publish: str = ""
-    predictor: str = ""
-    trainer: str = ""
-    trainer_jobs: str = ""
+    control: Endpoint = ""
+    children: Endpoint = ""
+    events: Endpoint = ""
+    ingest: Endpoint = ""
+    ingest_publish: Endpoint = ""
+    predictor: Endpoint = ""
+    trainer: Endpoint = ""
+    trainer_jobs: Endpoint = ""
 
 
 class ApiConfig(_Section, frozen=True):
     """[api]: the REST admin port."""
 
-    host: str = "127.0.0.1"
+    host: Host = "127.0.0.1"
     port: Port = 8000
-    key_file: str = "/etc/nordiqd/api_key"
+    key_file: Path = "/etc/nordiqd/api_key"
     threads: Annotated[int, Meta(ge=1, le=64)] = 4
-    request_timeout_s: PositiveFloat = 10.0
-    max_body_mb: PositiveFloat = 16.0
+    request_timeout_s: Seconds = 10.0
+    max_body_mb: Annotated[float, Meta(gt=0, le=1024)] = 16.0
     nice: Annotated[int, Meta(ge=0, le=19)] = 5  # below a forecast pass: the api serves cached bytes
 
 
 class BufferConfig(_Section, frozen=True):
     """[buffer]: the durable daily-Parquet buffer."""
 
-    retention_days: PositiveInt = 60
-    fsync: str = "1000ms"
-    max_future_s: Annotated[float, Meta(ge=0)] = 300.0
-    max_batch_records: PositiveInt = 100_000
-    compact_interval_s: PositiveFloat = 10.0
+    retention_days: Annotated[int, Meta(ge=1, le=36_500)] = 60
+    fsync: Annotated[str, Meta(pattern=_FSYNC)] = "1000ms"
+    max_future_s: Annotated[float, Meta(ge=0, le=_DAY)] = 300.0
+    max_batch_records: Annotated[int, Meta(ge=1, le=10_000_000)] = 100_000
+    compact_interval_s: Seconds = 10.0
     # Push-back: acknowledged records not yet in Parquet (the write-ahead log's backlog,
     # held in ingest's memory) above which new batches wait, and how long one waits
     # before it is refused as busy (REST: 503 with Retry-After). Under the api's
     # request_timeout_s, so a REST sender hears "busy" rather than a timeout.
-    max_backlog_records: PositiveInt = 100_000
-    backlog_wait_s: PositiveFloat = 5.0
+    max_backlog_records: Annotated[int, Meta(ge=1, le=100_000_000)] = 100_000
+    backlog_wait_s: Seconds = 5.0
+
+    @property
+    def fsync_policy(self) -> FsyncPolicy:
+        """``fsync`` parsed: ``"always"``, or the background fdatasync period in ms."""
+        return "always" if self.fsync == "always" else int(self.fsync.removesuffix("ms"))
 
 
 class SchemaConfig(_Section, frozen=True):
     """[schema]: accepted metrics and how a profile is inferred from a server name."""
 
-    metrics: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_METRICS))
-    profile_patterns: list[list[str]] = msgspec.field(
+    metrics: Annotated[list[MetricName], Meta(min_length=1, max_length=1000)] = msgspec.field(
+        default_factory=lambda: list(DEFAULT_METRICS)
+    )
+    profile_patterns: list[tuple[ServerGlob, ProfileName]] = msgspec.field(
         default_factory=lambda: [
-            ["web*", "web"],
-            ["api*", "api"],
-            ["db*", "database"],
-            ["ml*", "ml_compute"],
-            ["etl*", "batch_etl"],
-            ["cache*", "cache"],
+            ("web*", "web"),
+            ("api*", "api"),
+            ("db*", "database"),
+            ("ml*", "ml_compute"),
+            ("etl*", "batch_etl"),
+            ("cache*", "cache"),
         ]  # fmt: skip
     )
 
@@ -120,83 +169,33 @@ class SchemaConfig(_Section, frozen=True):
 class TrainingConfig(_Section, frozen=True):
     """[training]: what a training job reads and when it may run."""
 
-    training_days: PositiveInt = 30
-    min_records: Annotated[int, Meta(ge=0)] = 100_000
-    default_epochs: PositiveInt = 5
-    cpu_threads: PositiveInt = 1
+    training_days: Annotated[int, Meta(ge=1, le=36_500)] = 30
+    min_records: Count = 100_000
+    default_epochs: Annotated[int, Meta(ge=1, le=100_000)] = 5
+    cpu_threads: Annotated[int, Meta(ge=1, le=1024)] = 1
     cpu_priority: Literal["idle", "nice"] = "idle"  # idle: SCHED_IDLE, CPU that serving leaves
-    cancel_grace_s: PositiveFloat = 10.0
-    max_memory_mb: Annotated[int, Meta(ge=0)] = 0  # a job's memory cap; 0: half of this machine's memory
+    cancel_grace_s: Seconds = 10.0
+    max_memory_mb: Annotated[int, Meta(ge=0, le=1 << 30)] = 0  # a job's memory cap; 0: half the machine
 
 
 class PredictorConfig(_Section, frozen=True):
     """[predictor]: how often the fleet is forecast and who qualifies."""
 
-    refresh_s: Annotated[float, Meta(ge=0)] = 0.0  # 0: once per model step
+    refresh_s: Annotated[float, Meta(ge=0, le=_DAY)] = 0.0  # 0: once per model step
     min_history_steps: PositiveInt = 12
-    forecast_batch_size: PositiveInt = 64  # windows per forward pass: 64 stay in the CPU cache
+    # windows per forward pass: 64 stay in the CPU cache
+    forecast_batch_size: Annotated[int, Meta(ge=1, le=65_536)] = 64
     forecast_workers: Annotated[int, Meta(ge=1, le=64)] = 1  # threads running a pass's batches side by side
-    torch_threads: PositiveInt = 1  # torch threads inside each forward pass
+    torch_threads: Annotated[int, Meta(ge=1, le=1024)] = 1  # torch threads inside each forward pass
 
 
 class AccuracyConfig(_Section, frozen=True):
     """[accuracy]: how often a served forecast is kept for scoring, and the metrics' window."""
 
-    issue_every_s: PositiveInt = 3600  # data-time s between kept forecasts (x step_seconds)
-    window_hours: PositiveInt = 24  # trailing hours that /metrics' skill and coverage cover
-
-
-class ProfileThresholds(_Section, frozen=True):
-    """[alerts.profiles.<profile>]: thresholds that replace the defaults for that profile."""
-
-    warning: dict[str, float] = msgspec.field(default_factory=dict)
-    critical: dict[str, float] = msgspec.field(default_factory=dict)
-
-
-class AlertsConfig(_Section, frozen=True):
-    """[alerts]: per-metric thresholds that forecasts and current values are held against."""
-
-    warning: dict[str, float] = msgspec.field(
-        default_factory=lambda: {
-            "cpu_user_pct": 80.0,
-            "cpu_sys_pct": 30.0,
-            "cpu_iowait_pct": 20.0,
-            "java_cpu_pct": 80.0,
-            "mem_used_pct": 85.0,
-            "swap_used_pct": 20.0,
-            "disk_usage_pct": 85.0,
-            "net_in_mb_s": 500.0,
-            "net_out_mb_s": 500.0,
-            "back_close_wait": 100.0,
-            "front_close_wait": 100.0,
-            "load_average": 8.0,
-        }  # fmt: skip
-    )
-    critical: dict[str, float] = msgspec.field(
-        default_factory=lambda: {
-            "cpu_user_pct": 95.0,
-            "cpu_sys_pct": 50.0,
-            "cpu_iowait_pct": 40.0,
-            "java_cpu_pct": 95.0,
-            "mem_used_pct": 95.0,
-            "swap_used_pct": 50.0,
-            "disk_usage_pct": 95.0,
-            "net_in_mb_s": 900.0,
-            "net_out_mb_s": 900.0,
-            "back_close_wait": 500.0,
-            "front_close_wait": 500.0,
-            "load_average": 16.0,
-        }  # fmt: skip
-    )
-    # Load average is per core: bigger boxes of these profiles carry more before it hurts.
-    profiles: dict[str, ProfileThresholds] = msgspec.field(
-        default_factory=lambda: {
-            "api": ProfileThresholds(warning={"load_average": 16.0}, critical={"load_average": 32.0}),
-            "batch_etl": ProfileThresholds(warning={"load_average": 16.0}, critical={"load_average": 32.0}),
-            "database": ProfileThresholds(warning={"load_average": 32.0}, critical={"load_average": 64.0}),
-            "ml_compute": ProfileThresholds(warning={"load_average": 64.0}, critical={"load_average": 128.0}),
-        }
-    )
+    # data-time s between kept forecasts (a multiple of step_seconds)
+    issue_every_s: Annotated[int, Meta(ge=1, le=30 * 86_400)] = 3600
+    # trailing hours that /metrics' skill and coverage cover
+    window_hours: Annotated[int, Meta(ge=1, le=24 * 366)] = 24
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -232,15 +231,11 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
         return os.path.join(self.daemon.data_dir, "state")
 
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_FSYNC = re.compile(r"^(always|[1-9][0-9]*ms)$")
-
-
 def load(path: str | None) -> Config:
     """Load ``path`` (or ``$NORDIQD_CONFIG``, or the built-in defaults) and check it."""
     path = path or os.environ.get("NORDIQD_CONFIG") or None
     if path is None:
-        return _check(Config(), "<defaults>")
+        return from_dict({}, "<defaults>")
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
@@ -258,11 +253,35 @@ def from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
     try:
         cfg = msgspec.convert(data, Config)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(str(exc))}") from None
-    return _check(cfg, source)
+        raise ConfigError(f"{source}: {_describe(str(exc), data)}") from None
+    try:
+        adapted = _adapt(cfg)
+    except ValueError as exc:  # the targets that the schema left (ModelSpec's own check)
+        raise ConfigError(f"{source}: key 'model.targets': {exc}") from None
+    return _check(adapted, source)
 
 
-def _describe(msg: str) -> str:
+def _adapt(cfg: Config) -> Config:
+    """Drops the built-in entries that name metrics outside ``[schema] metrics``.
+
+    An alert entry or the target list is built-in when it equals the default, whether
+    left out or written out as the packaged file does; what the user changed stays and
+    is checked against the schema. With none of the default targets left, the model
+    forecasts every metric of the schema. The default ``[accuracy] issue_every_s`` (an
+    hour) becomes the next multiple of a ``[model] step_seconds`` it is not one of.
+    """
+    metrics = set(cfg.schema.metrics)
+    targets = cfg.model.targets
+    if targets == DEFAULT_TARGETS:
+        targets = tuple(t for t in targets if t in metrics) or tuple(dict.fromkeys(cfg.schema.metrics))
+    model = msgspec.structs.replace(cfg.model, targets=targets)
+    accuracy, step = cfg.accuracy, cfg.model.step_seconds
+    if accuracy.issue_every_s == AccuracyConfig().issue_every_s and accuracy.issue_every_s % step:
+        accuracy = msgspec.structs.replace(accuracy, issue_every_s=-(-accuracy.issue_every_s // step) * step)
+    return msgspec.structs.replace(cfg, alerts=cfg.alerts.within(metrics), model=model, accuracy=accuracy)
+
+
+def _describe(msg: str, data: dict[str, Any]) -> str:
     # msgspec says "Expected `int`, got `str` - at `$.api.port`"; operators think in keys.
     unknown = re.match(r"Object contains unknown field `([^`]+)`(?: - at `\$\.?([^`]*)`)?", msg)
     if unknown:
@@ -271,40 +290,81 @@ def _describe(msg: str) -> str:
         if not section:
             return f"unknown section [{key}]"
         return f"unknown key '{key}'"
-    at = re.search(r" - at `\$\.?([^`]*)`", msg)
-    if at and not msg.startswith(("Object contains", "Expected")) and "." not in at.group(1):
-        # A section's own check failed (e.g. [model]); its message names the key.
-        return f"[{at.group(1)}]: {msg[: at.start()]}"
-    if at:
-        key = re.sub(r"\[(\d+)\]", r"[\1]", at.group(1))
-        return f"key '{key}': {msg[: at.start()]}"
-    return msg
+    table = re.search(r" - at `key` in `\$\.?([^`]*)`", msg)
+    at = table or re.search(r" - at `\$\.?([^`]*)`", msg)
+    if at is None:
+        return msg
+    path, why = _resolve(data, at.group(1), msg), msg[: at.start()]
+    rule = re.fullmatch(r"Expected `str` matching regex '(.*)'", why)
+    pattern = rule.group(1).replace("\\\\", "\\") if rule else ""  # msgspec's message doubles each backslash
+    value = _lookup(data, path)
+    if pattern in _RULES:
+        if table and isinstance(value, dict):
+            bad = [k for k in value if not (isinstance(k, str) and re.search(pattern, k))]
+            why = f"{bad[0]!r} is not usable as a name here: {_RULES[pattern]}" if bad else _RULES[pattern]
+        else:
+            why = f"{value!r} is not usable: {_RULES[pattern]}"
+    elif not table and isinstance(value, (str, int, float)):
+        why = f"{why} (the value is {value!r})"
+    if not table and not why.startswith(("Object contains", "Expected")) and "." not in path:
+        # A section's own check failed (e.g. [model]); its message starts with the key.
+        field, _, rest = why.partition(" ")
+        return f"key '{path}.{field}': {rest}" if field.isidentifier() else f"[{path}]: {why}"
+    return f"key '{path}': {why}"
+
+
+def _resolve(data: dict[str, Any], path: str, msg: str) -> str:
+    """``path`` with msgspec's ``[...]`` (some key of a table) replaced by the key at fault.
+
+    The key at fault is the one without which the same error goes away.
+    """
+    head, found, tail = path.partition("[...]")
+    table = _lookup(data, head) if found else None
+    if not isinstance(table, dict):
+        return path
+    for key in table:
+        trial = copy.deepcopy(data)
+        del _lookup(trial, head)[key]
+        try:
+            msgspec.convert(trial, Config)
+        except msgspec.ValidationError as exc:
+            if str(exc) == msg:
+                continue
+        return _resolve(data, f"{head}.{key}{tail}", msg)
+    return path
+
+
+def _lookup(data: Any, path: str) -> Any:
+    """The value at msgspec's path (``schema.metrics[2]``) in the parsed TOML, or None."""
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        try:
+            data = data[int(part[1:-1])] if part.startswith("[") else data[part]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return None
+    return data
 
 
 def _check(cfg: Config, source: str) -> Config:
     def fail(key: str, why: str) -> ConfigError:
         return ConfigError(f"{source}: key '{key}': {why}")
 
-    if not _FSYNC.match(cfg.buffer.fsync):
-        raise fail(
-            "buffer.fsync",
-            f"must be 'always' or a number of milliseconds like '1000ms', not {cfg.buffer.fsync!r}",
-        )
-    if not cfg.schema.metrics:
-        raise fail("schema.metrics", "must name at least one metric")
-    for name in cfg.schema.metrics:
-        if not _NAME.match(name) or name in ("timestamp", "server_name", "profile"):
-            raise fail("schema.metrics", f"{name!r} is not a usable metric name")
-    if len(set(cfg.schema.metrics)) != len(cfg.schema.metrics):
-        raise fail("schema.metrics", "lists a metric twice")
-    for pair in cfg.schema.profile_patterns:
-        if len(pair) != 2:
-            raise fail("schema.profile_patterns", f"each entry must be [pattern, profile], not {pair!r}")
+    twice = sorted({m for m in cfg.schema.metrics if cfg.schema.metrics.count(m) > 1})
+    if twice:
+        raise fail("schema.metrics", f"lists {twice[0]!r} twice")
     for t in cfg.model.targets:
         if t not in cfg.schema.metrics:
             raise fail("model.targets", f"{t!r} is not in schema.metrics")
-    if cfg.supervisor.backoff_max_s < cfg.supervisor.backoff_initial_s:
+    sv = cfg.supervisor
+    if sv.backoff_max_s < sv.backoff_initial_s:
         raise fail("supervisor.backoff_max_s", "must not be below supervisor.backoff_initial_s")
+    silence = sv.heartbeat_interval_s * sv.heartbeat_liveness
+    if silence < 1.0:
+        # A role importing torch can hold its interpreter for most of a second.
+        raise fail(
+            "supervisor.heartbeat_liveness",
+            f"heartbeat_interval_s x heartbeat_liveness is {silence:g} s; "
+            "a role must be allowed at least 1 s of silence",
+        )
     if cfg.buffer.backlog_wait_s >= cfg.api.request_timeout_s:
         raise fail(
             "buffer.backlog_wait_s",
@@ -317,22 +377,21 @@ def _check(cfg: Config, source: str) -> Config:
             f"must be a multiple of model.step_seconds ({cfg.model.step_seconds}), "
             f"not {cfg.accuracy.issue_every_s}",
         )
-    _check_thresholds(cfg, "alerts", cfg.alerts.warning, cfg.alerts.critical, fail)
-    for profile, limits in cfg.alerts.profiles.items():
-        warning = {**cfg.alerts.warning, **limits.warning}
-        critical = {**cfg.alerts.critical, **limits.critical}
-        _check_thresholds(cfg, f"alerts.profiles.{profile}", warning, critical, fail)
+    _check_endpoints(cfg, fail)
+    problem = cfg.alerts.problem(cfg.schema.metrics)
+    if problem:
+        raise fail(*problem)
     return cfg
 
 
-def _check_thresholds(
-    cfg: Config, where: str, warning: dict[str, float], critical: dict[str, float], fail: Any
-) -> None:
-    for level, values in (("warning", warning), ("critical", critical)):
-        for metric in values:
-            if metric not in cfg.schema.metrics:
-                raise fail(f"{where}.{level}", f"{metric!r} is not in schema.metrics")
-    for metric, crit in critical.items():
-        warn = warning.get(metric)
-        if warn is not None and warn > crit:
-            raise fail(f"{where}.warning.{metric}", f"{warn:g} is above the critical threshold {crit:g}")
+def _check_endpoints(cfg: Config, fail: Any) -> None:
+    seen: dict[str, str] = {}
+    for name in EndpointsConfig.__struct_fields__:
+        key = f"endpoints.{name}" if getattr(cfg.endpoints, name) else "daemon.run_dir"
+        endpoint = cfg.endpoint(name)
+        if endpoint in seen:
+            raise fail(f"endpoints.{name}", f"{endpoint} is also endpoints.{seen[endpoint]}")
+        seen[endpoint] = name
+        path = endpoint.removeprefix("ipc://")
+        if path != endpoint and len(os.fsencode(path)) > IPC_PATH_MAX:
+            raise fail(key, f"the socket path {path} is longer than {IPC_PATH_MAX} bytes")

@@ -23,8 +23,14 @@ def run(cfg: config_mod.Config, config_path: str | None) -> int:
     logsetup.setup("supervisor", cfg.daemon.log_level)
     try:
         apikey.read(cfg.api.key_file)
-        for path in (cfg.daemon.data_dir, cfg.buffer_dir, cfg.models_dir, cfg.state_dir, cfg.daemon.run_dir):
-            _make_dir(path)
+        for key, path in (
+            ("daemon.data_dir", cfg.daemon.data_dir),
+            ("daemon.data_dir", cfg.buffer_dir),
+            ("daemon.data_dir", cfg.models_dir),
+            ("daemon.data_dir", cfg.state_dir),
+            ("daemon.run_dir", cfg.daemon.run_dir),
+        ):
+            _make_dir(key, path)
     except config_mod.ConfigError as exc:
         log.error("configuration error: %s", exc)
         return exitcodes.CONFIG
@@ -65,11 +71,11 @@ def run(cfg: config_mod.Config, config_path: str | None) -> int:
         pidfile.release()
 
 
-def _make_dir(path: str) -> None:
+def _make_dir(key: str, path: str) -> None:
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:
-        raise config_mod.ConfigError(f"cannot create {path}: {exc.strerror}") from None
+        raise config_mod.ConfigError(f"key '{key}': cannot create {path}: {exc.strerror}") from None
 
 
 def _reload(running: config_mod.Config, config_path: str | None) -> None:

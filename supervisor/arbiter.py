@@ -21,6 +21,7 @@ passes nothing), so the loop's pieces run under a fake clock with fake processes
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -89,10 +90,11 @@ class Arbiter:
         handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
         old_handlers = {s: signal.signal(s, self._enqueue_signal) for s in handled}
         try:
-            self._kids = make_socket(ctx, zmq.ROUTER, bind=self.settings.children_endpoint)
+            bound = self._bind(ctx)
+            if isinstance(bound, int):
+                return bound
+            self._kids, self._ctl, self._pub = bound
             self._kids.setsockopt(zmq.ROUTER_HANDOVER, 1)
-            self._ctl = make_socket(ctx, zmq.ROUTER, bind=self.settings.control_endpoint)
-            self._pub = make_socket(ctx, zmq.PUB, bind=self.settings.events_endpoint)
             poller = zmq.Poller()
             poller.register(self._kids, zmq.POLLIN)
             poller.register(self._ctl, zmq.POLLIN)
@@ -126,6 +128,25 @@ class Arbiter:
             ctx.destroy(0)
             self._notify.close()
         return self.tree.exit_code
+
+    def _bind(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> tuple[zmq.Socket[bytes], ...] | int:
+        """The children ROUTER, control ROUTER and events PUB, or the exit code (logged)
+        when an endpoint cannot be bound: ``CONFIG`` for an address unusable as written
+        (not retried), ``FAILURE`` for one another process holds (it may be freed)."""
+        socks: list[zmq.Socket[bytes]] = []
+        for kind, name in ((zmq.ROUTER, "children"), (zmq.ROUTER, "control"), (zmq.PUB, "events")):
+            endpoint = getattr(self.settings, f"{name}_endpoint")
+            try:
+                socks.append(make_socket(ctx, kind, bind=endpoint))
+            except zmq.ZMQError as exc:
+                for sock in socks:
+                    sock.close(0)
+                if exc.errno == errno.EADDRINUSE:
+                    log.error("cannot bind the %s endpoint %s: %s", name, endpoint, exc)
+                    return exitcodes.FAILURE
+                log.error("configuration error: cannot bind the %s endpoint %s: %s", name, endpoint, exc)
+                return exitcodes.CONFIG
+        return tuple(socks)
 
     # --- signals ----------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -38,10 +39,13 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, list):
+        # JSON's escapes are TOML's; DEL is the one control character JSON leaves raw.
+        return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(v, list | tuple):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return repr(v)
+    if isinstance(v, dict):  # an inline table; quoted keys hold any name
+        return "{" + ", ".join(f"{_toml_value(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    return repr(v)  # numbers; TOML spells nan and inf as Python does
 
 
 def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> None:
@@ -186,7 +190,8 @@ class Daemon:
         return requests.get(self.url + path, headers=self._headers(key), timeout=30, **kw)
 
     def post(self, path: str, key: str | None = "default", **kw: Any) -> requests.Response:
-        return requests.post(self.url + path, headers=self._headers(key), timeout=60, **kw)
+        kw.setdefault("timeout", 60)
+        return requests.post(self.url + path, headers=self._headers(key), **kw)
 
     def _headers(self, key: str | None) -> dict[str, str]:
         if key is None:

@@ -9,14 +9,20 @@ import falcon
 import msgspec
 
 from nordiqd import __version__
-from nordiqd.api import errors, ingest, metrics, page, predictions, system, training
+from nordiqd.api import errors, ingest, metrics, page, predictions, schemas, system, training
 from nordiqd.api.backends import Backends
-from nordiqd.api.routes import Operation, Route, openapi
+from nordiqd.api.routes import Operation, Param, Route, openapi
+from nordiqd.model.params import DEFAULT_TARGETS
+from nordiqd.names import DEFAULT_METRICS
 
 
 @dataclass(frozen=True)
 class Deps:
-    """What the app needs from outside: the key, the backends, the configuration."""
+    """What the app needs from outside: the key, the backends, the configuration.
+
+    The metrics, targets and batch bounds go into /openapi.json, which describes the
+    batches and parameters this daemon accepts.
+    """
 
     api_key: str
     backends: Backends
@@ -26,6 +32,10 @@ class Deps:
     reload_timeout_s: float = 120.0
     data_dir: str | None = None  # whose free space /health reports
     disk_warn_bytes: int = 0
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    targets: tuple[str, ...] = DEFAULT_TARGETS
+    max_batch_records: int = 100_000
+    max_future_s: float = 300.0
 
 
 # The fleet page and its files are public; the data calls the page makes carry the key.
@@ -50,6 +60,7 @@ class ApiKeyAuth:
 
 def build_routes(deps: Deps) -> list[Route]:
     """Every route of the API, with the docs /openapi.json serves."""
+    bodies, components = schemas.bodies()
     routes = [
         Route(
             "/",
@@ -57,8 +68,9 @@ def build_routes(deps: Deps) -> list[Route]:
             {
                 "GET": Operation(
                     "The fleet page (HTML); it asks for the API key and keeps it for the tab",
-                    {200: "the page"},
+                    {200: "the page", 304: "unchanged (If-None-Match)"},
                     auth=False,
+                    media=("text/html",),
                 ),
             },
         ),
@@ -70,7 +82,8 @@ def build_routes(deps: Deps) -> list[Route]:
                     "A file of the fleet page (script, style sheet, icon)",
                     {200: "the file", 304: "unchanged (If-None-Match)", 404: "no such file"},
                     auth=False,
-                    params=(("name", "path", "the file name, e.g. app.js"),),
+                    params=(Param("name", "path", "the file name, e.g. app.js", page.NAME_SCHEMA),),
+                    media=page.MEDIA_TYPES,
                 ),
             },
         ),
@@ -82,6 +95,7 @@ def build_routes(deps: Deps) -> list[Route]:
                     "Overall state, each role's state, free space of the data directory",
                     {200: "all roles ready", 503: "starting, degraded or the supervisor is unreachable"},
                     auth=False,
+                    bodies={200: bodies["HealthBody"], 503: bodies["HealthBody"]},
                 ),
             },
         ),
@@ -91,7 +105,13 @@ def build_routes(deps: Deps) -> list[Route]:
             {
                 "GET": Operation(
                     "The supervisor's status per role: pid, state, uptime, restarts, last exit",
-                    {200: "status", 401: "missing or wrong key", 503: "the supervisor did not answer"},
+                    {
+                        200: "status",
+                        401: "missing or wrong key",
+                        502: "the supervisor answered something unexpected",
+                        503: "the supervisor did not answer",
+                    },
+                    bodies={200: bodies["StatusBody"]},
                 ),
             },
         ),
@@ -110,6 +130,8 @@ def build_routes(deps: Deps) -> list[Route]:
                         507: "the disk is full: nothing of the batch was stored (retry later)",
                     },
                     body='{"records": [{"timestamp": ..., "server_name": ..., "<metric>": ...}]}',
+                    body_schema=schemas.feed_body(deps.metrics, deps.max_batch_records, deps.max_future_s),
+                    bodies={200: bodies["IngestAccepted"]},
                 )
             },
         ),
@@ -122,6 +144,7 @@ def build_routes(deps: Deps) -> list[Route]:
                 "GET": Operation(
                     "Prometheus text: forecasts at a few horizons, risk scores, the daemon's own figures",
                     {200: "text/plain; version=0.0.4", 401: "missing or wrong key"},
+                    media=("text/plain",),
                 )
             },
         ),
@@ -133,7 +156,7 @@ def build_routes(deps: Deps) -> list[Route]:
             "GET": Operation("This OpenAPI document", {200: "the document", 401: "missing or wrong key"}),
         },
     )
-    document = openapi([*routes, doc_route], __version__)
+    document = openapi([*routes, doc_route], __version__, components)
     return [*routes, Route(doc_route.path, system.OpenApi(document), doc_route.operations)]
 
 
@@ -156,9 +179,24 @@ def training_routes(deps: Deps) -> list[Route]:
                         **common,
                     },
                     params=(
-                        ("epochs", "query", "epochs to train (default [training] default_epochs)"),
-                        ("incremental", "query", "continue from the current model (default true)"),
-                        ("blocking", "query", "wait for the job to end (default false)"),
+                        Param(
+                            "epochs",
+                            "query",
+                            "epochs to train (default [training] default_epochs)",
+                            {"type": "integer", "minimum": 1, "maximum": training.MAX_EPOCHS},
+                        ),
+                        Param(
+                            "incremental",
+                            "query",
+                            "continue from the current model (default true)",
+                            {"type": "boolean"},
+                        ),
+                        Param(
+                            "blocking",
+                            "query",
+                            "wait for the job to end (default false)",
+                            {"type": "boolean"},
+                        ),
                     ),
                 )
             },
@@ -170,7 +208,7 @@ def training_routes(deps: Deps) -> list[Route]:
                 "GET": Operation(
                     "A job's status: progress_pct, duration_seconds, model_path, error",
                     {200: "the job", 404: "no such job, or none has run", **common},
-                    params=(("job_id", "query", "the job; default: the current or last job"),),
+                    params=(Param("job_id", "query", "the job; default: the current or last job"),),
                 )
             },
         ),
@@ -224,7 +262,7 @@ def prediction_routes(deps: Deps) -> list[Route]:
                 "GET": Operation(
                     "One server's forecast, risk and alert level",
                     {200: "the server's forecast", 404: "unknown server", **common},
-                    params=(("server_name", "path", "the server"),),
+                    params=(Param("server_name", "path", "the server", schemas.NAME),),
                 ),
             },
         ),
@@ -264,7 +302,7 @@ def prediction_routes(deps: Deps) -> list[Route]:
                 "GET": Operation(
                     "Live accuracy of the served forecasts per version, target and lead bucket",
                     {200: "the scores", 400: "bad time or unknown target", **common},
-                    params=predictions.Accuracy.PARAMS,
+                    params=predictions.Accuracy.params(deps.targets),
                 ),
             },
         ),
@@ -275,7 +313,7 @@ def prediction_routes(deps: Deps) -> list[Route]:
                 "POST": Operation(
                     "Load a version (pointing current at it), or re-load current",
                     {**reload_codes, **common},
-                    params=(("version", "query", "a version; default current"),),
+                    params=(Param("version", "query", "a version; default current"),),
                 ),
             },
         ),

@@ -67,6 +67,9 @@ ASSETS = load_assets()
 
 # For the auth middleware: exactly the paths that exist, nothing under a pattern.
 PUBLIC_PATHS = frozenset({"/", *(STATIC_PREFIX + name for name in ASSETS)})
+# For /openapi.json: the names that can be asked for and the types they come as.
+NAME_SCHEMA = {"type": "string", "enum": sorted(ASSETS)}
+MEDIA_TYPES = tuple(sorted({asset.content_type for asset in ASSETS.values()}))
 
 
 def _serve(req: falcon.Request, resp: falcon.Response, asset: Asset) -> None:

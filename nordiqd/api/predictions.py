@@ -13,6 +13,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,8 +21,11 @@ import falcon
 
 from ipc import messages as m
 from ipc.client import RequestTimeout
+from nordiqd.api import schemas
 from nordiqd.api.backends import Backends
 from nordiqd.api.errors import ApiError, expected
+from nordiqd.api.routes import Param
+from nordiqd.names import NAME_RE
 
 log = logging.getLogger(__name__)
 
@@ -186,23 +190,31 @@ class Models(_PredictorResource):
 class Accuracy(_PredictorResource):
     """GET /admin/accuracy[?since=&until=&target=&server=]: live scores of the served forecasts."""
 
-    PARAMS = (
-        ("since", "query", "window start, ISO 8601 (data time)"),
-        ("until", "query", "window end, ISO 8601, exclusive"),
-        ("target", "query", "only this target"),
-        ("server", "query", "only this server (whole days)"),
-    )
+    @staticmethod
+    def params(targets: Sequence[str]) -> tuple[Param, ...]:
+        """The query parameters, for /openapi.json."""
+        when = "RFC 3339 (data time); a time without an offset is read as UTC"
+        return (
+            Param("since", "query", f"window start, {when}", schemas.DATE_TIME),
+            Param("until", "query", f"window end, exclusive, {when}", schemas.DATE_TIME),
+            Param("target", "query", "only this target", {"type": "string", "enum": list(targets)}),
+            Param("server", "query", "only this server (whole days)", schemas.NAME),
+        )
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         since, until = (_epoch(req, name) for name in ("since", "until"))
-        target, server = req.get_param("target") or None, req.get_param("server") or None
+        target, server = req.get_param("target"), req.get_param("server")
+        if target == "":
+            raise ApiError(400, "bad query parameter: target= names no target")
+        if server is not None and not NAME_RE.match(server):
+            raise ApiError(400, f"bad query parameter: server={server!r} is not a server name")
         _json(resp, self.ask(m.AccuracyRequest(since=since, until=until, target=target, server=server)))
 
 
 def _epoch(req: falcon.Request, name: str) -> int | None:
     """Query parameter ``name`` (ISO 8601; UTC unless it names a zone) as epoch seconds."""
     value = req.get_param(name)
-    if not value:
+    if value is None:
         return None
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))

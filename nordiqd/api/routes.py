@@ -5,16 +5,36 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from nordiqd.api import schemas
+
+
+@dataclass(frozen=True)
+class Param:
+    """One query or path parameter and the JSON Schema of the values the server takes."""
+
+    name: str
+    where: str  # "query" or "path"
+    description: str
+    schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
+
 
 @dataclass(frozen=True)
 class Operation:
-    """One method on one path, as OpenAPI describes it."""
+    """One method on one path, as OpenAPI describes it.
+
+    ``media`` is the content type of the bodies below 400 (none for a 304); ``bodies``
+    their schemas by status where one is known. An answer of 400 or more is the JSON
+    error body unless ``bodies`` says otherwise.
+    """
 
     summary: str
     responses: dict[int, str]
     auth: bool = True
-    params: tuple[tuple[str, str, str], ...] = ()  # (name, in, description)
+    params: tuple[Param, ...] = ()
     body: str | None = None
+    body_schema: dict[str, Any] = field(default_factory=lambda: dict(schemas.JSON_OBJECT))
+    media: tuple[str, ...] = ("application/json",)
+    bodies: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -26,43 +46,51 @@ class Route:
     operations: dict[str, Operation] = field(default_factory=dict)
 
 
-def openapi(routes: list[Route], version: str) -> dict[str, Any]:
-    """An OpenAPI 3.0 document describing every route in ``routes``."""
+def _responses(op: Operation) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for code, text in sorted(op.responses.items()):
+        entry: dict[str, Any] = {"description": text}
+        if code >= 400:
+            entry["content"] = {"application/json": {"schema": op.bodies.get(code, schemas.ERROR)}}
+        elif code != 304:
+            entry["content"] = {media: {"schema": op.bodies.get(code, {})} for media in op.media}
+        out[str(code)] = entry
+    return out
+
+
+def openapi(routes: list[Route], version: str, components: dict[str, Any]) -> dict[str, Any]:
+    """An OpenAPI 3.1 document describing every route in ``routes``."""
     paths: dict[str, Any] = {}
     for route in routes:
         entry = paths.setdefault(route.path, {})
         for method, op in route.operations.items():
-            doc: dict[str, Any] = {
-                "summary": op.summary,
-                "responses": {
-                    str(code): {"description": text} for code, text in sorted(op.responses.items())
-                },
-            }
+            doc: dict[str, Any] = {"summary": op.summary, "responses": _responses(op)}
             if not op.auth:
                 doc["security"] = []
-            params = [
-                {
-                    "name": n,
-                    "in": where,
-                    "description": d,
-                    "required": where == "path",
-                    "schema": {"type": "string"},
-                }
-                for n, where, d in op.params
-            ]
-            if params:
-                doc["parameters"] = params
+            if op.params:
+                doc["parameters"] = [
+                    {
+                        "name": p.name,
+                        "in": p.where,
+                        "description": p.description,
+                        "required": p.where == "path",
+                        "schema": p.schema,
+                    }
+                    for p in op.params
+                ]
             if op.body:
                 doc["requestBody"] = {
                     "description": op.body,
-                    "content": {"application/json": {"schema": {"type": "object"}}},
+                    "required": True,
+                    "content": {"application/json": {"schema": op.body_schema}},
                 }
             entry[method.lower()] = doc
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "nordiqd", "version": version},
         "components": {
-            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
+            "schemas": components,
+            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
         },
         "security": [{"apiKey": []}],
         "paths": paths,

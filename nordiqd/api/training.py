@@ -19,6 +19,7 @@ from nordiqd.api.backends import Backends
 from nordiqd.api.errors import ApiError, expected
 
 BLOCKING_POLL_S = 1.0
+MAX_EPOCHS = 1000
 
 
 def job_body(job: m.JobStatus) -> dict[str, Any]:
@@ -45,11 +46,13 @@ class TriggerTraining:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         try:
-            epochs = req.get_param_as_int("epochs", default=self._default_epochs, min_value=1, max_value=1000)
-            incremental = req.get_param_as_bool("incremental", default=True)
-            blocking = req.get_param_as_bool("blocking", default=False)
+            epochs = req.get_param_as_int(
+                "epochs", default=self._default_epochs, min_value=1, max_value=MAX_EPOCHS
+            )
         except falcon.HTTPBadRequest as exc:
             raise ApiError(400, f"bad query parameter: {exc.description}") from None
+        incremental = _flag(req, "incremental", default=True)
+        blocking = _flag(req, "blocking", default=False)
         trigger = m.TriggerTraining(epochs=epochs, incremental=incremental)
         reply = expected(self._backends.service("trainer", trigger), m.TriggerReply)
         body = {k: v for k, v in _plain(reply).items() if v is not None or k in ("success", "status")}
@@ -71,6 +74,16 @@ class TriggerTraining:
             if time.monotonic() > deadline:
                 raise ApiError(504, f"job {reply.job_id} still running after {self._blocking_timeout_s:g} s")
             time.sleep(BLOCKING_POLL_S)
+
+
+def _flag(req: falcon.Request, name: str, default: bool) -> bool:
+    """Query parameter ``name`` as /openapi.json has it: ``true`` or ``false``, nothing else."""
+    value = req.get_param(name)
+    if value is None:
+        return default
+    if value not in ("true", "false"):
+        raise ApiError(400, f"bad query parameter: {name}={value!r} must be true or false")
+    return value == "true"
 
 
 class TrainingStatus:

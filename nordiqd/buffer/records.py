@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import math
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
@@ -27,25 +26,16 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
+from nordiqd.names import DEFAULT_METRICS, NAME_RE, MetricName, ProfileName, ServerGlob, ServerName
+
 from .batch import TIMESTAMP_TYPE, batch_schema
 from .errors import BatchRejected, BatchTooLarge, RecordProblem
 
 __all__ = ["DEFAULT_METRICS", "RecordValidator"]
 
-DEFAULT_METRICS: tuple[str, ...] = (
-    "cpu_user_pct", "cpu_sys_pct", "cpu_iowait_pct", "cpu_idle_pct", "java_cpu_pct",
-    "mem_used_pct", "swap_used_pct", "disk_usage_pct", "net_in_mb_s", "net_out_mb_s",
-    "back_close_wait", "front_close_wait", "load_average", "uptime_days",
-)  # fmt: skip
-
-NAME_PATTERN = r"^[A-Za-z0-9._-]{1,253}$"
-_NAME_RE = re.compile(NAME_PATTERN)
-_METRIC_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _EARLIEST_MS = 946_684_800_000  # 2000-01-01T00:00:00Z: anything older is a unit mistake
-_RESERVED = frozenset({"timestamp", "server_name", "profile"})
 
-_Name = Annotated[str, msgspec.Meta(pattern=NAME_PATTERN)]
 _Timestamp = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 _Metric = Annotated[float, msgspec.Meta(ge=-_FLOAT32_MAX, le=_FLOAT32_MAX)]
 # The slow pass must see 1e999 as inf (to name the record) instead of failing the body.
@@ -81,19 +71,18 @@ class RecordValidator:
             clock: Returns the current time as epoch seconds (injectable for tests).
 
         Raises:
-            ValueError: A metric name is invalid, reserved or repeated.
+            ValueError: A metric name is invalid, reserved or repeated, or a pattern or
+                profile is not a glob or a profile name (``nordiqd.names``).
         """
-        self.metrics = tuple(metrics)
-        for name in self.metrics:
-            if not _METRIC_NAME_RE.match(name) or name in _RESERVED:
-                raise ValueError(f"invalid metric name {name!r}")
+        # The config loader decodes through the same types; this is the check for callers
+        # that build a validator without a configuration (tests, benches, the backtest).
+        self.metrics: tuple[str, ...] = msgspec.convert(tuple(metrics), tuple[MetricName, ...])
         if len(set(self.metrics)) != len(self.metrics):
             raise ValueError("metric names must be unique")
         self.schema = batch_schema(self.metrics)
-        self._patterns = [(glob, profile) for glob, profile in profile_patterns]
-        for _, profile in self._patterns:
-            if not _NAME_RE.match(profile):
-                raise ValueError(f"invalid profile name {profile!r}")
+        self._patterns: list[tuple[str, str]] = msgspec.convert(
+            list(profile_patterns), list[tuple[ServerGlob, ProfileName]]
+        )
         self._profiles: dict[str, str] = {}
         self._max_future_ms = max_future_seconds * 1000.0
         self._max_records = max_batch_records
@@ -103,8 +92,8 @@ class RecordValidator:
             "Record",
             [
                 ("timestamp", _Timestamp | int | float),
-                ("server_name", _Name),
-                ("profile", _Name | None, None),
+                ("server_name", ServerName),
+                ("profile", ProfileName | None, None),
                 *[(name, _Metric | None, None) for name in self.metrics],
             ],
             forbid_unknown_fields=True,
@@ -190,7 +179,8 @@ class RecordValidator:
             seconds = np.array(values, dtype=np.float64)
         else:
             seconds = np.array([_epoch_seconds(v) for v in values], dtype=np.float64)
-        ms = np.rint(seconds * 1000.0)
+        with np.errstate(over="ignore"):  # past 1.8e305 s: inf, refused just below
+            ms = np.rint(seconds * 1000.0)
         latest = self._clock() * 1000.0 + self._max_future_ms
         if not (np.isfinite(ms).all() and (ms >= _EARLIEST_MS).all() and (ms <= latest).all()):
             return None
@@ -332,8 +322,11 @@ def _check_timestamp(
             problem = "must be a finite number of epoch seconds"
     else:
         problem = f"must be an ISO-8601 string or epoch seconds, not {type(value).__name__}"
-    ms = round(seconds * 1000.0) if math.isfinite(seconds) else 0
-    if problem is None and ms < _EARLIEST_MS:
+    millis = seconds * 1000.0  # inf past 1.8e305 s: a finite number can still overflow here
+    ms = round(millis) if math.isfinite(millis) else 0
+    if problem is None and not math.isfinite(millis):
+        problem = f"is more than {future_ms / 1000.0:g} s in the future"
+    elif problem is None and ms < _EARLIEST_MS:
         problem = "is before 2000-01-01"
     elif problem is None and ms > latest_ms:
         problem = f"is more than {future_ms / 1000.0:g} s in the future"
@@ -351,7 +344,7 @@ def _check_name(index: int, record: dict[Any, Any], field: str, problems: list[R
                 RecordProblem(index, field, "required field is missing" if missing else "must not be null")
             )
         return None
-    if not isinstance(value, str) or not _NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.match(value):
         problems.append(RecordProblem(index, field, "must be 1-253 letters, digits, '.', '_' or '-'"))
         return None
     return value

@@ -8,7 +8,12 @@ says exactly what it was built for.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
+from msgspec import Meta
+
+from nordiqd.names import MetricName
 
 # Why these five: they carry the incidents the alerts are about. cpu_user is CPU
 # saturation (cpu_idle and cpu_sys mostly mirror it), cpu_iowait is storage stalls,
@@ -22,9 +27,6 @@ DEFAULT_TARGETS: tuple[str, ...] = (
     "swap_used_pct",
     "load_average",
 )
-
-# Names the dataset reserves for its own columns; a metric cannot use them.
-_RESERVED = frozenset({"timestamp", "server_name", "profile", "series", "time_idx", "relative_time_idx"})
 
 
 class ModelSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -51,61 +53,42 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         gradient_clip: Gradient norm clip value.
     """
 
-    targets: tuple[str, ...] = DEFAULT_TARGETS
-    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
-    step_seconds: int = 300
-    encoder_steps: int = 288
-    horizon_steps: int = 96
-    hidden_size: int = 32
-    attention_heads: int = 4
-    hidden_continuous_size: int = 16
-    dropout: float = 0.1
-    learning_rate: float = 3e-3
-    batch_size: int = 128
-    max_fill_steps: int = 6
-    max_windows_per_epoch: int = 100_000
-    unseen_share: float = 0.1
-    gradient_clip: float = 0.1
+    # Upper bounds keep a model within one machine: the predictor holds encoder_steps
+    # per metric and server, and a training batch holds batch_size whole windows.
+    targets: Annotated[tuple[MetricName, ...], Meta(min_length=1, max_length=64)] = DEFAULT_TARGETS
+    quantiles: Annotated[tuple[float, ...], Meta(min_length=1, max_length=99)] = (0.1, 0.5, 0.9)
+    step_seconds: Annotated[int, Meta(ge=1, le=86_400)] = 300
+    encoder_steps: Annotated[int, Meta(ge=2, le=10_000)] = 288
+    horizon_steps: Annotated[int, Meta(ge=1, le=10_000)] = 96
+    hidden_size: Annotated[int, Meta(ge=1, le=1024)] = 32
+    attention_heads: Annotated[int, Meta(ge=1, le=64)] = 4
+    hidden_continuous_size: Annotated[int, Meta(ge=1, le=1024)] = 16
+    dropout: Annotated[float, Meta(ge=0, lt=1)] = 0.1
+    learning_rate: Annotated[float, Meta(gt=0, le=10)] = 3e-3
+    batch_size: Annotated[int, Meta(ge=1, le=65_536)] = 128
+    max_fill_steps: Annotated[int, Meta(ge=0, le=10_000)] = 6
+    max_windows_per_epoch: Annotated[int, Meta(ge=0, le=1_000_000_000)] = 100_000
+    unseen_share: Annotated[float, Meta(ge=0, le=1)] = 0.1
+    gradient_clip: Annotated[float, Meta(ge=0, le=1e6)] = 0.1
 
     def __post_init__(self) -> None:
-        """Reject values the model cannot work with (msgspec reports them per key)."""
-        if not self.targets:
-            raise ValueError("targets must name at least one metric")
+        """Reject what the bounds cannot say (each message starts with the key at fault)."""
         if len(set(self.targets)) != len(self.targets):
             raise ValueError("targets must not repeat a metric")
         for name in self.targets:
-            if name in _RESERVED or "." in name:
-                raise ValueError(f"target {name!r} is a reserved or invalid name")
+            # The dataset adds a <target>_center and a <target>_scale column.
+            for suffix in ("_center", "_scale"):
+                if name.endswith(suffix) and name.removesuffix(suffix) in self.targets:
+                    raise ValueError(f"targets must not hold both {name.removesuffix(suffix)!r} and {name!r}")
         qs = self.quantiles
-        if not qs or any(not 0.0 < q < 1.0 for q in qs):
+        if any(not 0.0 < q < 1.0 for q in qs):
             raise ValueError("quantiles must lie strictly between 0 and 1")
         if any(b <= a for a, b in zip(qs, qs[1:], strict=False)):
             raise ValueError("quantiles must be strictly increasing")
         if 0.5 not in qs:
             raise ValueError("quantiles must contain 0.5 (the point forecast)")
-        for key in (
-            "step_seconds",
-            "encoder_steps",
-            "horizon_steps",
-            "hidden_size",
-            "attention_heads",
-            "hidden_continuous_size",
-            "batch_size",
-        ):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be at least 1")
-        if self.encoder_steps < 2:
-            raise ValueError("encoder_steps must be at least 2")
         if self.hidden_size % self.attention_heads:
             raise ValueError("hidden_size must be a multiple of attention_heads")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError("dropout must be in [0, 1)")
-        if self.learning_rate <= 0:
-            raise ValueError("learning_rate must be positive")
-        if self.max_fill_steps < 0 or self.max_windows_per_epoch < 0:
-            raise ValueError("max_fill_steps and max_windows_per_epoch must be >= 0")
-        if not 0.0 <= self.unseen_share <= 1.0:
-            raise ValueError("unseen_share must be in [0, 1]")
 
     @property
     def season_steps(self) -> int:

@@ -18,6 +18,7 @@ import zmq
 from nordiqd import apikey
 from nordiqd.api.app import Deps, create_app
 from nordiqd.api.backends import ZmqBackends
+from nordiqd.config import applying
 from nordiqd.roles.base import Role
 
 log = logging.getLogger(__name__)
@@ -42,16 +43,23 @@ class ApiRole(Role):
             default_epochs=self.config.training.default_epochs,
             data_dir=self.config.daemon.data_dir,
             disk_warn_bytes=self.config.daemon.disk_free_warn_mb << 20,
+            metrics=tuple(self.config.schema.metrics),
+            targets=self.config.model.targets,
+            max_batch_records=self.config.buffer.max_batch_records,
+            max_future_s=self.config.buffer.max_future_s,
         )
-        self._server = waitress.create_server(
-            create_app(deps),
-            host=cfg.host,
-            port=cfg.port,
-            threads=cfg.threads,
-            max_request_body_size=deps.max_body_bytes + 1024 * 1024,  # our JSON 413 first
-            ident="nordiqd",
-            channel_timeout=max(30, int(cfg.request_timeout_s * 3)),
-        )
+        # An address that cannot be listened on (not this machine's, an unknown host) is
+        # for the operator to change: exit 78, named, rather than a restart loop.
+        with applying("api.host", "api.port", catch=(OSError,)):
+            self._server = waitress.create_server(
+                create_app(deps),
+                host=cfg.host,
+                port=cfg.port,
+                threads=cfg.threads,
+                max_request_body_size=deps.max_body_bytes + 1024 * 1024,  # our JSON 413 first
+                ident="nordiqd",
+                channel_timeout=max(30, int(cfg.request_timeout_s * 3)),
+            )
         self._thread = threading.Thread(target=self._server.run, name="waitress", daemon=True)
         self._thread.start()
         log.info("REST API listening on http://%s:%d", cfg.host, cfg.port)

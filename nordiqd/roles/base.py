@@ -20,7 +20,7 @@ from ipc import messages as m
 from ipc.client import reply
 from ipc.codec import Codec, ProtocolError, UnexpectedMessage
 from ipc.sockets import make_socket
-from nordiqd.config import Config
+from nordiqd.config import Config, applying
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,8 @@ class ServiceRole(Role, Generic[R]):
 
     def init(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
         super().init(ctx)
-        self.service = make_socket(ctx, zmq.ROUTER, bind=self.config.endpoint(self.name))
+        with applying(f"endpoints.{self.name}", catch=(zmq.ZMQError,)):
+            self.service = make_socket(ctx, zmq.ROUTER, bind=self.config.endpoint(self.name))
 
     def sockets(self) -> list[zmq.Socket[bytes]]:
         return [self.service]

@@ -38,6 +38,7 @@ from nordiqd.buffer.batch import encode_batch
 from nordiqd.buffer.errors import BatchRejected, BatchTooLarge, DiskFull
 from nordiqd.buffer.records import RecordValidator
 from nordiqd.buffer.store import BufferStore
+from nordiqd.config import applying
 from nordiqd.diskspace import DiskWatch, disk_lines, full_message, is_disk_full
 from nordiqd.promtext import family
 from nordiqd.roles.base import ServiceRole
@@ -61,25 +62,27 @@ class IngestRole(ServiceRole[m.IngestRequest]):
         # (the store trims after each compaction), which keeps the role's RSS bounded.
         pa.set_memory_pool(pa.system_memory_pool())
         cfg = self.config
-        self.validator = RecordValidator(
-            cfg.schema.metrics,
-            profile_patterns=[(p[0], p[1]) for p in cfg.schema.profile_patterns],
-            max_future_seconds=cfg.buffer.max_future_s,
-            max_batch_records=cfg.buffer.max_batch_records,
-        )
-        fsync: str | int = "always" if cfg.buffer.fsync == "always" else int(cfg.buffer.fsync[:-2])
-        self.store = BufferStore(
-            cfg.buffer_dir,
-            cfg.schema.metrics,
-            cfg.buffer.retention_days,
-            fsync=fsync,
-            flush_records=FLUSH_RECORDS,
-        )
+        with applying("schema.metrics", "schema.profile_patterns"):
+            self.validator = RecordValidator(
+                cfg.schema.metrics,
+                profile_patterns=cfg.schema.profile_patterns,
+                max_future_seconds=cfg.buffer.max_future_s,
+                max_batch_records=cfg.buffer.max_batch_records,
+            )
+        with applying("buffer.fsync", "buffer.retention_days"):
+            self.store = BufferStore(
+                cfg.buffer_dir,
+                cfg.schema.metrics,
+                cfg.buffer.retention_days,
+                fsync=cfg.buffer.fsync_policy,
+                flush_records=FLUSH_RECORDS,
+            )
         replayed = self.store.open()
         if replayed:
             log.info("write-ahead log replayed: %d records back in the buffer", replayed)
         super().init(ctx)
-        self.pub = make_socket(ctx, zmq.PUB, bind=cfg.endpoint("ingest_publish"), hwm=PUB_HWM)
+        with applying("endpoints.ingest_publish", catch=(zmq.ZMQError,)):
+            self.pub = make_socket(ctx, zmq.PUB, bind=cfg.endpoint("ingest_publish"), hwm=PUB_HWM)
         self.epoch = time.time()
         self.seq = 0
         self.counters = {

@@ -40,6 +40,7 @@ from ipc.sockets import make_socket
 from nordiqd.accuracy.live import LiveAccuracy
 from nordiqd.buffer.batch import decode_batch
 from nordiqd.buffer.reader import read_window
+from nordiqd.config import applying
 from nordiqd.model import artifacts
 from nordiqd.predict.windows import RollingWindows
 from nordiqd.roles.base import ServiceRole
@@ -67,7 +68,8 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
         super().init(ctx)
         cfg, spec = self.config, self.config.model
         self.windows = RollingWindows(cfg.schema.metrics, spec.step_seconds, spec.encoder_steps)
-        self.sub = make_socket(ctx, zmq.SUB, connect=cfg.endpoint("ingest_publish"))
+        with applying("endpoints.ingest_publish", catch=(zmq.ZMQError,)):
+            self.sub = make_socket(ctx, zmq.SUB, connect=cfg.endpoint("ingest_publish"))
         self.sub.setsockopt(zmq.SUBSCRIBE, b"")
         self.slot = ModelSlot(
             cfg.models_dir,

@@ -19,6 +19,7 @@ import zmq
 from ipc import codec
 from ipc import messages as m
 from ipc.sockets import make_socket
+from nordiqd.config import applying
 from nordiqd.diskspace import measure
 from nordiqd.promtext import family
 from nordiqd.roles.base import ServiceRole
@@ -39,7 +40,8 @@ class TrainerRole(ServiceRole[m.TrainerRequest]):
     def init(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
         super().init(ctx)
         self._events_endpoint = self.config.endpoint("trainer_jobs")
-        self.events = make_socket(ctx, zmq.PULL, bind=self._events_endpoint)
+        with applying("endpoints.trainer_jobs", catch=(zmq.ZMQError,)):
+            self.events = make_socket(ctx, zmq.PULL, bind=self._events_endpoint)
         self.memory_limit_mb = memory.limit_mb(self.config.training.max_memory_mb)
         log.info("training jobs are capped at %d MB ([training] max_memory_mb)", self.memory_limit_mb)
         self.jobs = TrainingJobs(

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -63,6 +64,7 @@ class DataTimeFeed:
         self.windows = windows
         self.targets = list(spec.targets)
         self.step = spec.step_seconds
+        self.reach = spec.horizon_steps * spec.step_seconds  # a forecast's span of data time
         self.live = live
         self.scoring = scoring
         self.slot = slot
@@ -76,7 +78,8 @@ class DataTimeFeed:
         if newest is None:
             return
         before = self.watermark
-        points = self.live.due(before, newest) if before is not None else []
+        stamps = table.column("timestamp").cast(pa.int64())  # epoch ms
+        points = self._due(before, stamps.to_numpy()) if before is not None else []
         table = self._fill(table, points, self.windows.add)
         if before is not None and newest <= before:
             # A late batch: the steps it filled are handed over again (within the grace).
@@ -86,6 +89,23 @@ class DataTimeFeed:
         self.watermark = newest
         if before is None or newest // self.step > before // self.step:
             self.observe()
+
+    def _due(self, before: float, stamps_ms: np.ndarray) -> list[int]:
+        """The issue points after ``before`` whose horizon holds a record of this batch.
+
+        One whose whole horizon lies in a gap of data time has nothing to be scored
+        against: without this, a batch after a long silence (or one record from years
+        ago) would issue a forecast at every point of the gap, hundreds of thousands.
+        The newest record is in the batch, so every point whose horizon reaches past it
+        is kept for the batches to come.
+        """
+        seconds = np.unique(stamps_ms // 1000).astype(np.float64)
+        breaks = np.flatnonzero(np.diff(seconds) >= self.reach) + 1
+        due: list[int] = []
+        for run in np.split(seconds, breaks):  # records closer than a horizon: one span
+            lo = max(before, float(run[0]) - self.reach)
+            due += [at for at in self.live.due(lo, float(run[-1])) if not due or at > due[-1]]
+        return due
 
     def refilled(
         self, table: pa.Table, since: int | None, settle: Callable[[], object] = lambda: None
@@ -105,7 +125,8 @@ class DataTimeFeed:
         them being counted twice.
         """
         newest = newest_time(table) if table.num_rows else None
-        points = self.live.due(since, newest) if since is not None and newest is not None else []
+        stamps = table.column("timestamp").cast(pa.int64()).to_numpy()  # epoch ms
+        points = self._due(since, stamps) if since is not None and newest is not None else []
         self._fill(table, points, self.windows.refill, settle)
         if newest is not None and (self.watermark is None or newest > self.watermark):
             self.watermark = newest

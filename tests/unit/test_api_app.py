@@ -14,6 +14,7 @@ from ipc.client import RequestTimeout
 from nordiqd import config
 from nordiqd.api.app import Deps, build_routes, create_app
 from nordiqd.api.backends import Backends, ZmqBackends
+from nordiqd.names import DEFAULT_METRICS
 
 KEY = "k" * 43
 
@@ -265,3 +266,37 @@ def test_a_request_in_flight_while_the_api_stops_is_503_not_500(tmp_path: Path) 
     r = _client(backends).simulate_post("/feed/data", body=b'{"records": []}', headers={"X-API-Key": KEY})
     assert r.status_code == 503, r.text
     assert "internal link failed" in r.json["error"]
+
+
+def test_openapi_states_what_the_server_checks(client: falcon.testing.TestClient) -> None:
+    spec = client.simulate_get("/openapi.json", headers={"X-API-Key": KEY}).json
+    feed = spec["paths"]["/feed/data"]["post"]["requestBody"]
+    assert feed["required"] is True
+    body = feed["content"]["application/json"]["schema"]
+    assert body["required"] == ["records"] and body["additionalProperties"] is False
+    record = body["properties"]["records"]["items"]
+    assert record["required"] == ["timestamp", "server_name"]
+    assert set(record["properties"]) == {"timestamp", "server_name", "profile", *DEFAULT_METRICS}
+    params = {p["name"]: p["schema"] for p in spec["paths"]["/admin/trigger-training"]["post"]["parameters"]}
+    assert params["epochs"] == {"type": "integer", "minimum": 1, "maximum": 1000}
+    assert params["blocking"] == params["incremental"] == {"type": "boolean"}
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/admin/trigger-training", {"epochs": ""}),  # the spec says integer: empty is refused
+        ("/admin/trigger-training", {"blocking": "1"}),  # the spec says true or false
+        ("/admin/trigger-training", {"incremental": ""}),
+        ("/admin/accuracy", {"until": ""}),
+        ("/admin/accuracy", {"target": ""}),
+        ("/admin/accuracy", {"server": "web 01"}),
+    ],
+)
+def test_what_the_spec_forbids_is_400_before_any_role_is_asked(path: str, params: dict[str, str]) -> None:
+    b = FakeBackends()
+    c = _client(b)
+    method = c.simulate_post if path.endswith("training") else c.simulate_get
+    r = method(path, params=params, headers={"X-API-Key": KEY}, params_csv=False)
+    assert r.status_code == 400 and r.json["success"] is False, r.text
+    assert b.asked == []

@@ -74,11 +74,14 @@ def test_duplicates_in_a_batch_are_kept_once_first_wins(validator: RecordValidat
         ("timestamp", "2025-01-01T11:00:00", "UTC offset"),
         ("timestamp", 946_684_799, "before 2000"),
         ("timestamp", NOW + 301, "in the future"),
+        ("timestamp", 1.2e308, "in the future"),  # x1000 overflows: once a 503 (internal error)
         ("timestamp", True, "ISO-8601 string or epoch seconds"),
         ("server_name", "web 01", "letters, digits"),
         ("server_name", "", "letters, digits"),
         ("server_name", "x" * 254, "letters, digits"),
         ("profile", "a/b", "letters, digits"),
+        ("server_name", "web01\n", "letters, digits"),  # Python's "$" matches before a final newline
+        ("profile", "web\n", "letters, digits"),
     ],
 )
 def test_each_rejection_names_record_and_field(
@@ -139,9 +142,15 @@ def test_oversized_batch_is_too_large(validator: RecordValidator) -> None:
 
 
 def test_bad_metric_names_are_refused() -> None:
-    for metrics in (["cpu", "cpu"], ["timestamp"], ["Bad-Name"]):
+    for metrics in (["cpu", "cpu"], ["timestamp"], ["Bad-Name"], ["series"], ["cpu\n"]):
         with pytest.raises(ValueError):
             RecordValidator(metrics)
+
+
+def test_bad_profile_patterns_are_refused() -> None:
+    for pattern in (("web*", "web server"), ("web *", "web"), ("web*", "")):
+        with pytest.raises(ValueError):
+            RecordValidator(profile_patterns=[pattern])
 
 
 def test_ipc_round_trip(validator: RecordValidator) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import re
 from pathlib import Path
 
 import pytest
@@ -33,7 +35,46 @@ def test_defaults_hold_the_fixed_keys() -> None:
         ({"buffer": {"max_backlog_records": 0}}, "key 'buffer.max_backlog_records'"),
         ({"buffer": {"backlog_wait_s": 10.0}}, "key 'buffer.backlog_wait_s': must be below api.request"),
         ({"model": {"targets": ["gpu_pct"]}}, "key 'model.targets': 'gpu_pct' is not in schema.metrics"),
-        ({"model": {"quantiles": [0.9, 0.5]}}, "[model]: quantiles must be strictly increasing"),
+        ({"model": {"quantiles": [0.9, 0.5]}}, "key 'model.quantiles': must be strictly increasing"),
+        ({"model": {"hidden_size": 30}}, "key 'model.hidden_size': must be a multiple of attention_heads"),
+        ({"model": {"encoder_steps": 10**9}}, "key 'model.encoder_steps': Expected `int` <= 10000"),
+        (
+            {"schema": {"profile_patterns": [["web*", "web server"]]}},
+            "key 'schema.profile_patterns[0][1]': 'web server'",
+        ),
+        ({"schema": {"profile_patterns": [["web*"]]}}, "key 'schema.profile_patterns[0]'"),
+        ({"schema": {"metrics": ["CPU"]}}, "key 'schema.metrics[0]': 'CPU' is not usable: a metric name"),
+        ({"schema": {"metrics": ["series"]}}, "key 'schema.metrics[0]': 'series' is not usable"),
+        (
+            {"alerts": {"warning": {"cpu pct": 1.0}}},
+            "key 'alerts.warning': 'cpu pct' is not usable as a name",
+        ),
+        (
+            {"alerts": {"profiles": {"db": {"critical": {"mem_used_pct": "x"}}}}},
+            "key 'alerts.profiles.db.critical.mem_used_pct'",
+        ),
+        ({"alerts": {"warning": {"cpu_user_pct": float("nan")}}}, "key 'alerts.warning.cpu_user_pct'"),
+        (
+            {"alerts": {"profiles": {"web server": {}}}},
+            "key 'alerts.profiles': 'web server' is not usable as a name",
+        ),
+        ({"buffer": {"fsync": "99999999999ms"}}, "key 'buffer.fsync': '99999999999ms' is not usable"),
+        ({"daemon": {"data_dir": ""}}, "key 'daemon.data_dir': '' is not usable"),
+        ({"daemon": {"run_dir": "/" + "r" * 110}}, "key 'daemon.run_dir': the socket path"),
+        (
+            {"endpoints": {"ingest": "localhost:5555"}},
+            "key 'endpoints.ingest': 'localhost:5555' is not usable",
+        ),
+        (
+            {"endpoints": {"ingest": "tcp://0.0.0.0:5555", "trainer": "tcp://0.0.0.0:5555"}},
+            "key 'endpoints.trainer'",
+        ),
+        ({"endpoints": {"ingest": "tcp://*:5555"}}, "key 'endpoints.ingest': 'tcp://*:5555' is not usable"),
+        (
+            {"supervisor": {"heartbeat_interval_s": 0.1, "heartbeat_liveness": 3}},
+            "key 'supervisor.heartbeat_liveness'",
+        ),
+        ({"supervisor": {"stop_grace_s": 1e300}}, "key 'supervisor.stop_grace_s'"),
         ({"model": {"hidden_sise": 8}}, "unknown key 'model.hidden_sise'"),
         ({"schema": {"metrics": ["a", "a"]}}, "key 'schema.metrics'"),
         ({"training": {"min_records": -1}}, "key 'training.min_records'"),
@@ -68,3 +109,72 @@ def test_endpoints_default_to_ipc_under_run_dir() -> None:
 def test_issue_every_s_follows_the_model_step() -> None:
     cfg = config.from_dict({"model": {"step_seconds": 60}, "accuracy": {"issue_every_s": 900}})
     assert cfg.accuracy.issue_every_s == 900
+
+
+def test_narrowing_schema_metrics_alone_drops_the_built_in_entries_for_the_others() -> None:
+    cfg = config.from_dict({"schema": {"metrics": ["cpu_user_pct", "net_in_mb_s"]}})
+    assert cfg.alerts.warning == {"cpu_user_pct": 80.0, "net_in_mb_s": 500.0}
+    assert set(cfg.alerts.critical) == {"cpu_user_pct", "net_in_mb_s"}
+    assert cfg.alerts.profiles == {}  # the built-in profiles only held load_average
+    assert cfg.model.targets == ("cpu_user_pct",)
+    # None of the default targets left: every metric of the schema is forecast.
+    assert config.from_dict({"schema": {"metrics": ["net_in_mb_s", "gpu_pct"]}}).model.targets == (
+        "net_in_mb_s",
+        "gpu_pct",
+    )
+
+
+def test_the_packaged_file_with_narrowed_metrics_loads(tmp_path: Path) -> None:
+    # etc/nordiqd.toml writes the built-in thresholds out; written out is not chosen.
+    packaged = (Path(__file__).resolve().parents[2] / "etc" / "nordiqd.toml").read_text()
+    narrowed = tmp_path / "nordiqd.toml"
+    narrowed.write_text(
+        re.sub(r"(?ms)^metrics = \[.*?\]", 'metrics = ["cpu_user_pct", "mem_used_pct"]', packaged)
+    )
+    cfg = config.load(str(narrowed))
+    assert cfg.schema.metrics == ["cpu_user_pct", "mem_used_pct"]
+    assert set(cfg.alerts.warning) == {"cpu_user_pct", "mem_used_pct"}
+    assert cfg.model.targets == ("cpu_user_pct", "mem_used_pct")
+
+
+def test_what_the_user_wrote_is_still_checked_against_the_schema() -> None:
+    narrow = {"metrics": ["cpu_user_pct"]}
+    for data, key in [
+        ({"schema": narrow, "alerts": {"warning": {"load_average": 9.0}}}, "alerts.warning"),
+        (
+            {"schema": narrow, "alerts": {"profiles": {"database": {"critical": {"load_average": 70.0}}}}},
+            "alerts.profiles.database.critical",
+        ),
+        ({"schema": narrow, "model": {"targets": ["cpu_user_pct", "load_average"]}}, "model.targets"),
+    ]:
+        with pytest.raises(
+            config.ConfigError, match=f"key '{re.escape(key)}': 'load_average' is not in schema.metrics"
+        ):
+            config.from_dict(data)
+
+
+def test_the_default_issue_interval_follows_a_step_it_is_not_a_multiple_of() -> None:
+    assert config.from_dict({"model": {"step_seconds": 7}}).accuracy.issue_every_s == 3605
+    assert config.from_dict({"model": {"step_seconds": 86400}}).accuracy.issue_every_s == 86400
+    with pytest.raises(config.ConfigError, match="key 'accuracy.issue_every_s'"):
+        config.from_dict({"model": {"step_seconds": 7}, "accuracy": {"issue_every_s": 3601}})
+
+
+def test_fsync_is_parsed_in_the_config() -> None:
+    assert config.from_dict({}).buffer.fsync_policy == 1000
+    assert config.from_dict({"buffer": {"fsync": "always"}}).buffer.fsync_policy == "always"
+    assert config.from_dict({"buffer": {"fsync": "25ms"}}).buffer.fsync_policy == 25
+
+
+def test_applying_names_the_keys_of_a_start_that_fails() -> None:
+    with pytest.raises(
+        config.ConfigError, match=r"key 'schema.metrics' / 'schema.profile_patterns': ValueError: no"
+    ):
+        with config.applying("schema.metrics", "schema.profile_patterns"):
+            raise ValueError("no")
+    with pytest.raises(OSError):  # only what it was told to catch
+        with config.applying("api.port"):
+            raise OSError("not a configuration error here")
+    with pytest.raises(OSError):  # an address another process holds may be freed: restart
+        with config.applying("api.port", catch=(OSError,)):
+            raise OSError(errno.EADDRINUSE, "Address already in use")

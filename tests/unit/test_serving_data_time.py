@@ -165,3 +165,35 @@ def test_a_restart_mid_replay_catches_up_the_issue_points_missed_while_down(tmp_
     }
     assert other["mae"] == pytest.approx(one["mae"]) and other["skill"] == pytest.approx(1.0)
     assert caught_up["scored_through"] == whole["scored_through"]
+
+
+class _Issues:
+    """A scoring stand-in that records the issue points handed to it."""
+
+    def __init__(self) -> None:
+        self.issued: list[int] = []
+
+    def put(self, event: object) -> bool:
+        if isinstance(event, IssueAt):
+            self.issued.append(event.at)
+        return True
+
+
+def test_a_gap_in_data_time_issues_only_where_a_horizon_can_be_scored(tmp_path: Path) -> None:
+    # One record from years before, then live data: without the bound, the feed issued a
+    # forecast at every hour of the gap (200,000 for 23 years) and the predictor stalled.
+    windows = RollingWindows(METRICS, STEP, CFG.model.encoder_steps)
+    live = LiveAccuracy(tmp_path / "accuracy.msgpack", CFG.model, CFG.accuracy, 30)
+    issues = _Issues()
+    feed = DataTimeFeed(windows, CFG.model, live, issues, SimpleNamespace(served=None))  # type: ignore[arg-type]
+    table = records(6)
+    old = table.slice(0, 1).set_column(
+        0, "timestamp", pa.array([946_684_800_000], pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+    )
+    feed.apply(old)
+    feed.apply(table)
+    reach = CFG.model.horizon_steps * STEP
+    first = int(pc.min(table.column("timestamp").cast(pa.int64())).as_py()) // 1000
+    assert issues.issued and min(issues.issued) > first - reach
+    assert len(issues.issued) <= (reach + 6 * 3600) // CFG.accuracy.issue_every_s + 1
+    assert issues.issued == sorted(set(issues.issued))
