@@ -13,6 +13,7 @@ import tomllib
 from typing import Annotated, Any, Literal
 
 import msgspec
+from croniter import croniter
 from msgspec import Meta
 
 from nordiqd.model.params import ModelSpec
@@ -138,6 +139,27 @@ class AccuracyConfig(_Section, frozen=True):
     window_hours: PositiveInt = 24  # trailing hours that /metrics' skill and coverage cover
 
 
+class PromotionConfig(_Section, frozen=True):
+    """[promotion]: the gate a finished job's model must pass before it is served."""
+
+    holdout_hours: PositiveFloat = 24.0  # newest buffer hours the job does not train on
+    tolerance: Annotated[float, Meta(gt=-1)] = 0.02  # MASE <= champion's x (1 + tolerance)
+    must_beat_baseline: bool = True  # and MASE below seasonal naive's
+
+
+class RetrainConfig(_Section, frozen=True):
+    """[retrain]: the jobs the trainer starts by itself; every threshold 0 (or "") is off."""
+
+    schedule: str = "0 2 * * 0"  # cron (croniter), UTC; the seed manual's Sunday 2 AM
+    min_new_records: Annotated[int, Meta(ge=0)] = 0  # records since the last job's data
+    skill_threshold: Annotated[float, Meta(ge=0)] = 0.0  # champion's live skill above it
+    skill_window_hours: Annotated[float, Meta(ge=0)] = 6.0  # ... over this much data time
+    coverage_range: list[float] = msgspec.field(default_factory=list)  # [low, high] p10-p90
+    cooldown_hours: Annotated[float, Meta(ge=0)] = 6.0  # between two automatic jobs
+    epochs: PositiveInt = 5
+    incremental: bool = True
+
+
 class ProfileThresholds(_Section, frozen=True):
     """[alerts.profiles.<profile>]: thresholds that replace the defaults for that profile."""
 
@@ -204,6 +226,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     model: ModelSpec = msgspec.field(default_factory=ModelSpec)
     predictor: PredictorConfig = msgspec.field(default_factory=PredictorConfig)
     accuracy: AccuracyConfig = msgspec.field(default_factory=AccuracyConfig)
+    promotion: PromotionConfig = msgspec.field(default_factory=PromotionConfig)
+    retrain: RetrainConfig = msgspec.field(default_factory=RetrainConfig)
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
 
     def endpoint(self, name: str) -> str:
@@ -303,12 +327,26 @@ def _check(cfg: Config, source: str) -> Config:
             f"must be a multiple of model.step_seconds ({cfg.model.step_seconds}), "
             f"not {cfg.accuracy.issue_every_s}",
         )
+    _check_retrain(cfg, fail)
     _check_thresholds(cfg, "alerts", cfg.alerts.warning, cfg.alerts.critical, fail)
     for profile, limits in cfg.alerts.profiles.items():
         warning = {**cfg.alerts.warning, **limits.warning}
         critical = {**cfg.alerts.critical, **limits.critical}
         _check_thresholds(cfg, f"alerts.profiles.{profile}", warning, critical, fail)
     return cfg
+
+
+def _check_retrain(cfg: Config, fail: Any) -> None:
+    horizon_h = cfg.model.horizon_steps * cfg.model.step_seconds / 3600
+    if cfg.promotion.holdout_hours < horizon_h:
+        raise fail("promotion.holdout_hours", f"must cover one forecast horizon ({horizon_h:g} h)")
+    if cfg.retrain.schedule and not croniter.is_valid(cfg.retrain.schedule):
+        raise fail("retrain.schedule", f"{cfg.retrain.schedule!r} is not a cron expression")
+    band = cfg.retrain.coverage_range
+    if band and not (len(band) == 2 and 0 <= band[0] < band[1] <= 1):
+        raise fail("retrain.coverage_range", f"must be [low, high] with 0 <= low < high <= 1, not {band}")
+    if cfg.retrain.skill_threshold and not cfg.retrain.skill_window_hours:
+        raise fail("retrain.skill_window_hours", "must be above 0 when retrain.skill_threshold is set")
 
 
 def _check_thresholds(
