@@ -26,6 +26,7 @@ from ipc import codec
 from ipc import messages as m
 from ipc.client import RequestClient, RequestTimeout
 from ipc.sockets import make_socket
+from nordiqd.config import Config
 from nordiqd.model import artifacts
 from nordiqd.promotion.log import PromotionLog
 from nordiqd.promtext import family
@@ -50,6 +51,13 @@ class TrainerRole(ServiceRole[m.TrainerRequest]):
     name = "trainer"
     requests = codec.trainer_requests
 
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.retrain = RetrainTriggers(config.retrain, wall=lambda: datetime.now(UTC))
+        self._predictor: RequestClient[m.ServiceReply] | None = None
+        self._next_check = self._next_live = 0.0
+        self._through: int | None = None
+
     def init(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
         super().init(ctx)
         self._events_endpoint = self.config.endpoint("trainer_jobs")
@@ -64,12 +72,9 @@ class TrainerRole(ServiceRole[m.TrainerRequest]):
                 PromotionLog(self.config.state_dir), self.config.promotion, self.config.models_dir
             ),
         )
-        self.retrain = RetrainTriggers(self.config.retrain, wall=lambda: datetime.now(UTC))
         self._predictor = RequestClient(
             ctx, self.config.endpoint("predictor"), codec.service_replies, timeout_s=LIVE_TIMEOUT_S
         )
-        self._next_check = self._next_live = 0.0
-        self._through: int | None = None
 
     def sockets(self) -> list[zmq.Socket[bytes]]:
         return [self.service, self.events]
@@ -111,7 +116,8 @@ class TrainerRole(ServiceRole[m.TrainerRequest]):
 
     def close(self) -> None:
         self.jobs.stop()
-        self._predictor.close()
+        if self._predictor is not None:
+            self._predictor.close()
         super().close()
 
     def _promote(self, version: str) -> m.ServiceReply:
@@ -151,6 +157,8 @@ class TrainerRole(ServiceRole[m.TrainerRequest]):
         champion = artifacts.current_version(self.config.models_dir)
         window = int(settings.skill_window_hours * 3600)
         since = self._through - window if self._through is not None else None
+        if self._predictor is None:
+            return Live(version=champion, error="no connection to the predictor")
         try:
             reply = self._predictor.request(m.AccuracyRequest(since=since))
         except RequestTimeout as exc:
