@@ -81,7 +81,9 @@ class World:
             spawn=self.spawn,
             inbox=self.take,
             readiness=lambda: self.readiness,
-            promoter=Promoter(PromotionLog(self.path.parent), PromotionConfig(), str(self.path.parent / "models")),
+            promoter=Promoter(
+                PromotionLog(self.path.parent), PromotionConfig(), str(self.path.parent / "models")
+            ),
             clock=lambda: self.now,
             wall=lambda: self.wall,
         )
