@@ -129,6 +129,7 @@ def test_promote_while_a_gate_runs_is_refused(gated: Daemon) -> None:
     other = next(p["previous"] for p in promotions(d) if p["decision"] == "forced")
     for _ in range(3):  # the gate lasts seconds: catch it while it runs
         job_id = d.post("/admin/trigger-training?epochs=1&incremental=false").json()["job_id"]
+
         def gating_or_over(job_id: str = job_id) -> bool:
             j = d.get(f"/admin/training-status?job_id={job_id}").json()
             return j["stage"] == "gating" or j["status"] not in ("queued", "running")
