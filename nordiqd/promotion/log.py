@@ -97,7 +97,8 @@ class PromotionLog:
 
     def append(self, entry: Promotion) -> Promotion:
         """Write one decision (a single fsynced line) and return it."""
-        append_synced(self.path, msgspec.json.encode(entry) + b"\n")
+        # After a line cut short by a crash, start a new line: the cut one stays unread alone.
+        append_synced(self.path, (b"" if self._ends_a_line() else b"\n") + msgspec.json.encode(entry) + b"\n")
         log.info("promotion log: %s %s (%s)", entry.decision, entry.version, "; ".join(entry.reasons))
         return entry
 
@@ -120,6 +121,14 @@ class PromotionLog:
                 gate=figures,
             )
         )
+
+    def _ends_a_line(self) -> bool:
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                return fh.read(1) == b"\n"
+        except OSError:  # no file, or an empty one
+            return True
 
     def _read(self) -> list[Promotion]:
         entries: list[Promotion] = []
