@@ -57,6 +57,7 @@ class TrainerRole(ServiceRole[m.TrainerRequest]):
         self._predictor: RequestClient[m.ServiceReply] | None = None
         self._next_check = self._next_live = 0.0
         self._through: int | None = None
+        self._refused: str | None = None
 
     def init(self, ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
         super().init(ctx)
@@ -137,19 +138,24 @@ class TrainerRole(ServiceRole[m.TrainerRequest]):
         if self.retrain.wants_live and now >= self._next_live:
             self._next_live = now + LIVE_EVERY_S
             self.retrain.live = self._live_scores()
+        settings = self.config.retrain
         last = self.jobs.history.latest()
-        verdict = self._readiness()
-        trigger = self.retrain.due(last, int(verdict.data_buffer.get("total_records", 0)))
+        # The buffer's footers are read only when the data trigger needs the count.
+        total = (
+            int(self._readiness().data_buffer.get("total_records", 0)) if settings.min_new_records else None
+        )
+        trigger = self.retrain.due(last, total)
         if trigger is None:
             return
-        settings = self.config.retrain
         reply = self.jobs.trigger(settings.epochs, settings.incremental, trigger)
         if reply.success:
             self.retrain.started(trigger)
             log.info("retrain: %s trigger started job %s", trigger, reply.job_id)
-        elif self.retrain.waiting != reply.error:
-            self.retrain.waiting = f"{trigger} fired: {reply.error}"
-            log.info("retrain: %s trigger could not start a job: %s", trigger, reply.error)
+            return
+        refused = f"{trigger} fired: no job started: {reply.error}"
+        if refused != self._refused:  # said once, not every check while the data is short
+            log.info("retrain: %s", refused)
+        self._refused = self.retrain.waiting = refused
 
     def _live_scores(self) -> Live:
         """The champion's live scores over the trigger window, from the predictor."""

@@ -120,14 +120,18 @@ class RetrainTriggers:
             out.append("coverage")
         return out
 
-    def due(self, last: m.JobStatus | None, buffer_records: int) -> m.JobTrigger | None:
-        """The trigger to start a job with now, or None (nothing fired, or it waits)."""
+    def due(self, last: m.JobStatus | None, buffer_records: int | None) -> m.JobTrigger | None:
+        """The trigger to start a job with now, or None (nothing fired, or it waits).
+
+        ``buffer_records`` is the buffer's record count (None: not counted, the data
+        trigger being off).
+        """
         now = self._wall()
         if self.next_run is not None and now >= self.next_run:
             self.schedule_due = True
             self.next_run = self._after(now)
         base = last.buffer_records if last is not None and last.buffer_records is not None else 0
-        self.new_records = buffer_records - base
+        self.new_records = None if buffer_records is None else buffer_records - base
         fired = self.fired()
         if not fired:
             self.waiting = None
