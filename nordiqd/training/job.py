@@ -126,12 +126,16 @@ def _train(
             rows.num_rows, cutoff, epochs, incremental,
         )  # fmt: skip
         champion = _champion(cfg)
+        base = champion
+        current = os.path.join(cfg.models_dir, "current")
+        if incremental and base is None and os.path.exists(current):
+            base = artifacts.load(current)  # of another shape: fit says why it starts afresh
         trained = fit(
             rows,
             spec,
             epochs=epochs,
             incremental=incremental,
-            base=champion if incremental else None,
+            base=base if incremental else None,
             threads=cfg.training.cpu_threads,
             on_progress=report.progress,
             should_stop=should_stop,
