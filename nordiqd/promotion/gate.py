@@ -49,6 +49,9 @@ def judge(gate: dict[str, Any], rules: PromotionConfig) -> Verdict:
             f"{champion_mase:.4f} x (1 {'+' if rules.tolerance >= 0 else '-'} {abs(rules.tolerance):g})"
             f" = {limit:.4f}"
         )
+        seen = champion.get("seen_holdout_hours") or 0
+        if seen:
+            reasons.append(f"note: the champion trained on {seen:g} h of the holdout, which favours it")
     elif champion is not None:
         reasons.append(f"champion {champion.get('version')} could not be scored: not compared")
     else:

@@ -9,7 +9,9 @@ when the job started) and the served seasonal naive, on exactly the same windows
 
 The figures per model: ``mase`` and ``coverage`` of every target and lead bucket
 pooled (what the gate judges), ``windows`` scored, and ``targets``: per target (and
-``all`` pooled) per lead bucket the backtest's MASE, p50/p90 loss and coverage.
+``all`` pooled) per lead bucket the backtest's MASE, p50/p90 loss and coverage. The
+champion's also say how many hours of the holdout it trained on (``seen_holdout_hours``:
+one trained within the last ``holdout_hours`` has seen part of it).
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ def score(
         models.append(_named(champion, spec, "champion"))
     models.append(baselines.ServedSeasonalNaive(spec, name="baseline"))
     outcome = engine.run(grid, spec, folds, models)
+    champion_figures = None
+    if champion is not None:
+        champion_figures = _figures(outcome.errors["champion"], spec, champion.version)
+        champion_figures["seen_holdout_hours"] = _seen_hours(champion, cutoff)
     return {
         "holdout": {
             "hours": hours,
@@ -73,11 +79,19 @@ def score(
             "folds": len(folds),
         },
         "candidate": _figures(outcome.errors["candidate"], spec, candidate.version),
-        "champion": (
-            _figures(outcome.errors["champion"], spec, champion.version) if champion is not None else None
-        ),
+        "champion": champion_figures,
         "baseline": _figures(outcome.errors["baseline"], spec, "seasonal_naive"),
     }
+
+
+def _seen_hours(model: LoadedModel, cutoff: datetime) -> float:
+    """Hours of the holdout the champion trained on (a champion trained lately has seen
+    part of it, which favours it; the gate says so)."""
+    try:
+        end = datetime.fromisoformat(str(model.manifest["training_window"]["end"]).replace("Z", "+00:00"))
+    except (KeyError, TypeError, ValueError):
+        return 0.0
+    return round(max(0.0, (end - cutoff).total_seconds() / 3600), 2)
 
 
 def _named(model: LoadedModel, spec: ModelSpec, name: str) -> tft_model.Loaded:

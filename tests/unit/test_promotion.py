@@ -49,6 +49,13 @@ def test_gate_reasons_carry_the_figures() -> None:
     assert verdict.reasons[1] == "MASE 0.8100 < seasonal naive's 1.0000"
 
 
+def test_gate_notes_a_champion_that_saw_the_holdout() -> None:
+    figures = gate(0.81, 0.79, 1.0)
+    figures["champion"]["seen_holdout_hours"] = 3.5
+    verdict = judge(figures, PromotionConfig(tolerance=0.02))
+    assert "note: the champion trained on 3.5 h of the holdout, which favours it" in verdict.reasons
+
+
 def entry(version: str, decision: Any = "promoted") -> Promotion:
     return Promotion(
         at="2026-12-04T10:00:00Z",
