@@ -8,10 +8,8 @@ CLI turns into exit code 78 ("configuration error") so that nothing respawns it.
 from __future__ import annotations
 
 import contextlib
-import copy
 import errno
 import os
-import re
 import tomllib
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
@@ -19,8 +17,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from nordiqd.config_errors import describe
 from nordiqd.model.params import DEFAULT_TARGETS, ModelSpec
 from nordiqd.names import DEFAULT_METRICS, END, RULES, MetricName, ProfileName, ServerGlob
+from nordiqd.retraining import PromotionConfig, RetrainConfig
 from nordiqd.thresholds import AlertsConfig
 
 # Every number has an upper bound too: a value the loader accepts must be one every role
@@ -211,6 +211,8 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     model: ModelSpec = msgspec.field(default_factory=ModelSpec)
     predictor: PredictorConfig = msgspec.field(default_factory=PredictorConfig)
     accuracy: AccuracyConfig = msgspec.field(default_factory=AccuracyConfig)
+    promotion: PromotionConfig = msgspec.field(default_factory=PromotionConfig)
+    retrain: RetrainConfig = msgspec.field(default_factory=RetrainConfig)
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
 
     def endpoint(self, name: str) -> str:
@@ -253,7 +255,7 @@ def from_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
     try:
         cfg = msgspec.convert(data, Config)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(str(exc), data)}") from None
+        raise ConfigError(f"{source}: {describe(str(exc), data, Config, _RULES)}") from None
     try:
         adapted = _adapt(cfg)
     except ValueError as exc:  # the targets that the schema left (ModelSpec's own check)
@@ -268,7 +270,8 @@ def _adapt(cfg: Config) -> Config:
     left out or written out as the packaged file does; what the user changed stays and
     is checked against the schema. With none of the default targets left, the model
     forecasts every metric of the schema. The default ``[accuracy] issue_every_s`` (an
-    hour) becomes the next multiple of a ``[model] step_seconds`` it is not one of.
+    hour) becomes the next multiple of a ``[model] step_seconds`` it is not one of, and
+    the default ``[promotion] holdout_hours`` grows to one horizon when it is shorter.
     """
     metrics = set(cfg.schema.metrics)
     targets = cfg.model.targets
@@ -278,70 +281,12 @@ def _adapt(cfg: Config) -> Config:
     accuracy, step = cfg.accuracy, cfg.model.step_seconds
     if accuracy.issue_every_s == AccuracyConfig().issue_every_s and accuracy.issue_every_s % step:
         accuracy = msgspec.structs.replace(accuracy, issue_every_s=-(-accuracy.issue_every_s // step) * step)
-    return msgspec.structs.replace(cfg, alerts=cfg.alerts.within(metrics), model=model, accuracy=accuracy)
-
-
-def _describe(msg: str, data: dict[str, Any]) -> str:
-    # msgspec says "Expected `int`, got `str` - at `$.api.port`"; operators think in keys.
-    unknown = re.match(r"Object contains unknown field `([^`]+)`(?: - at `\$\.?([^`]*)`)?", msg)
-    if unknown:
-        key = ".".join(p for p in (unknown.group(2), unknown.group(1)) if p)
-        section = unknown.group(2)
-        if not section:
-            return f"unknown section [{key}]"
-        return f"unknown key '{key}'"
-    table = re.search(r" - at `key` in `\$\.?([^`]*)`", msg)
-    at = table or re.search(r" - at `\$\.?([^`]*)`", msg)
-    if at is None:
-        return msg
-    path, why = _resolve(data, at.group(1), msg), msg[: at.start()]
-    rule = re.fullmatch(r"Expected `str` matching regex '(.*)'", why)
-    pattern = rule.group(1).replace("\\\\", "\\") if rule else ""  # msgspec's message doubles each backslash
-    value = _lookup(data, path)
-    if pattern in _RULES:
-        if table and isinstance(value, dict):
-            bad = [k for k in value if not (isinstance(k, str) and re.search(pattern, k))]
-            why = f"{bad[0]!r} is not usable as a name here: {_RULES[pattern]}" if bad else _RULES[pattern]
-        else:
-            why = f"{value!r} is not usable: {_RULES[pattern]}"
-    elif not table and isinstance(value, (str, int, float)):
-        why = f"{why} (the value is {value!r})"
-    if not table and not why.startswith(("Object contains", "Expected")) and "." not in path:
-        # A section's own check failed (e.g. [model]); its message starts with the key.
-        field, _, rest = why.partition(" ")
-        return f"key '{path}.{field}': {rest}" if field.isidentifier() else f"[{path}]: {why}"
-    return f"key '{path}': {why}"
-
-
-def _resolve(data: dict[str, Any], path: str, msg: str) -> str:
-    """``path`` with msgspec's ``[...]`` (some key of a table) replaced by the key at fault.
-
-    The key at fault is the one without which the same error goes away.
-    """
-    head, found, tail = path.partition("[...]")
-    table = _lookup(data, head) if found else None
-    if not isinstance(table, dict):
-        return path
-    for key in table:
-        trial = copy.deepcopy(data)
-        del _lookup(trial, head)[key]
-        try:
-            msgspec.convert(trial, Config)
-        except msgspec.ValidationError as exc:
-            if str(exc) == msg:
-                continue
-        return _resolve(data, f"{head}.{key}{tail}", msg)
-    return path
-
-
-def _lookup(data: Any, path: str) -> Any:
-    """The value at msgspec's path (``schema.metrics[2]``) in the parsed TOML, or None."""
-    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
-        try:
-            data = data[int(part[1:-1])] if part.startswith("[") else data[part]
-        except (KeyError, IndexError, TypeError, ValueError):
-            return None
-    return data
+    promotion, horizon_h = cfg.promotion, model.horizon_steps * step / 3600
+    if promotion.holdout_hours == PromotionConfig().holdout_hours and promotion.holdout_hours < horizon_h:
+        promotion = msgspec.structs.replace(promotion, holdout_hours=horizon_h)
+    return msgspec.structs.replace(
+        cfg, alerts=cfg.alerts.within(metrics), model=model, accuracy=accuracy, promotion=promotion
+    )
 
 
 def _check(cfg: Config, source: str) -> Config:
@@ -381,6 +326,10 @@ def _check(cfg: Config, source: str) -> Config:
     problem = cfg.alerts.problem(cfg.schema.metrics)
     if problem:
         raise fail(*problem)
+    horizon_h = cfg.model.horizon_steps * cfg.model.step_seconds / 3600
+    problem = cfg.promotion.problem(horizon_h) or cfg.retrain.problem()
+    if problem:
+        raise fail(*problem)
     return cfg
 
 
@@ -395,3 +344,4 @@ def _check_endpoints(cfg: Config, fail: Any) -> None:
         path = endpoint.removeprefix("ipc://")
         if path != endpoint and len(os.fsencode(path)) > IPC_PATH_MAX:
             raise fail(key, f"the socket path {path} is longer than {IPC_PATH_MAX} bytes")
+

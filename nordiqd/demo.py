@@ -50,6 +50,10 @@ cpu_threads = 1
 [predictor]
 refresh_s = 30
 
+[promotion]
+holdout_hours = 4  # the gate scores each candidate on the newest 4 h, which it does not train on
+must_beat_baseline = false  # the demo's first, one-epoch model serves even if naive does better
+
 [model]
 {model}
 """
@@ -288,6 +292,9 @@ def _watch(api: _Api, stop: threading.Event, say: Any, run_for_s: float | None) 
             if state != last.get("job"):
                 say(f"training {job['job_id']}: {job['status']} {job.get('progress_pct', 0)}%"
                     + (f" ({job['error']})" if job.get("error") else ""))  # fmt: skip
+                gate = job.get("gate") or {}
+                if gate.get("decision"):
+                    say(f"promotion gate: {gate['decision']} ({'; '.join(gate.get('reasons', []))})")
             last["job"] = state
         summary = pred.get("summary", {}) if isinstance(pred, dict) else {}
         alerts = (summary.get("warning", 0), summary.get("critical", 0))

@@ -61,3 +61,20 @@ def write_atomic(path: Path | str, data: bytes) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(dest.parent)
+
+
+def append_synced(path: Path | str, data: bytes) -> None:
+    """Append ``data`` to ``path`` in one write and fsync it (and the folder, when it is new).
+
+    For append-only logs: what was there is never rewritten, so a crash can at worst cut
+    the last line short, which the reader skips.
+    """
+    new = not os.path.exists(path)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if new:
+        fsync_dir(Path(path).parent)

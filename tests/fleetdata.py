@@ -20,12 +20,18 @@ TINY_MODEL = {
 
 def hourly_accuracy(step: int) -> dict[str, dict[str, object]]:
     """Config sections of the live-accuracy tests: the tiny model at ``step`` seconds, a
-    forecast kept for scoring every step, and little data needed to train."""
+    forecast kept for scoring every step, and little data needed to train. The gate's
+    holdout is one horizon and any candidate is served: these tests score what serves,
+    and ``test_promotion.py`` tests the gate."""
     return {
         "model": {**TINY_MODEL, "step_seconds": step},
         "predictor": {"min_history_steps": 6},
         "training": {"min_records": 500},
         "accuracy": {"issue_every_s": step},
+        "promotion": {
+            "holdout_hours": TINY_MODEL["horizon_steps"] * step / 3600,
+            "must_beat_baseline": False,
+        },
     }
 
 

@@ -20,6 +20,8 @@ from ipc.messages.training import (
     CancelReply,
     CancelTraining,
     JobStatusReply,
+    PromoteModel,
+    PromotionsRequest,
     TrainingStatsReply,
     TrainingStatsRequest,
     TrainingStatusRequest,
@@ -35,8 +37,9 @@ PredictorRequest = Union[
     ModelInfoRequest, ModelsRequest, ReloadModel, RollbackModel, AccuracyRequest,
 ]  # fmt: skip
 TrainerRequest = Union[
-    Ping, MetricsRequest, TriggerTraining, TrainingStatusRequest, TrainingStatsRequest, CancelTraining
-]
+    Ping, MetricsRequest, TriggerTraining, TrainingStatusRequest, TrainingStatsRequest, CancelTraining,
+    PromoteModel, PromotionsRequest,
+]  # fmt: skip
 ServiceRequest = Union[IngestRequest, PredictorRequest, TrainerRequest]
 ServiceReply = Union[
     Pong, Ack, ErrorReply, TextReply, JsonReply, IngestAck, BufferStatsReply,

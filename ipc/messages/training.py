@@ -35,6 +35,11 @@ JobState = Literal["queued", "running", "completed", "failed", "cancelled"]
 """A training job's state: queued -> running -> one of the three terminal states."""
 
 JOB_STATES: tuple[JobState, ...] = get_args(JobState)
+
+JobTrigger = Literal["manual", "schedule", "data", "skill", "coverage"]
+"""What started a job: a request, or one of the ``[retrain]`` triggers."""
+
+JOB_TRIGGERS: tuple[JobTrigger, ...] = get_args(JobTrigger)
 ACTIVE_JOB_STATES: frozenset[JobState] = frozenset({"queued", "running"})
 TERMINAL_JOB_STATES: frozenset[JobState] = frozenset(JOB_STATES) - ACTIVE_JOB_STATES
 
@@ -56,6 +61,11 @@ class JobStatus(msgspec.Struct, frozen=True, kw_only=True):
     notes: list[str] = []
     records: int | None = None
     validation: dict[str, Any] | None = None
+    trigger: JobTrigger = "manual"
+    stage: Literal["training", "gating"] | None = None
+    promoted: bool | None = None
+    gate: dict[str, Any] | None = None
+    buffer_records: int | None = None
 
 
 class TrainingStatusRequest(Message, frozen=True, tag="training_status"):
@@ -85,6 +95,7 @@ class TrainingStatsReply(Message, frozen=True, tag="training_stats_reply"):
     ready_reason: str
     config: dict[str, Any]
     disk: DiskSpace | None = None
+    retrain: dict[str, Any] | None = None
 
 
 class CancelTraining(Message, frozen=True, tag="cancel_training"):
@@ -113,11 +124,21 @@ class JobProgress(Message, frozen=True, tag="job_progress"):
     progress_pct: float
 
 
+class JobGating(Message, frozen=True, tag="job_gating"):
+    """Job subprocess PUSH -> trainer: the candidate ``version`` is on disk (not served)
+    and the promotion gate now scores it on the holdout."""
+
+    job_id: str
+    version: str
+
+
 class JobFinished(Message, frozen=True, tag="job_finished"):
-    """Job subprocess PUSH -> trainer: the model is published; the job exits 0 next.
+    """Job subprocess PUSH -> trainer: the candidate is on disk and gated; exits 0 next.
 
     ``model_path`` is the model directory relative to the data directory; ``validation``
-    holds ``loss``, ``mase_model`` and ``mase_seasonal_naive``.
+    holds ``loss``, ``mase_model`` and ``mase_seasonal_naive``. ``gate`` holds the
+    holdout figures (``nordiqd.promotion.holdout``) that the trainer's gate judges;
+    the job never points ``current`` at its model itself.
     """
 
     job_id: str
@@ -125,6 +146,7 @@ class JobFinished(Message, frozen=True, tag="job_finished"):
     records: int
     validation: dict[str, float]
     notes: list[str] = []
+    gate: dict[str, Any] | None = None
 
 
 class JobFailed(Message, frozen=True, tag="job_failed"):
@@ -138,4 +160,17 @@ class JobFailed(Message, frozen=True, tag="job_failed"):
     cancelled: bool = False
 
 
-JobMessage = Union[JobStarted, JobProgress, JobFinished, JobFailed]
+JobMessage = Union[JobStarted, JobProgress, JobGating, JobFinished, JobFailed]
+
+
+class PromoteModel(Message, frozen=True, tag="promote_model"):
+    """Service -> trainer: serve ``version`` by hand, past the gate (logged ``forced``).
+
+    Reply: ``JsonReply`` (the log entry), or ``ErrorReply`` of kind ``not_found`` (no
+    such version) or ``conflict`` (a gate is running, or the version is unusable)."""
+
+    version: str
+
+
+class PromotionsRequest(Message, frozen=True, tag="promotions"):
+    """Service -> trainer: the promotion log, newest first. Reply: ``JsonReply``."""

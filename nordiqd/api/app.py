@@ -9,7 +9,7 @@ import falcon
 import msgspec
 
 from nordiqd import __version__
-from nordiqd.api import errors, ingest, metrics, page, predictions, schemas, system, training
+from nordiqd.api import errors, ingest, metrics, page, predictions, promotions, schemas, system, training
 from nordiqd.api.backends import Backends
 from nordiqd.api.routes import Operation, Param, Route, openapi
 from nordiqd.model.params import DEFAULT_TARGETS
@@ -161,7 +161,7 @@ def build_routes(deps: Deps) -> list[Route]:
 
 
 def training_routes(deps: Deps) -> list[Route]:
-    """The seed manual's four training endpoints."""
+    """The seed manual's four training endpoints, and the promotion log and promotion by hand."""
     common = {401: "missing or wrong key", 503: "the trainer did not answer in time"}
     return [
         Route(
@@ -229,6 +229,33 @@ def training_routes(deps: Deps) -> list[Route]:
                 "POST": Operation(
                     "Cancel the running job at its next batch; it never publishes a model",
                     {200: "marked as cancelled", 409: "no job is running", **common},
+                )
+            },
+        ),
+        Route(
+            "/admin/promotions",
+            promotions.Promotions(deps.backends),
+            {
+                "GET": Operation(
+                    "Every promotion decision, newest first: promoted, rejected, forced, rolled_back",
+                    {200: "the log", **common},
+                )
+            },
+        ),
+        Route(
+            "/admin/promote",
+            promotions.Promote(deps.backends, deps.reload_timeout_s),
+            {
+                "POST": Operation(
+                    "Serve a version by hand, past the promotion gate (logged 'forced')",
+                    {
+                        200: "the log entry and the model now served",
+                        400: "no version given",
+                        404: "no such version",
+                        409: "a gate is running, the version is unusable or already served",
+                        **common,
+                    },
+                    params=(Param("version", "query", "the version to serve (required)", schemas.NAME),),
                 )
             },
         ),

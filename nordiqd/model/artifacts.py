@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from nordiqd.durable import fsync_dir, fsync_file, write_synced
+from nordiqd.durable import fsync_dir, fsync_file, write_atomic, write_synced
 from nordiqd.model.errors import IncompatibleModel, ModelError, ModelLoadError
 from nordiqd.model.params import ModelSpec
 from nordiqd.model.trained import TrainedModel
@@ -88,8 +88,13 @@ def _new_version(models_root: Path, now: datetime) -> tuple[str, datetime]:
         now += timedelta(seconds=1)
 
 
-def publish(models_root: Path | str, trained: TrainedModel, *, now: datetime | None = None) -> Path:
+def publish(
+    models_root: Path | str, trained: TrainedModel, *, now: datetime | None = None, serve: bool = True
+) -> Path:
     """Write ``trained`` as a new version under ``models_root`` and point ``current`` at it.
+
+    With ``serve`` False, ``current`` stays where it is: the version is a candidate that
+    the promotion gate judges first (``nordiqd.promotion``).
 
     Returns:
         The published directory, ``models_root/tft_model_YYYYMMDD_HHMMSS``.
@@ -104,10 +109,12 @@ def publish(models_root: Path | str, trained: TrainedModel, *, now: datetime | N
         _write_version(staging, trained, version, created)
         os.rename(staging, final)
         fsync_dir(root)
-        point_current(root, version)
+        if serve:
+            point_current(root, version)
     except BaseException:
         # A full disk (or a cancel) part-way: leave nothing half-written, and no
-        # version that ``current`` never pointed at; the served model is untouched.
+        # version that ``current`` never pointed at (nor a candidate half-published);
+        # the served model is untouched.
         shutil.rmtree(staging, ignore_errors=True)
         if final.exists() and current_version(root) != version:
             shutil.rmtree(final, ignore_errors=True)
@@ -166,6 +173,17 @@ def _write_version(staging: Path, trained: TrainedModel, version: str, created: 
     }
     write_synced(staging / MANIFEST, _json_bytes(manifest))
     fsync_dir(staging)
+
+
+def record_gate(directory: Path | str, gate: dict[str, Any]) -> None:
+    """Add the promotion gate's figures to a version's manifest (atomically rewritten).
+
+    The manifest checksums the other files, not itself, so the version stays verifiable.
+    """
+    path = Path(directory) / MANIFEST
+    manifest = json.loads(path.read_bytes())
+    manifest["gate"] = gate
+    write_atomic(path, _json_bytes(manifest))
 
 
 def _finite_or_none(value: float) -> float | None:

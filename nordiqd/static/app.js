@@ -6,6 +6,7 @@
 // is hidden (an immediate one when it shows again). A 401 forgets the key and asks again.
 
 import { renderAccuracy, serverSkillText } from "./accuracy.js";
+import { renderPromotion } from "./promotion.js";
 import { drawChart, svgEl } from "./chart.js";
 import { fmt, fmtClock, fmtHourMinute, fmtMinutes } from "./format.js";
 
@@ -133,15 +134,17 @@ async function refresh() {
   if (state.busy || !state.key) return;
   state.busy = true;
   try {
-    const [fleet, model, training, accuracy] = await Promise.all([
+    const [fleet, model, training, accuracy, stats] = await Promise.all([
       api("/predictions/current"),
       optional(api("/admin/model-info")),
       optional(api("/admin/training-status")),
       optional(api("/admin/accuracy")),
+      optional(api("/admin/training-stats")),
     ]);
     state.fleet = fleet;
     state.accuracy = accuracy;
     renderHeader(fleet, model, training);
+    renderPromotion(stats);
     renderAccuracy(accuracy, fleet.model);
     const rows = sortedServers(fleet);
     if (!rows.some(([name]) => name === state.selected)) {

@@ -1,9 +1,12 @@
 """One training job, run as a fresh subprocess: ``python -m nordiqd.training.job ...``.
 
 How it runs: reads the last ``training_days`` of the buffer straight from Parquet, fits
-the TFT (continuing the current model when incremental), publishes the model directory
-and swaps ``models/current``, reporting job events (``ipc.messages.JobMessage``) over a
-PUSH socket to the trainer role. It runs below the serving roles
+the TFT on all but the newest ``[promotion] holdout_hours`` (continuing the current model
+when incremental), writes the model directory as a candidate (``current`` does not move),
+scores it beside the champion and seasonal naive on that holdout
+(``nordiqd.promotion.holdout``; the figures go into its manifest) and reports them: the
+trainer's gate decides whether it is served. Job events (``ipc.messages.JobMessage``)
+go over a PUSH socket to the trainer role. It runs below the serving roles
 (``nordiqd.training.priority``: SCHED_IDLE, nice +10, its own lowest-weight autogroup)
 with a bounded number of torch threads (or on CUDA when present), so ingest and
 predictions keep the machine.
@@ -13,7 +16,8 @@ anything else runs; a job over the cap, or one that meets a full disk, fails wit
 reason named, and publishes nothing (the served model stays).
 
 How it stops: SIGTERM (a cancel) sets a flag the fit checks before every batch; the job
-then reports ``JobFailed`` with ``cancelled=True`` and exits 3 without publishing. If the
+then reports ``JobFailed`` with ``cancelled=True`` and exits 3, leaving no model behind
+(a candidate cancelled during its gate is deleted). If the
 trainer role dies (its pid is no longer our parent) the job stops the same way.
 Exit codes: 0 completed, 1 failed, 3 cancelled.
 """
@@ -22,10 +26,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import zmq
 
@@ -39,6 +45,9 @@ from nordiqd.model.errors import TrainingCancelled
 from nordiqd.training import job_command, memory
 from nordiqd.training.priority import lower_priority
 from supervisor import exitcodes
+
+if TYPE_CHECKING:  # the annotation only: torch is imported after the priority drops
+    from nordiqd.model.artifacts import LoadedModel
 
 log = logging.getLogger("nordiqd.training.job")
 
@@ -120,28 +129,45 @@ def _train(
         from nordiqd.buffer.reader import read_window
         from nordiqd.model import artifacts
         from nordiqd.model.fitting import fit
+        from nordiqd.promotion import holdout
 
         columns = ["timestamp", "server_name", "profile", *spec.targets]
         table = read_window(cfg.buffer_dir, days=cfg.training.training_days, columns=columns)
-        report.send(m.JobStarted(job_id=report.job_id, records=table.num_rows))
-        log.info("training on %d records, %d epochs, incremental=%s", table.num_rows, epochs, incremental)
-        base = None
+        # The newest hours are the gate's holdout: the model never trains on them.
+        rows, cutoff = holdout.split(table, cfg.promotion.holdout_hours)
+        report.send(m.JobStarted(job_id=report.job_id, records=rows.num_rows))
+        log.info(
+            "training on %d records before %s, %d epochs, incremental=%s",
+            rows.num_rows, cutoff, epochs, incremental,
+        )  # fmt: skip
+        champion = _champion(cfg)
+        base = champion
         current = os.path.join(cfg.models_dir, "current")
-        if incremental and os.path.exists(current):
-            base = artifacts.load(current)
+        if incremental and base is None and os.path.exists(current):
+            base = artifacts.load(current)  # of another shape: fit says why it starts afresh
         trained = fit(
-            table,
+            rows,
             spec,
             epochs=epochs,
             incremental=incremental,
-            base=base,
+            base=base if incremental else None,
             threads=cfg.training.cpu_threads,
             on_progress=report.progress,
             should_stop=should_stop,
         )
         if should_stop():
             raise TrainingCancelled("cancelled after the last batch")
-        path = artifacts.publish(cfg.models_dir, trained)
+        path = artifacts.publish(cfg.models_dir, trained, serve=False)
+        try:
+            report.send(m.JobGating(job_id=report.job_id, version=path.name))
+            candidate = artifacts.load(path, expect=spec)
+            gate = holdout.score(table, spec, cfg.promotion.holdout_hours, cutoff, candidate, champion)
+            if should_stop():
+                raise TrainingCancelled("cancelled during the gate")
+            artifacts.record_gate(path, gate)
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)  # a candidate without its gate is no candidate
+            raise
     except TrainingCancelled:
         log.info("cancelled")
         report.send(m.JobFailed(job_id=report.job_id, error="cancelled on request", cancelled=True))
@@ -159,9 +185,10 @@ def _train(
             records=trained.records,
             notes=list(trained.notes),
             validation=validation,
+            gate=gate,
         )
     )
-    log.info("published %s in %.1f s", path, trained.seconds)
+    log.info("candidate %s gated in %.1f s of training", path.name, trained.seconds)
     return exitcodes.OK
 
 
@@ -188,6 +215,21 @@ def _written_folder(exc: BaseException) -> str | None:
             return folder or None
         current = current.__cause__ or current.__context__
     return None
+
+
+def _champion(cfg: config_mod.Config) -> LoadedModel | None:
+    """The model ``current`` names now, when it forecasts what the config asks (else None)."""
+    from nordiqd.model import artifacts
+    from nordiqd.model.errors import ModelError
+
+    current = os.path.join(cfg.models_dir, "current")
+    if not os.path.exists(current):
+        return None
+    try:
+        return artifacts.load(current, expect=cfg.model)
+    except ModelError as exc:
+        log.warning("the current model is not comparable, the gate judges without it: %s", exc)
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,8 @@
 """The training-job state machine: queued -> running -> completed, failed or cancelled.
 
-One job at a time. It knows no sockets and no real processes: it is given a ``spawn``
+One job at a time. A running job trains, then its candidate is gated (``stage``); a
+completed job's candidate is judged by the ``Promoter`` and served only if it passes.
+It knows no sockets and no real processes: it is given a ``spawn``
 function that starts a job process, an ``inbox`` that yields the job events already
 arrived, a readiness check and two clocks, so it is tested with fakes. Every state change
 is persisted through ``JobHistory``.
@@ -28,6 +30,7 @@ import msgspec
 from ipc import messages as m
 from nordiqd.config import TrainingConfig
 from nordiqd.training.history import JobHistory, iso
+from nordiqd.training.promoter import Promoter
 from nordiqd.training.readiness import Readiness
 from supervisor import exitcodes
 
@@ -82,6 +85,7 @@ class TrainingJobs:
         spawn: starts a job process.
         inbox: yields the job events waiting, without blocking.
         readiness: whether the buffer holds enough data to train.
+        promoter: judges a finished job's candidate (the promotion gate) and logs it.
         clock: monotonic seconds, for durations and the cancel deadline.
         wall: the wall clock (a zone-aware datetime), for job ids and timestamps.
         disk: the free space of the data directory, for the stats (None: unknown).
@@ -95,6 +99,7 @@ class TrainingJobs:
         spawn: Spawn,
         inbox: Callable[[], Iterable[m.JobMessage]],
         readiness: Callable[[], Readiness],
+        promoter: Promoter,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = utc_now,
         disk: Callable[[], m.DiskSpace | None] = lambda: None,
@@ -105,6 +110,7 @@ class TrainingJobs:
         self._spawn = spawn
         self._inbox = inbox
         self._readiness = readiness
+        self.promoter = promoter
         self._clock = clock
         self._wall = wall
         self._disk = disk
@@ -116,8 +122,12 @@ class TrainingJobs:
 
     # --- requests -----------------------------------------------------------------
 
-    def trigger(self, epochs: int, incremental: bool) -> m.TriggerReply:
-        """Queue and start a job, or refuse it (``status`` "rejected") with the reason."""
+    def trigger(self, epochs: int, incremental: bool, trigger: m.JobTrigger = "manual") -> m.TriggerReply:
+        """Queue and start a job, or refuse it (``status`` "rejected") with the reason.
+
+        ``trigger`` says what asked for it: a request (``manual``) or a ``[retrain]``
+        trigger; the job records it, and the buffer's record count at its start.
+        """
         active = self.history.active()
         if active is not None:
             return m.TriggerReply(
@@ -142,6 +152,8 @@ class TrainingJobs:
                 epochs=epochs,
                 incremental=incremental,
                 queued_at=iso(self._wall()),
+                trigger=trigger,
+                buffer_records=int(verdict.data_buffer.get("total_records", 0)),
             )
         )
         self._start(job_id, epochs, incremental)
@@ -210,7 +222,9 @@ class TrainingJobs:
             return
         match event:
             case m.JobStarted(records=records):
-                self.history.update(event.job_id, records=records)
+                self.history.update(event.job_id, records=records, stage="training")
+            case m.JobGating():
+                self.history.update(event.job_id, stage="gating")
             case m.JobProgress(progress_pct=pct):
                 # Progress is not persisted on every batch: a restart fails the job anyway.
                 self.history.update(event.job_id, persist=False, progress_pct=max(job.progress_pct, pct))
@@ -218,6 +232,11 @@ class TrainingJobs:
                 # Recorded when the process exits: its exit code has the last word.
                 if self.running is not None and self.running.job_id == event.job_id:
                     self.running.final = event
+
+    def gating(self) -> str | None:
+        """The id of the job whose candidate the gate is scoring now, if any."""
+        active = self.history.active()
+        return active.job_id if active is not None and active.stage == "gating" else None
 
     def tick(self) -> None:
         """Kill a job past its cancel grace period; finish the job whose process exited;
@@ -280,6 +299,7 @@ class TrainingJobs:
 
     def _finish(self, run: _Running, code: int) -> None:
         changes: dict[str, object] = {
+            "stage": None,
             "completed_at": iso(self._wall()),
             "duration_seconds": round(self._clock() - run.started, 1),
         }
@@ -309,7 +329,12 @@ class TrainingJobs:
         if job is None:  # only a hand-edited history loses a running job
             log.error("job %s vanished from the history while it ran", run.job_id)
             return
-        done = self.history.put(msgspec.structs.replace(job, **changes))
+        done = msgspec.structs.replace(job, **changes)
+        if done.status == "completed" and isinstance(final, m.JobFinished):
+            # Completed whatever the verdict: a rejected candidate is simply not served.
+            promoted, gate = self.promoter.judge(done, final.gate)
+            done = msgspec.structs.replace(done, promoted=promoted, gate=gate)
+        self.history.put(done)
         log.info("job %s %s (%s)", done.job_id, done.status, done.model_path or done.error or "")
 
     def _live(self, job: m.JobStatus) -> m.JobStatus:

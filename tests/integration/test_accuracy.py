@@ -60,7 +60,9 @@ def baseline(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_history_and_a_replay_are_scored_the_baseline_with_skill_one(d: Daemon) -> None:
-    send(d, 30, END - 20 * STEP)  # history: more than the day the reference needs
+    # History: more than the day the reference needs, and with the replay 36 steps
+    # before the gate's 6-hour holdout for training to hold out a validation horizon.
+    send(d, 38, END - 20 * STEP)
     send(d, 6, END - 14 * STEP)  # a replay, hours of data in seconds
     first = baseline(settled(d))
     assert first["points"] > 0

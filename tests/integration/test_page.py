@@ -309,7 +309,7 @@ class AccuracyDom(HTMLParser):
         ident = a.get("id")
         if ident and "hidden" in a:
             self.hidden.add(ident)
-        if ident in ("accuracy-empty", "accuracy-version", "detail-skill", "detail-name"):
+        if ident in ("accuracy-empty", "accuracy-version", "detail-skill", "detail-name", *PROMOTION_IDS):
             self._capture = ident
         if tag == "td" and a.get("data-bucket") and a.get("data-field"):
             self._capture = (a["data-bucket"] or "", a["data-field"] or "")
@@ -352,6 +352,9 @@ def scored(d) -> dict:  # type: ignore[no-untyped-def]
 
     result: dict = wait_for(same, 60, step=0.0)
     return result
+
+
+PROMOTION_IDS = ("promotion-champion", "promotion-decision", "promotion-reasons", "promotion-next")
 
 
 def dom_when(ready):  # type: ignore[no-untyped-def]
@@ -420,6 +423,8 @@ def test_headless_chromium_renders_live_accuracy(daemon_factory, tmp_path: Path)
         predictor={"min_history_steps": 6, "refresh_s": 2.0},
         accuracy={"issue_every_s": ACC_STEP},
         training={"min_records": 500},
+        # One horizon of holdout, and the first candidate serves whatever naive scores.
+        promotion={"holdout_hours": TINY_MODEL["horizon_steps"], "must_beat_baseline": False},
     )
     d.start()
     d.wait_ready()
@@ -439,7 +444,8 @@ def test_headless_chromium_renders_live_accuracy(daemon_factory, tmp_path: Path)
     # History (more than the day the naive reference needs), then 6 h replayed in seconds:
     # the baseline serves and is scored.
     end = (int(time.time()) // ACC_STEP) * ACC_STEP
-    for hours, until in ((30, end - 14 * ACC_STEP), (6, end - 8 * ACC_STEP)):
+    # 38 h: with the replay, 36 steps before the gate's holdout to train on.
+    for hours, until in ((38, end - 14 * ACC_STEP), (6, end - 8 * ACC_STEP)):
         backfill(d.endpoint("ingest"), servers=ACC_SERVERS, days=hours / 24, interval_s=600.0, end=until)
     fleet = wait_for_forecasts(d, ACC_SERVERS)
     server = sorted(fleet["servers"])[0]
@@ -456,6 +462,18 @@ def test_headless_chromium_renders_live_accuracy(daemon_factory, tmp_path: Path)
     backfill(d.endpoint("ingest"), servers=ACC_SERVERS, days=8 / 24, interval_s=600.0, end=end)
     body, dom = panel_shows(d, tmp_path / "tft", url, server)
     assert [v["kind"] for v in body["versions"]] == ["baseline", "tft"]
+    # The header names the champion, the gate's last decision with its reasons, the schedule.
+    version = d.get("/predictions/current").json()["model"]["version"].removeprefix("tft_model_")
+    _, header = render(
+        tmp_path / "promotion",
+        url,
+        dom_when(lambda dom: dom.texts.get("promotion-champion") == version),
+        "--dump-dom",
+    )
+    assert isinstance(header, AccuracyDom) and "promotion" not in header.hidden
+    assert header.texts["promotion-decision"] == f"promoted {version}"
+    assert "no champion: only the baseline test applies" in header.texts["promotion-reasons"]
+    assert header.texts["promotion-next"].startswith("next run ")
 
     shot = tmp_path / "accuracy.png"
 

@@ -36,7 +36,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
 
     d = Daemon(
         tmp_path_factory.mktemp("training"),
-        {"supervisor": dict(FAST_SUPERVISION), "training": {"min_records": 3000}, "model": dict(TINY_MODEL)},
+        {
+            "supervisor": dict(FAST_SUPERVISION),
+            "training": {"min_records": 3000},
+            "model": dict(TINY_MODEL),
+            # Every candidate serves: these tests follow the job; test_promotion.py the gate.
+            "promotion": {"holdout_hours": 6, "tolerance": 10.0, "must_beat_baseline": False},
+        },
     )
     d.start()
     d.wait_ready()

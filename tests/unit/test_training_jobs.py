@@ -11,8 +11,11 @@ import pytest
 
 from ipc import messages as m
 from nordiqd.config import TrainingConfig
+from nordiqd.promotion.log import PromotionLog
+from nordiqd.retraining import PromotionConfig
 from nordiqd.training.history import JobHistory
 from nordiqd.training.jobs import TrainingJobs
+from nordiqd.training.promoter import Promoter
 from nordiqd.training.readiness import Readiness
 from supervisor import exitcodes
 
@@ -79,6 +82,9 @@ class World:
             spawn=self.spawn,
             inbox=self.take,
             readiness=lambda: self.readiness,
+            promoter=Promoter(
+                PromotionLog(self.path.parent), PromotionConfig(), str(self.path.parent / "models")
+            ),
             clock=lambda: self.now,
             wall=lambda: self.wall,
         )
