@@ -171,8 +171,8 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
     table = pq.read_table(args.table, columns=["timestamp", "server_name", "profile", *spec.targets])
     out["records"] = table.num_rows
     out["read_s"] = time.perf_counter() - t
+    # Kept through training: a training job holds the table it read until fit returns.
     train, val, prototype, weights = _prepare(args, table, spec, out)
-    del table
 
     torch.set_num_threads(args.threads[0])
     out["loader_windows_per_s"] = _loader_rate(train, spec, args.seed, args.loader_windows)

@@ -124,15 +124,20 @@ def fleet_series(table: pa.Table, spec: ModelSpec, *, min_steps: int | None = No
     last_rows = by_time[np.flatnonzero(np.diff(codes[by_time], append=-1))]
     profiles = [p or "" for p in table["profile"].take(pa.array(last_rows)).to_pylist()]
     del by_time, ms
-    slim = pa.table({"server": codes, "tick": tick, **{t: pc.cast(table[t], pa.float64()) for t in targets}})
+    slim = pa.table({"server": codes.astype(np.int32), "tick": tick, **{t: table[t] for t in targets}})
     del codes, tick
     means = slim.group_by(["server", "tick"]).aggregate([(t, "mean") for t in targets])
     del slim
-    means = means.sort_by([("server", "ascending"), ("tick", "ascending")])
+    # Sorted by server then time through one index array, each column gathered on its
+    # own, so no sorted copy of the whole table exists at once.
     server_col = means["server"].to_numpy()
     tick_col = means["tick"].to_numpy()
-    grid_values = np.stack([means[f"{t}_mean"].to_numpy(zero_copy_only=False) for t in targets], axis=1)
-    del means
+    order = np.lexsort((tick_col, server_col))
+    server_col, tick_col = server_col[order], tick_col[order]
+    grid_values = np.empty((len(order), len(targets)))
+    for j, t in enumerate(targets):
+        grid_values[:, j] = pc.cast(means[f"{t}_mean"], pa.float64()).to_numpy(zero_copy_only=False)[order]
+    del means, order
     bounds = np.flatnonzero(np.diff(server_col, prepend=-1, append=-1))
     pieces: list[np.ndarray] = []
     first, server, segment = [], [], []
