@@ -83,15 +83,15 @@ def generate_table(args: argparse.Namespace) -> dict[str, Any]:
     return {"records": table.num_rows, "generate_s": generate_s}
 
 
-def _loader_rate(batches: Any, spec: Any, seed: int, windows: int) -> float:
-    """Windows per second of the training loader alone (no network), over ``windows`` windows."""
+def _loader_rate(batches: Any, spec: Any, seed: int, windows: int) -> tuple[float, float]:
+    """Windows per second and per CPU-second of the training loader alone (no network)."""
     from nordiqd.model.trainer import train_loader
 
     spec_n = type(spec)(**{**spec.to_dict(), "max_windows_per_epoch": min(windows, len(batches))})
     loader = train_loader(batches, spec_n, seed, spec.batch_size, "cpu")
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     count = sum(len(x["encoder_lengths"]) for x, _ in loader)
-    return count / (time.perf_counter() - t)
+    return count / (time.perf_counter() - t), count / (time.process_time() - cpu)
 
 
 def _prepare(args: argparse.Namespace, table: Any, spec: Any, out: dict[str, Any]) -> tuple[Any, ...]:
@@ -175,8 +175,14 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
     train, val, prototype, weights = _prepare(args, table, spec, out)
 
     torch.set_num_threads(args.threads[0])
-    out["loader_windows_per_s"] = _loader_rate(train, spec, args.seed, args.loader_windows)
-    _note(args.size, f"loader alone: {out['loader_windows_per_s']:,.0f} windows/s")
+    out["loader_windows_per_s"], out["loader_windows_per_cpu_s"] = _loader_rate(
+        train, spec, args.seed, args.loader_windows
+    )
+    _note(
+        args.size,
+        f"loader alone: {out['loader_windows_per_s']:,.0f} windows/s "
+        f"({out['loader_windows_per_cpu_s']:,.0f} per CPU-second)",
+    )
 
     runs = []
     network = None
@@ -188,7 +194,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
         if args.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         batch = batch_size_for(spec, accelerator)
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         device = run_trainer(
             network,
             train,
@@ -202,6 +208,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
             notes,
         )
         total = time.perf_counter() - t
+        cpu = time.process_time() - cpu
         stamps = stamps[:-1]  # run_trainer reports 100 % once more after the last batch
         batches = len(stamps)
         windows_per_epoch = min(spec.max_windows_per_epoch or len(train), len(train))
@@ -222,6 +229,8 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
             "first_batch_s": stamps[0] - t,
             "epoch_s": epoch_s,
             "samples_per_s": sps,
+            # Under CPU contention wall time says how much CPU the job got; this does not.
+            "samples_per_cpu_s": windows_per_epoch * args.epochs / cpu,
             "s_per_configured_epoch": ModelSpec().max_windows_per_epoch / sps,
             "notes": notes,
         }
@@ -323,6 +332,9 @@ def summarise(results: list[dict[str, Any]], threads: list[int]) -> tuple[list[s
         loader = [r["loader_windows_per_s"] for r in rs]
         figs["loader_windows_per_s"] = _stat(loader)
         lines.append(_fmt("loader alone (no network)", loader, "windows/s", ".0f", rate=True))
+        loader_cpu = [r["loader_windows_per_cpu_s"] for r in rs]
+        figs["loader_windows_per_cpu_s"] = _stat(loader_cpu)
+        lines.append(_fmt("loader alone, per CPU-second", loader_cpu, "windows/CPU-s", ".0f", rate=True))
         rss = [r["peak_rss_mib"] for r in rs]
         figs["peak_rss_mib"] = _stat(rss)
         lines.append(_fmt("peak RSS of the job", rss, "MiB", ".0f"))
@@ -334,10 +346,12 @@ def summarise(results: list[dict[str, Any]], threads: list[int]) -> tuple[list[s
             runs = [x for r in rs for x in r["runs"] if x["threads"] == th]
             tag = runs[0]["device"] if runs[0]["device"] == "cuda" else f"cpu threads={th}"
             sps = [x["samples_per_s"] for x in runs]
+            sps_cpu = [x["samples_per_cpu_s"] for x in runs]
             eps = [x["epoch_s"][0] for x in runs]
             cfg = [x["s_per_configured_epoch"] for x in runs]
             per_threads[tag] = {
                 "samples_per_s": _stat(sps),
+                "samples_per_cpu_s": _stat(sps_cpu),
                 "epoch_s_as_run": _stat(eps),
                 "s_per_configured_epoch": _stat(cfg),
                 "first_batch_s": _stat([x["first_batch_s"] for x in runs]),
@@ -345,6 +359,7 @@ def summarise(results: list[dict[str, Any]], threads: list[int]) -> tuple[list[s
             if "gpu_peak_mib" in runs[0]:
                 per_threads[tag]["gpu_peak_mib"] = _stat([x["gpu_peak_mib"] for x in runs])
             lines.append(_fmt(f"[{tag}] samples/s", sps, "windows/s", rate=True))
+            lines.append(_fmt(f"[{tag}] samples per CPU-second", sps_cpu, "windows/CPU-s", rate=True))
             lines.append(_fmt(f"[{tag}] s/epoch as run", eps, "s"))
             lines.append(_fmt(f"[{tag}] s/epoch at 100k windows", cfg, "s (extrapolated)"))
             if "gpu_peak_mib" in runs[0]:

@@ -6,8 +6,14 @@ is scaled by the mean and standard deviation of the window's own encoder history
 inputs, scaled by a ``StandardScaler`` fitted across all servers. Nothing is fitted per
 server name, so an unseen server needs nothing but its history and its profile.
 
-Serving never builds a dataset: ``forecast.WindowForecaster`` applies the saved encoders
-and scalers to whole arrays itself, so only training imports this module.
+Training builds no dataset over its data either: ``fitted_dataset`` fits the encoders,
+scalers and loss weights on the arrays of ``series``/``windows`` and wraps them in a
+one-window ``TimeSeriesDataSet``, whose parameters are what a model is saved with and
+from which the network is built; ``windows.WindowBatches`` then builds the batches. The
+frame path (``build_dataset``, ``split_validation``, ``hide_names``) is the reference
+tests and benchmarks hold those to. Serving never builds a dataset:
+``forecast.WindowForecaster`` applies the saved encoders and scalers to whole arrays
+itself, so only training imports this module.
 """
 
 from __future__ import annotations

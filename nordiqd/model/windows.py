@@ -254,7 +254,9 @@ class WindowBatches(BatchSet):
         if "server_name" in codes:
             codes["server_name"] = np.where(self.index.hidden[entry], 0, codes["server_name"])
         cat = torch.from_numpy(np.stack([codes[name] for name in self.categoricals], axis=-1))
-        cat = cat[:, None].expand(n, enc + hor, -1)
+        # Materialised, not an expanded view: pinning copies into a tensor of the same
+        # strides, which cannot hold overlapping elements.
+        cat = cat[:, None].expand(n, enc + hor, -1).contiguous()
         m = len(spec.targets)
         enc_target = [y[:, i, :enc] for i in range(m)]
         dec_target = [y[:, i, enc:] for i in range(m)]
