@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from pytorch_forecasting import TemporalFusionTransformer
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler
+from torch.utils.data import DataLoader, Sampler
 
 from nordiqd.model.errors import ModelError, TrainingCancelled
 from nordiqd.model.params import ModelSpec
@@ -93,9 +93,38 @@ def batch_size_for(spec: ModelSpec, device: str) -> int:
     return spec.batch_size * int(min(8, max(1, gib // 16)))
 
 
-def train_loader(
-    batches: BatchSet, spec: ModelSpec, seed: int, batch_size: int, device: str
-) -> DataLoader:
+class EpochBatches(Sampler[list[int]]):
+    """Batches of ``limit`` distinct random windows of ``count`` per epoch.
+
+    The windows ``RandomSampler(range(count), num_samples=limit)`` draws with the same
+    generator, without its list of every window number: a 30-day fleet has millions of
+    windows, and that list cost seconds and hundreds of MB per epoch.
+    """
+
+    def __init__(self, count: int, limit: int, batch_size: int, generator: torch.Generator) -> None:
+        self.count, self.limit, self.batch_size, self.generator = (
+            count,
+            min(limit, count),
+            batch_size,
+            generator,
+        )
+
+    def __len__(self) -> int:
+        return -(-self.limit // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        chosen = torch.randperm(self.count, generator=self.generator)
+        if self.limit == self.count:
+            # RandomSampler draws (and drops) one more permutation when it takes them all;
+            # drawn here too, so every epoch gets the windows it would have had.
+            torch.randperm(self.count, generator=self.generator)
+        else:
+            chosen = chosen[: self.limit].clone()
+        for lo in range(0, self.limit, self.batch_size):
+            yield chosen[lo : lo + self.batch_size].tolist()
+
+
+def train_loader(batches: BatchSet, spec: ModelSpec, seed: int, batch_size: int, device: str) -> DataLoader:
     """Shuffled batches of at most ``spec.max_windows_per_epoch`` windows per epoch.
 
     On the CPU the batches are built in the training thread: at tens of thousands of
@@ -104,13 +133,11 @@ def train_loader(
     non-blocking and the GPU does not wait on the host.
     """
     count = len(batches)
-    limit = spec.max_windows_per_epoch or count
     generator = torch.Generator().manual_seed(seed)
-    windows = RandomSampler(range(count), num_samples=min(limit, count), generator=generator)
     gpu = device == "gpu"
     return DataLoader(
         batches,
-        sampler=BatchSampler(windows, batch_size, drop_last=False),
+        sampler=EpochBatches(count, spec.max_windows_per_epoch or count, batch_size, generator),
         batch_size=None,
         num_workers=2 if gpu else 0,
         pin_memory=gpu,

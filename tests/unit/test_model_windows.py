@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
+from torch.utils.data import BatchSampler, RandomSampler
 
 from nordiqd.model.dataset import (
     build_dataset,
@@ -30,6 +31,7 @@ from nordiqd.model.network import build_network
 from nordiqd.model.params import ModelSpec
 from nordiqd.model.reference import DatasetBatches
 from nordiqd.model.series import fleet_series
+from nordiqd.model.trainer import EpochBatches
 from nordiqd.model.windows import WindowBatches, training_windows, validation_windows
 
 T0_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
@@ -184,3 +186,19 @@ def test_series_frame_equals_to_frame() -> None:
         np.testing.assert_allclose(ours[name].to_numpy(), theirs[name].to_numpy(), rtol=1e-6, err_msg=name)
     assert ours["series"].nunique() == 8  # the outage split one server
     assert set(ours.loc[ours["server_name"] == "srv-04", "profile"]) == {"db"}  # its latest, not "old"
+
+
+@pytest.mark.parametrize(("count", "limit", "size"), [(1000, 300, 128), (500, 500, 64), (50, 200, 16)])
+def test_epoch_batches_draw_what_random_sampler_drew(count: int, limit: int, size: int) -> None:
+    """Two epochs of the same windows in the same batches as the trainer's old sampler."""
+    old = torch.Generator().manual_seed(3)
+    ref = [
+        batch
+        for _ in range(2)
+        for batch in BatchSampler(
+            RandomSampler(range(count), num_samples=min(limit, count), generator=old), size, False
+        )
+    ]
+    sampler = EpochBatches(count, limit, size, torch.Generator().manual_seed(3))
+    assert [*sampler, *sampler] == ref
+    assert len(sampler) == len(ref) // 2
