@@ -66,23 +66,97 @@ def _note(size: str, text: str) -> None:
     print(f"#   {size}: {text} (loadavg {_loadavg()[0]})", file=sys.stderr, flush=True)
 
 
-def run_child(args: argparse.Namespace) -> dict[str, Any]:
-    """One job: generate, frame, build, train per thread count, validate; figures as a dict."""
-    import torch
+def generate_table(args: argparse.Namespace) -> dict[str, Any]:
+    """Simulate the fleet and write it as the buffer would hold it (Parquet), for the jobs."""
+    import pyarrow.parquet as pq
 
+    from nordiqd.simulate import SimulatedFleet
+
+    t = time.perf_counter()
+    table = (
+        SimulatedFleet(size=args.servers, seed=args.seed, interval_s=300)
+        .generate(_T0, _T0 + int(args.days * _DAY_S))
+        .to_arrow()
+    )
+    generate_s = time.perf_counter() - t
+    pq.write_table(table, args.generate)
+    return {"records": table.num_rows, "generate_s": generate_s}
+
+
+def _loader_rate(batches: Any, spec: Any, seed: int, windows: int) -> tuple[float, float]:
+    """Windows per second and per CPU-second of the training loader alone (no network)."""
+    from nordiqd.model.trainer import train_loader
+
+    spec_n = type(spec)(**{**spec.to_dict(), "max_windows_per_epoch": min(windows, len(batches))})
+    loader = train_loader(batches, spec_n, seed, spec.batch_size, "cpu")
+    t, cpu = time.perf_counter(), time.process_time()
+    count = sum(len(x["encoder_lengths"]) for x, _ in loader)
+    return count / (time.perf_counter() - t), count / (time.process_time() - cpu)
+
+
+def _prepare(args: argparse.Namespace, table: Any, spec: Any, out: dict[str, Any]) -> tuple[Any, ...]:
+    """Framing and dataset build of one pipeline, timed into ``out``.
+
+    Returns the training batches, the validation batches, the dataset a network is built
+    from, the loss weights and the dataset parameters.
+    """
     from nordiqd.model.dataset import (
         build_dataset,
+        fitted_dataset,
         hide_names,
         loss_weights,
         model_parameters,
         split_validation,
     )
-    from nordiqd.model.fitting import validate
     from nordiqd.model.frames import to_frame
     from nordiqd.model.network import build_network
+    from nordiqd.model.reference import DatasetBatches
+    from nordiqd.model.series import fleet_series
+    from nordiqd.model.windows import WindowBatches, training_windows, validation_windows
+
+    t = time.perf_counter()
+    if args.pipeline == "dataset":
+        frame = to_frame(table, spec)
+        out["rows_framed"] = len(frame)
+    else:
+        series = fleet_series(table, spec)
+        out["rows_framed"] = len(series.values)
+    out["framing_s"] = time.perf_counter() - t
+    _note(args.size, f"framed {out['rows_framed']:,} rows in {out['framing_s']:.0f} s")
+
+    t = time.perf_counter()
+    if args.pipeline == "dataset":
+        train_frame, val_frame = split_validation(frame, spec)
+        train_frame = hide_names(train_frame, spec.unseen_share, args.seed)
+        prototype = build_dataset(train_frame, spec)
+        weights = loss_weights(train_frame, spec)
+        params = model_parameters(prototype.get_parameters())
+        train = DatasetBatches(prototype)
+        val = DatasetBatches(build_dataset(val_frame, spec, params, predict=True))
+    else:
+        index = training_windows(series, spec, args.seed)
+        prototype, weights = fitted_dataset(series, index, spec)
+        params = model_parameters(prototype.get_parameters())
+        hp = build_network(prototype, spec, weights).hparams
+        train = WindowBatches(series, index, spec, params, hp["x_reals"], hp["x_categoricals"])
+        val = WindowBatches(
+            series, validation_windows(series, spec), spec, params, hp["x_reals"], hp["x_categoricals"]
+        )
+    out["dataset_build_s"] = time.perf_counter() - t
+    out["training_windows_available"] = len(train)
+    _note(args.size, f"built {len(train):,} windows in {out['dataset_build_s']:.1f} s")
+    return train, val, prototype, weights
+
+
+def run_child(args: argparse.Namespace) -> dict[str, Any]:
+    """One job: read, frame, build, loader alone, train per thread count, validate; figures as a dict."""
+    import pyarrow.parquet as pq
+    import torch
+
+    from nordiqd.model.fitting import validate
+    from nordiqd.model.network import build_network
     from nordiqd.model.params import ModelSpec
-    from nordiqd.model.trainer import run_trainer
-    from nordiqd.simulate import SimulatedFleet
+    from nordiqd.model.trainer import batch_size_for, run_trainer
 
     load_start = _loadavg()
     spec = ModelSpec(**SIZES[args.size])
@@ -90,45 +164,40 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
         spec = ModelSpec(**{**spec.to_dict(), "max_windows_per_epoch": args.windows})
     accelerator = "gpu" if args.device == "cuda" else "cpu"
     out: dict[str, Any] = {"size": args.size, "spec": spec.to_dict(), "device": args.device}
+    out["pipeline"] = args.pipeline
 
     t = time.perf_counter()
-    table = (
-        SimulatedFleet(size=args.servers, seed=args.seed, interval_s=spec.step_seconds)
-        .generate(_T0, _T0 + int(args.days * _DAY_S))
-        .to_arrow()
-    )
+    # What a training job reads from the buffer: the time, names and targets.
+    table = pq.read_table(args.table, columns=["timestamp", "server_name", "profile", *spec.targets])
     out["records"] = table.num_rows
-    out["generate_s"] = time.perf_counter() - t
-    _note(args.size, f"generated {table.num_rows:,} records in {out['generate_s']:.0f} s")
+    out["read_s"] = time.perf_counter() - t
+    # Kept through training: a training job holds the table it read until fit returns.
+    train, val, prototype, weights = _prepare(args, table, spec, out)
 
-    t = time.perf_counter()
-    frame = to_frame(table, spec)
-    out["framing_s"] = time.perf_counter() - t
-    _note(args.size, f"framed {len(frame):,} rows in {out['framing_s']:.0f} s")
-
-    t = time.perf_counter()
-    train_frame, val_frame = split_validation(frame, spec)
-    train_frame = hide_names(train_frame, spec.unseen_share, args.seed)
-    train_ds = build_dataset(train_frame, spec)
-    weights = loss_weights(train_frame, spec)
-    params_out = model_parameters(train_ds.get_parameters())
-    out["dataset_build_s"] = time.perf_counter() - t
-    out["training_windows_available"] = len(train_ds)
-    out["rows_framed"] = len(frame)
-    _note(args.size, f"built {len(train_ds):,} windows in {out['dataset_build_s']:.0f} s")
+    torch.set_num_threads(args.threads[0])
+    out["loader_windows_per_s"], out["loader_windows_per_cpu_s"] = _loader_rate(
+        train, spec, args.seed, args.loader_windows
+    )
+    _note(
+        args.size,
+        f"loader alone: {out['loader_windows_per_s']:,.0f} windows/s "
+        f"({out['loader_windows_per_cpu_s']:,.0f} per CPU-second)",
+    )
 
     runs = []
     network = None
     for threads in [th for th in args.threads for _ in range(args.train_repeats)]:
         torch.manual_seed(args.seed)
-        network = build_network(train_ds, spec, weights)
+        network = build_network(prototype, spec, weights)
         stamps: list[float] = []
+        notes: list[str] = []
         if args.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        t = time.perf_counter()
+        batch = batch_size_for(spec, accelerator)
+        t, cpu = time.perf_counter(), time.process_time()
         device = run_trainer(
             network,
-            train_ds,
+            train,
             spec,
             args.epochs,
             threads,
@@ -136,40 +205,45 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
             lambda _pct, stamps=stamps: stamps.append(time.perf_counter()),
             None,
             args.seed,
+            notes,
         )
         total = time.perf_counter() - t
+        cpu = time.process_time() - cpu
         stamps = stamps[:-1]  # run_trainer reports 100 % once more after the last batch
         batches = len(stamps)
-        windows_per_epoch = min(spec.max_windows_per_epoch or len(train_ds), len(train_ds))
-        per_epoch = -(-windows_per_epoch // spec.batch_size)
+        windows_per_epoch = min(spec.max_windows_per_epoch or len(train), len(train))
+        per_epoch = -(-windows_per_epoch // batch)
         epoch_ends = [stamps[min(batches, (e + 1) * per_epoch) - 1] for e in range(args.epochs)]
         epoch_s = [b - a for a, b in zip([t, *epoch_ends], epoch_ends, strict=False)]
         # Samples/s over batches 2..n: the first includes one-off allocation and setup.
         steady = stamps[-1] - stamps[0]
-        samples = windows_per_epoch * args.epochs - min(spec.batch_size, windows_per_epoch)
+        samples = windows_per_epoch * args.epochs - min(batch, windows_per_epoch)
         sps = samples / steady if steady > 0 and batches > 1 else windows_per_epoch * args.epochs / total
         run = {
             "threads": threads,
             "device": device,
             "batches": batches,
+            "batch_size": batch,
             "windows_per_epoch": windows_per_epoch,
             "train_s": total,
             "first_batch_s": stamps[0] - t,
             "epoch_s": epoch_s,
             "samples_per_s": sps,
+            # Under CPU contention wall time says how much CPU the job got; this does not.
+            "samples_per_cpu_s": windows_per_epoch * args.epochs / cpu,
             "s_per_configured_epoch": ModelSpec().max_windows_per_epoch / sps,
+            "notes": notes,
         }
         if args.device == "cuda":
             run["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
             run["gpu"] = torch.cuda.get_device_name()
         runs.append(run)
-        _note(args.size, f"trained threads={threads}: {sps:.0f} windows/s")
+        _note(args.size, f"trained threads={threads}: {sps:.0f} windows/s {' '.join(notes)}")
     out["runs"] = runs
 
     t = time.perf_counter()
     assert network is not None
-    val_ds = build_dataset(val_frame, spec, params_out, predict=True)
-    validation = validate(network.cpu().eval(), val_ds, spec)
+    validation = validate(network.cpu().eval(), val, spec)
     out["validate_s"] = time.perf_counter() - t
     out["validation"] = {
         "mase_model": validation.mase_model,
@@ -193,6 +267,9 @@ def _spawn(args: argparse.Namespace, size: str, result: Path, threads: list[int]
         "--seed": args.seed,
         "--device": args.device,
         "--threads": ",".join(map(str, threads)),
+        "--pipeline": args.pipeline,
+        "--loader-windows": args.loader_windows,
+        "--table": args.table,
     }
     cmd = [sys.executable, str(Path(__file__).resolve())]
     for flag, value in flags.items():
@@ -202,6 +279,20 @@ def _spawn(args: argparse.Namespace, size: str, result: Path, threads: list[int]
     _pid, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return proc.returncode, time.perf_counter() - t, usage.ru_maxrss  # KiB on Linux
+
+
+def _generate(args: argparse.Namespace) -> dict[str, Any]:
+    """Simulate the fleet once, in its own interpreter, into ``args.table``."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--generate", str(args.table)]
+    cmd += ["--servers", str(args.servers), "--days", str(args.days), "--seed", str(args.seed)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    assert proc.stdout is not None
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("simulating the fleet failed")
+    made: dict[str, Any] = json.loads(proc.stdout.read())
+    made["peak_rss_mib"] = usage.ru_maxrss / 1024
+    return made
 
 
 def _stat(values: list[float]) -> dict[str, float]:
@@ -229,26 +320,38 @@ def summarise(results: list[dict[str, Any]], threads: list[int]) -> tuple[list[s
         )
         figs: dict[str, Any] = {}
         for key, label, unit in (
-            ("generate_s", "simulate fleet to Arrow", "s"),
-            ("framing_s", "framing (to_frame)", "s"),
-            ("dataset_build_s", "dataset build (split+copies+TSDS)", "s"),
+            ("generate_s", "simulate fleet (own process)", "s"),
+            ("read_s", "read the table (Parquet)", "s"),
+            ("framing_s", f"framing ({rs[0]['pipeline']})", "s"),
+            ("dataset_build_s", "dataset build (split+copies+index)", "s"),
             ("validate_s", "validation (last horizon)", "s"),
         ):
             vals = [r[key] for r in rs]
             figs[key] = _stat(vals)
             lines.append(_fmt(label, vals, unit))
+        loader = [r["loader_windows_per_s"] for r in rs]
+        figs["loader_windows_per_s"] = _stat(loader)
+        lines.append(_fmt("loader alone (no network)", loader, "windows/s", ".0f", rate=True))
+        loader_cpu = [r["loader_windows_per_cpu_s"] for r in rs]
+        figs["loader_windows_per_cpu_s"] = _stat(loader_cpu)
+        lines.append(_fmt("loader alone, per CPU-second", loader_cpu, "windows/CPU-s", ".0f", rate=True))
         rss = [r["peak_rss_mib"] for r in rs]
         figs["peak_rss_mib"] = _stat(rss)
         lines.append(_fmt("peak RSS of the job", rss, "MiB", ".0f"))
+        lines.append(
+            f"  (simulating the fleet, its own process: peak RSS {rs[0]['generate_peak_rss_mib']:.0f} MiB)"
+        )
         per_threads: dict[str, Any] = {}
         for th in threads:
             runs = [x for r in rs for x in r["runs"] if x["threads"] == th]
             tag = runs[0]["device"] if runs[0]["device"] == "cuda" else f"cpu threads={th}"
             sps = [x["samples_per_s"] for x in runs]
+            sps_cpu = [x["samples_per_cpu_s"] for x in runs]
             eps = [x["epoch_s"][0] for x in runs]
             cfg = [x["s_per_configured_epoch"] for x in runs]
             per_threads[tag] = {
                 "samples_per_s": _stat(sps),
+                "samples_per_cpu_s": _stat(sps_cpu),
                 "epoch_s_as_run": _stat(eps),
                 "s_per_configured_epoch": _stat(cfg),
                 "first_batch_s": _stat([x["first_batch_s"] for x in runs]),
@@ -256,6 +359,7 @@ def summarise(results: list[dict[str, Any]], threads: list[int]) -> tuple[list[s
             if "gpu_peak_mib" in runs[0]:
                 per_threads[tag]["gpu_peak_mib"] = _stat([x["gpu_peak_mib"] for x in runs])
             lines.append(_fmt(f"[{tag}] samples/s", sps, "windows/s", rate=True))
+            lines.append(_fmt(f"[{tag}] samples per CPU-second", sps_cpu, "windows/CPU-s", rate=True))
             lines.append(_fmt(f"[{tag}] s/epoch as run", eps, "s"))
             lines.append(_fmt(f"[{tag}] s/epoch at 100k windows", cfg, "s (extrapolated)"))
             if "gpu_peak_mib" in runs[0]:
@@ -302,7 +406,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--json", type=Path, help="write all figures here")
+    p.add_argument(
+        "--pipeline",
+        choices=("arrays", "dataset"),
+        default="arrays",
+        help="training batches: arrays (windows.WindowBatches, what fit uses) or dataset "
+        "(TimeSeriesDataSet's __getitem__ and collate, the reference)",
+    )
+    p.add_argument("--loader-windows", type=int, default=2560, help="windows drawn to time the loader alone")
     p.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--table", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--size", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.threads = [int(x) for x in args.threads.split(",")]
@@ -317,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         args.threads = args.threads[:1]  # threads only bound the CPU; one GPU run per job
+    if args.generate:
+        print(json.dumps(generate_table(args)))
+        return 0
     if args.child:
         args.child.write_text(json.dumps(run_child(args)))
         return 0
@@ -328,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# bench/train.py on {platform.node()}, {os.cpu_count()} CPUs, loadavg {_loadavg()}")
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="nordiqd-bench-") as tmp:
+        args.table = Path(tmp) / "fleet.parquet"
+        made = _generate(args)
+        print(f"# simulated {made['records']:,} records in {made['generate_s']:.0f} s", flush=True)
         for rep in range(args.repeats):
             for size in sizes:
                 path = Path(tmp) / f"{size}-{rep}.json"
@@ -339,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
                     return 1
                 res = json.loads(path.read_text())
                 res["peak_rss_mib"] = rss_kib / 1024
+                res["generate_s"] = made["generate_s"]
+                res["generate_peak_rss_mib"] = made["peak_rss_mib"]
                 res["wall_s"] = wall
                 results.append(res)
                 print(f"# {size} repeat {rep + 1}/{args.repeats} done in {wall:.0f} s", flush=True)

@@ -6,8 +6,14 @@ is scaled by the mean and standard deviation of the window's own encoder history
 inputs, scaled by a ``StandardScaler`` fitted across all servers. Nothing is fitted per
 server name, so an unseen server needs nothing but its history and its profile.
 
-Serving never builds a dataset: ``forecast.WindowForecaster`` applies the saved encoders
-and scalers to whole arrays itself, so only training imports this module.
+Training builds no dataset over its data either: ``fitted_dataset`` fits the encoders,
+scalers and loss weights on the arrays of ``series``/``windows`` and wraps them in a
+one-window ``TimeSeriesDataSet``, whose parameters are what a model is saved with and
+from which the network is built; ``windows.WindowBatches`` then builds the batches. The
+frame path (``build_dataset``, ``split_validation``, ``hide_names``) is the reference
+tests and benchmarks hold those to. Serving never builds a dataset:
+``forecast.WindowForecaster`` applies the saved encoders and scalers to whole arrays
+itself, so only training imports this module.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from sklearn.preprocessing import StandardScaler
 from nordiqd.model.errors import InsufficientData
 from nordiqd.model.frames import TIME_FEATURES
 from nordiqd.model.params import ModelSpec
+from nordiqd.model.series import FleetSeries
 from nordiqd.model.shapes import single_target
+from nordiqd.model.windows import WindowIndex
 
 # Name given to the hidden copy of a server: any label the encoder does not know maps
 # to the unknown category (index 0).
@@ -38,11 +46,20 @@ def _scale_scalers(frame: pd.DataFrame, spec: ModelSpec) -> dict[str, StandardSc
     values look like; fitting on the dataset's own column would see one constant.
     """
     stats = frame.groupby("series", sort=False)[list(spec.targets)].agg(["mean", "std"]).fillna(0.0)
+    return _stat_scalers(
+        spec,
+        {t: stats[(t, "mean")].to_numpy(np.float64) for t in spec.targets},
+        {t: stats[(t, "std")].to_numpy(np.float64) for t in spec.targets},
+    )
+
+
+def _stat_scalers(
+    spec: ModelSpec, means: dict[str, np.ndarray], stds: dict[str, np.ndarray]
+) -> dict[str, StandardScaler]:
     scalers: dict[str, StandardScaler] = {}
     for target in spec.targets:
-        for stat, name in (("mean", "center"), ("std", "scale")):
-            column = stats[(target, stat)].to_numpy(np.float64).reshape(-1, 1)
-            scalers[f"{target}_{name}"] = StandardScaler().fit(column)
+        for values, name in ((means[target], "center"), (stds[target], "scale")):
+            scalers[f"{target}_{name}"] = StandardScaler().fit(values.reshape(-1, 1))
     return scalers
 
 
@@ -53,10 +70,17 @@ def _label_encoder(values: pd.Series) -> NaNLabelEncoder:
 
 def dataset_kwargs(frame: pd.DataFrame, spec: ModelSpec) -> dict[str, Any]:
     """Constructor arguments of a fresh ``TimeSeriesDataSet`` for this frame and spec."""
+    real_names = frame.loc[frame["server_name"] != _HIDDEN_NAME, "server_name"]
+    encoders = {"server_name": _label_encoder(real_names), "profile": _label_encoder(frame["profile"])}
+    return _kwargs(spec, encoders, _scale_scalers(frame, spec))
+
+
+def _kwargs(
+    spec: ModelSpec, encoders: dict[str, NaNLabelEncoder], target_scalers: dict[str, StandardScaler]
+) -> dict[str, Any]:
     targets = list(spec.targets)
     scalers: dict[str, StandardScaler | None] = {name: None for name in (*TIME_FEATURES, "relative_time_idx")}
-    scalers.update(_scale_scalers(frame, spec))
-    real_names = frame.loc[frame["server_name"] != _HIDDEN_NAME, "server_name"]
+    scalers.update(target_scalers)
     normalizer: EncoderNormalizer | MultiNormalizer
     if single_target(spec):
         normalizer = EncoderNormalizer(method="standard")
@@ -74,15 +98,77 @@ def dataset_kwargs(frame: pd.DataFrame, spec: ModelSpec) -> dict[str, Any]:
         time_varying_known_reals=list(TIME_FEATURES),
         time_varying_unknown_reals=targets,
         target_normalizer=normalizer,
-        categorical_encoders={
-            "server_name": _label_encoder(real_names),
-            "profile": _label_encoder(frame["profile"]),
-        },
+        categorical_encoders=encoders,
         scalers=scalers,
         add_relative_time_idx=True,
         add_target_scales=True,
         add_encoder_length=False,
     )
+
+
+def _entry_moments(series: FleetSeries, index: WindowIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, mean and sum of squared deviations [entries, targets] of each entry's usable steps."""
+    n = index.length.astype(np.float64)
+    mean = np.empty((len(n), len(series.targets)))
+    m2 = np.empty_like(mean)
+    done: dict[int, int] = {}
+    for e, (s, length) in enumerate(zip(index.series.tolist(), index.length.tolist(), strict=True)):
+        if s in done:  # a hidden copy: the same steps as its series
+            mean[e], m2[e] = mean[done[s]], m2[done[s]]
+            continue
+        done[s] = e
+        rows = series.values[series.starts[s] : series.starts[s] + length].astype(np.float64)
+        mean[e] = rows.mean(axis=0)
+        m2[e] = ((rows - mean[e]) ** 2).sum(axis=0)
+    return n, mean, m2
+
+
+def fitted_dataset(
+    series: FleetSeries, index: WindowIndex, spec: ModelSpec
+) -> tuple[TimeSeriesDataSet, list[float]]:
+    """A one-window dataset whose parameters are those of the whole training set, and loss weights.
+
+    The label encoders and scalers are fitted on every training window's series (hidden
+    copies included, as a dataset over the frame with its copies would fit them); the
+    dataset itself holds one window, so building it costs nothing, yet its
+    ``get_parameters()`` and the network ``from_dataset`` builds are the ones a dataset
+    over every window would give.
+    """
+    n, mean, m2 = _entry_moments(series, index)
+    std = np.sqrt(m2 / np.maximum(n - 1, 1)[:, None])
+    scalers = _stat_scalers(
+        spec,
+        {t: mean[:, i] for i, t in enumerate(spec.targets)},
+        {t: std[:, i] for i, t in enumerate(spec.targets)},
+    )
+    real = {series.names[s] for s in series.server[index.series[~index.hidden]].tolist()}
+    profiles = {series.profiles[s] for s in series.server[index.series].tolist()}
+    encoders = {
+        "server_name": _label_encoder(pd.Series(sorted(real))),
+        "profile": _label_encoder(pd.Series(sorted(profiles))),
+    }
+    first = int(index.series[0])
+    span = spec.encoder_steps + spec.horizon_steps
+    lo = int(series.starts[first])
+    one = FleetSeries(
+        values=series.values[lo : lo + span],
+        starts=np.array([0, span], dtype=np.int64),
+        first_tick=series.first_tick[first : first + 1],
+        server=series.server[first : first + 1],
+        segment=series.segment[first : first + 1],
+        names=series.names,
+        profiles=series.profiles,
+        targets=series.targets,
+        step_seconds=series.step_seconds,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning)
+        dataset = TimeSeriesDataSet(one.to_frame(), **_kwargs(spec, encoders, scalers))
+    # Pooled over every row of every entry, as the frame's column std (ddof 1) is.
+    total = n.sum()
+    grand = (n[:, None] * mean).sum(axis=0) / total
+    pooled = (m2 + n[:, None] * (mean - grand) ** 2).sum(axis=0) / max(total - 1, 1)
+    return dataset, _inverse_spread_weights(np.sqrt(pooled))
 
 
 def model_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
@@ -151,8 +237,11 @@ def loss_weights(frame: pd.DataFrame, spec: ModelSpec) -> list[float]:
     The quantile loss is taken in each metric's own units; unweighted, percentages
     would drown out load average.
     """
-    spread = frame[list(spec.targets)].std().fillna(1.0).clip(lower=1e-3).to_numpy()
-    inv = 1.0 / spread
+    return _inverse_spread_weights(frame[list(spec.targets)].std().fillna(1.0).to_numpy())
+
+
+def _inverse_spread_weights(spread: np.ndarray) -> list[float]:
+    inv = 1.0 / np.clip(spread, 1e-3, None)
     return [float(w) for w in inv / inv.mean()]
 
 

@@ -1,18 +1,18 @@
 """Fitting a TFT on buffer rows, from scratch or continuing a model, and validating it.
 
 ``fit`` runs in whatever process calls it (the trainer runs it in a job subprocess). It
-frames the rows, splits off a validation horizon, builds the dataset (``dataset``) and
-the network (``network``), trains with Lightning in the calling thread (``trainer``)
-and validates the result. Progress goes to ``on_progress`` after every batch and
-``should_stop`` is checked before every batch; a stop request raises
-``TrainingCancelled`` before the next batch runs, so a cancelled fit returns nothing
-that could be published.
+frames the rows into contiguous arrays (``series``), splits off a validation horizon
+and indexes the training windows (``windows``), fits the encoders and scalers
+(``dataset``) and builds the network (``network``), trains with Lightning in the
+calling thread (``trainer``) on batches built as arrays, and validates the result.
+Progress goes to ``on_progress`` after every batch and ``should_stop`` is checked
+before every batch; a stop request raises ``TrainingCancelled`` before the next batch
+runs, so a cancelled fit returns nothing that could be published.
 """
 
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -21,19 +21,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
-from pytorch_forecasting import TemporalFusionTransformer, TimeSeriesDataSet
-from torch.utils.data import DataLoader
+from pytorch_forecasting import TemporalFusionTransformer
 
 from nordiqd.model.artifacts import LoadedModel
 from nordiqd.model.baseline import mase, seasonal_naive
-from nordiqd.model.dataset import build_dataset, hide_names, loss_weights, model_parameters, split_validation
+from nordiqd.model.dataset import fitted_dataset, model_parameters
 from nordiqd.model.errors import ModelError
-from nordiqd.model.frames import to_frame
 from nordiqd.model.network import build_network, network_from_hparams
 from nordiqd.model.params import ModelSpec
+from nordiqd.model.series import fleet_series
 from nordiqd.model.shapes import per_target, single_target
 from nordiqd.model.trained import TrainedModel, Validation
 from nordiqd.model.trainer import run_trainer
+from nordiqd.model.windows import BatchSet, WindowBatches, training_windows, validation_windows
 
 
 def fit(
@@ -72,9 +72,8 @@ def fit(
     started = time.monotonic()
     notes: list[str] = []
     torch.manual_seed(seed)
-    frame = to_frame(table, spec)
-    train_frame, val_frame = split_validation(frame, spec)
-    train_frame = hide_names(train_frame, spec.unseen_share, seed)
+    series = fleet_series(table, spec)
+    windows = training_windows(series, spec, seed)
 
     parameters: dict[str, Any] | None = None
     if incremental:
@@ -86,26 +85,27 @@ def fit(
                 "trained from scratch"
             )
         else:
-            parameters = base.dataset_parameters
+            parameters = model_parameters(base.dataset_parameters)
     continued = base is not None and parameters is not None
 
-    train_ds = build_dataset(train_frame, spec, parameters)
-    if continued and base is not None:
+    if continued and base is not None and parameters is not None:
         weights = list(base.loss_weights)
-        network = network_from_hparams(
-            base.hparams, model_parameters(train_ds.get_parameters()), spec, weights
-        )
+        network = network_from_hparams(base.hparams, parameters, spec, weights)
         network.load_state_dict(base.network.state_dict())
+        params_out = parameters
     else:
-        weights = loss_weights(train_frame, spec)
-        network = build_network(train_ds, spec, weights)
-    params_out = model_parameters(train_ds.get_parameters())
+        prototype, weights = fitted_dataset(series, windows, spec)
+        network = build_network(prototype, spec, weights)
+        params_out = model_parameters(prototype.get_parameters())
+    inputs = (params_out, network.hparams["x_reals"], network.hparams["x_categoricals"])
+    batches = WindowBatches(series, windows, spec, *inputs)
     device = run_trainer(
-        network, train_ds, spec, epochs, threads, accelerator, on_progress, should_stop, seed
+        network, batches, spec, epochs, threads, accelerator, on_progress, should_stop, seed, notes
     )
     network = network.cpu().eval()
-    val_ds = build_dataset(val_frame, spec, params_out, predict=True)
-    validation = validate(network, val_ds, spec)
+    validation = validate(
+        network, WindowBatches(series, validation_windows(series, spec), spec, *inputs), spec
+    )
 
     ts = pc.min_max(table["timestamp"])
     window = (ts["min"].as_py(), ts["max"].as_py())
@@ -121,18 +121,14 @@ def fit(
         validation=validation,
         training_window=window,
         records=table.num_rows,
-        servers=int(frame["server_name"].nunique()),
+        servers=len(set(series.server.tolist())),
         seconds=time.monotonic() - started,
         device=device,
         notes=notes,
     )
 
 
-def validate(
-    network: TemporalFusionTransformer,
-    dataset: TimeSeriesDataSet,
-    spec: ModelSpec,
-) -> Validation:
+def validate(network: TemporalFusionTransformer, batches: BatchSet, spec: ModelSpec) -> Validation:
     """Loss and MASE of the model and of seasonal naive on the same validation windows.
 
     Both MASEs scale the windows' errors by the one-step naive error of their encoder
@@ -140,17 +136,15 @@ def validate(
     seasonal-naive forecast sees the same encoder history as the model (a day back when
     the encoder holds a day, else the last value).
     """
-    loader = DataLoader(
-        dataset, batch_size=max(spec.batch_size, 256), shuffle=False, collate_fn=dataset._collate_fn
-    )
+    size = max(spec.batch_size, 256)
+    chunks = [range(lo, min(lo + size, len(batches))) for lo in range(0, len(batches), size)]
     preds: list[list[torch.Tensor]] = [[] for _ in spec.targets]
     actual: list[list[torch.Tensor]] = [[] for _ in spec.targets]
     history: list[list[torch.Tensor]] = [[] for _ in spec.targets]
     network.eval()
-    with torch.no_grad(), warnings.catch_warnings():
-        # sklearn notes the scalers were fitted on arrays; the dataset passes frames.
-        warnings.filterwarnings("ignore", message=".*feature names.*")
-        for x, (y, _) in loader:
+    with torch.no_grad():
+        for chunk in chunks:
+            x, (y, _) = batches[chunk]
             out = per_target(network(x)["prediction"])
             ys, hs = per_target(y), per_target(x["encoder_target"])
             for i in range(len(spec.targets)):

@@ -32,6 +32,7 @@ from nordiqd.model.artifacts import LoadedModel
 from nordiqd.model.errors import ForecastCancelled, ModelError
 from nordiqd.model.frames import TIME_FEATURES, time_features
 from nordiqd.model.inference import TftInference
+from nordiqd.model.normalization import encoder_normalization
 from nordiqd.model.shapes import per_target, single_target
 
 log = logging.getLogger(__name__)
@@ -85,24 +86,6 @@ def _fill(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lead = np.take_along_axis(x, first, axis=1)
     x = np.where(np.isfinite(x), x, lead)
     return np.nan_to_num(x), valid
-
-
-def _encoder_normalization(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each window's (centre, scale) [n, m] as ``EncoderNormalizer`` fits them in training.
-
-    The dataset fits every window's target as its own 1-D float32 tensor: torch mean,
-    unbiased std, + float32 eps. A batched reduction rounds differently, which does not
-    matter unless the target never moves in the window (``swap_used_pct`` at a constant):
-    then the scale is eps and the rounding *is* the normalised input the network sees, so
-    those windows are reduced one by one, as in training, to give the model's own answer.
-    """
-    rows = y.transpose(1, 2).contiguous()  # [n, m, T]: the row mean rounds as the 1-D one
-    center = rows.mean(dim=-1)
-    spread = rows.std(dim=-1)
-    flat = spread <= 1e-4 * (1.0 + center.abs())
-    for i, j in flat.nonzero().tolist():
-        spread[i, j] = torch.std(rows[i, j].clone())
-    return center, spread + torch.finfo(torch.float32).eps
 
 
 class WindowForecaster:
@@ -172,7 +155,7 @@ class WindowForecaster:
         spec = self.spec
         n, enc, hor = windows.shape[0], spec.encoder_steps, spec.horizon_steps
         y = torch.as_tensor(windows, dtype=torch.float32)
-        center, scale = _encoder_normalization(y)
+        center, scale = encoder_normalization(y)
         steps = np.arange(-enc + 1, hor + 1, dtype=np.int64) * spec.step_seconds
         # Windows that end at the same step (a whole batch, as forecast() orders them)
         # have the same time features: computed once, broadcast.

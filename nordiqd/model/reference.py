@@ -1,8 +1,11 @@
-"""The reference forecast: ``model.predict(DataFrame)``, pytorch-forecasting's own path.
+"""pytorch-forecasting's own paths, the references tests and benchmarks hold ours to.
 
-It builds a ``TimeSeriesDataSet`` and runs Lightning's predict loop, about six times as
-slow as ``forecast.WindowForecaster``. Tests and benchmarks hold the fast path to it;
-nothing serves through it.
+``predict_via_dataframe`` is ``model.predict(DataFrame)``: it builds a
+``TimeSeriesDataSet`` and runs Lightning's predict loop, about six times as slow as
+``forecast.WindowForecaster``. ``DatasetBatches`` serves training batches the way the
+trainer drew them before ``windows.WindowBatches``: each window cut and normalised by
+``TimeSeriesDataSet.__getitem__``, then collated. Nothing serves or trains through
+either.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import torch
+from pytorch_forecasting import TimeSeriesDataSet
 
 from nordiqd.model.artifacts import LoadedModel
 from nordiqd.model.forecast import bucket_starts
 from nordiqd.model.frames import TIME_FEATURES, time_features
 from nordiqd.model.shapes import per_target
+from nordiqd.model.windows import Batch, BatchSet
 
 
 def predict_via_dataframe(
@@ -62,3 +67,21 @@ def predict_via_dataframe(
             frame, mode="quantiles", batch_size=batch_size, trainer_kwargs={"logger": False}
         )
     return torch.stack([p.float() for p in per_target(pred)], dim=1).cpu().numpy()
+
+
+class DatasetBatches(BatchSet):
+    """Batches of a ``TimeSeriesDataSet``'s windows through its own ``__getitem__`` and collate."""
+
+    def __init__(self, dataset: TimeSeriesDataSet) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, windows: Sequence[int] | np.ndarray) -> Batch:
+        """The dataset's collate of these windows."""
+        with warnings.catch_warnings():
+            # sklearn notes the scalers were fitted on arrays; the dataset passes frames.
+            warnings.filterwarnings("ignore", message=".*feature names.*")
+            batch: Batch = self.dataset._collate_fn([self.dataset[int(i)] for i in windows])
+        return batch

@@ -1,0 +1,175 @@
+"""Buffer rows to the fleet's series as contiguous float32 arrays: what training reads.
+
+The same framing as ``frames.to_frame`` (step means per server, a regular grid, short
+gaps interpolated, long gaps splitting a server's history into series), built from the
+Arrow table with no per-row Python objects: server names become integer codes, the
+step means one float32 array [rows, targets] with every series' steps in a contiguous
+run. A 1,000-server, 30-day fleet takes about 170 MB this way, against gigabytes as a
+pandas frame. ``FleetSeries.to_frame`` gives the frame back, for the
+``TimeSeriesDataSet`` that tests and benchmarks hold training batches to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from nordiqd.model.errors import InsufficientData
+from nordiqd.model.frames import TIME_FEATURES, fill_short_gaps, time_features
+from nordiqd.model.params import ModelSpec
+
+
+@dataclass(frozen=True)
+class FleetSeries:
+    """The fleet's contiguous series, ordered by server name then time.
+
+    Attributes:
+        values: Array [rows, targets] float32, the step means of ``targets``; series
+            ``i`` is ``values[starts[i]:starts[i + 1]]``.
+        starts: Array [series + 1] int64 offsets into ``values``.
+        first_tick: Array [series] int64, the ``time_idx`` (bucket / step) of each
+            series' first step.
+        server: Array [series] int64, index into ``names`` and ``profiles``.
+        segment: Array [series] int64, the series' number within its server (``#n``).
+        names: Server names, sorted.
+        profiles: Each server's latest profile, as ``names``.
+        targets: The metric columns of ``values``.
+        step_seconds: Model step.
+    """
+
+    values: np.ndarray
+    starts: np.ndarray
+    first_tick: np.ndarray
+    server: np.ndarray
+    segment: np.ndarray
+    names: list[str]
+    profiles: list[str]
+    targets: tuple[str, ...]
+    step_seconds: int
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Steps per series [series]."""
+        return np.diff(self.starts)
+
+    def series_names(self) -> list[str]:
+        """Each series' id, ``<server>#<n>``, as ``frames.to_frame`` names it."""
+        return [
+            f"{self.names[s]}#{n}" for s, n in zip(self.server.tolist(), self.segment.tolist(), strict=True)
+        ]
+
+    def to_frame(self) -> pd.DataFrame:
+        """The same data as ``frames.to_frame`` lays it out (targets as float64)."""
+        lengths = self.lengths
+        server = np.repeat(self.server, lengths)
+        offset = np.arange(len(self.values)) - np.repeat(self.starts[:-1], lengths)
+        time_idx = np.repeat(self.first_tick, lengths) + offset
+        frame = pd.DataFrame(
+            {
+                "series": np.repeat(np.asarray(self.series_names(), dtype=object), lengths),
+                "server_name": np.asarray(self.names, dtype=object)[server],
+                "profile": np.asarray(self.profiles, dtype=object)[server],
+                "time_idx": time_idx.astype(np.int64),
+                "bucket": (time_idx * self.step_seconds).astype(np.int64),
+            }
+        )
+        feats = time_features(frame["bucket"].to_numpy())
+        for i, name in enumerate(TIME_FEATURES):
+            frame[name] = feats[:, i]
+        for i, target in enumerate(self.targets):
+            frame[target] = self.values[:, i].astype(np.float64)
+        return frame
+
+
+def _server_codes(names: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """Each row's server as an index into the sorted names."""
+    encoded = pc.dictionary_encode(names).combine_chunks()
+    dictionary = encoded.dictionary.to_pylist()
+    order = sorted(range(len(dictionary)), key=lambda i: dictionary[i])
+    rank = np.empty(len(dictionary), dtype=np.int64)
+    rank[order] = np.arange(len(dictionary))
+    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
+    return codes, [dictionary[i] for i in order]
+
+
+def fleet_series(table: pa.Table, spec: ModelSpec, *, min_steps: int | None = None) -> FleetSeries:
+    """Frame buffer rows into the fleet's series.
+
+    Args:
+        table: Buffer rows: ``timestamp`` (timestamp[ms, UTC]), ``server_name``,
+            ``profile`` and one nullable float column per target.
+        spec: Model spec.
+        min_steps: Shortest series kept; defaults to one full window.
+
+    Raises:
+        InsufficientData: The table is empty or lacks a column, or no server has a
+            contiguous segment of ``min_steps``.
+    """
+    min_steps = spec.encoder_steps + spec.horizon_steps if min_steps is None else min_steps
+    targets = list(spec.targets)
+    missing = [m for m in ("timestamp", "server_name", "profile", *targets) if m not in table.column_names]
+    if missing:
+        raise InsufficientData(f"the data has no column {', '.join(missing)}")
+    if table.num_rows == 0:
+        raise InsufficientData("the data has no rows")
+    codes, names = _server_codes(table["server_name"])
+    ms = pc.cast(table["timestamp"], pa.int64()).to_numpy()
+    tick = ms // (spec.step_seconds * 1000)
+    # A server's latest profile wins: a re-profiled server is forecast as what it is now.
+    by_time = np.lexsort((ms, codes))
+    last_rows = by_time[np.flatnonzero(np.diff(codes[by_time], append=-1))]
+    profiles = [p or "" for p in table["profile"].take(pa.array(last_rows)).to_pylist()]
+    del by_time, ms
+    slim = pa.table({"server": codes.astype(np.int32), "tick": tick, **{t: table[t] for t in targets}})
+    del codes, tick
+    means = slim.group_by(["server", "tick"]).aggregate([(t, "mean") for t in targets])
+    del slim
+    # Sorted by server then time through one index array, each column gathered on its
+    # own, so no sorted copy of the whole table exists at once.
+    server_col = means["server"].to_numpy()
+    tick_col = means["tick"].to_numpy()
+    order = np.lexsort((tick_col, server_col))
+    server_col, tick_col = server_col[order], tick_col[order]
+    grid_values = np.empty((len(order), len(targets)))
+    for j, t in enumerate(targets):
+        grid_values[:, j] = pc.cast(means[f"{t}_mean"], pa.float64()).to_numpy(zero_copy_only=False)[order]
+    del means, order
+    bounds = np.flatnonzero(np.diff(server_col, prepend=-1, append=-1))
+    pieces: list[np.ndarray] = []
+    first, server, segment = [], [], []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        ticks = tick_col[lo:hi]
+        grid = np.full((int(ticks[-1] - ticks[0]) + 1, len(targets)), np.nan)
+        grid[ticks - ticks[0]] = grid_values[lo:hi]
+        grid = fill_short_gaps(grid, spec.max_fill_steps)
+        complete = np.isfinite(grid).all(axis=1)
+        # Contiguous runs of complete steps are the series.
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], complete.astype(np.int8), [0]))))
+        for n, (a, b) in enumerate(zip(edges[::2], edges[1::2], strict=True)):
+            if b - a < min_steps:
+                continue
+            pieces.append(grid[a:b].astype(np.float32))
+            first.append(int(ticks[0]) + int(a))
+            server.append(int(server_col[lo]))
+            segment.append(n)
+    if not pieces:
+        raise InsufficientData(
+            f"no server has {min_steps} contiguous steps of {spec.step_seconds} s "
+            f"(gaps over {spec.max_fill_steps} steps split the history)"
+        )
+    starts = np.concatenate(([0], np.cumsum([len(p) for p in pieces]))).astype(np.int64)
+    return FleetSeries(
+        values=np.ascontiguousarray(np.concatenate(pieces)),
+        starts=starts,
+        first_tick=np.asarray(first, dtype=np.int64),
+        server=np.asarray(server, dtype=np.int64),
+        segment=np.asarray(segment, dtype=np.int64),
+        names=names,
+        profiles=profiles,
+        targets=tuple(targets),
+        step_seconds=spec.step_seconds,
+    )
