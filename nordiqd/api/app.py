@@ -189,13 +189,13 @@ def training_routes(deps: Deps) -> list[Route]:
                             "incremental",
                             "query",
                             "continue from the current model (default true)",
-                            {"type": "boolean"},
+                            training.FLAG_SCHEMA,
                         ),
                         Param(
                             "blocking",
                             "query",
                             "wait for the job to end (default false)",
-                            {"type": "boolean"},
+                            training.FLAG_SCHEMA,
                         ),
                     ),
                 )
@@ -255,7 +255,7 @@ def training_routes(deps: Deps) -> list[Route]:
                         409: "a gate is running, the version is unusable or already served",
                         **common,
                     },
-                    params=(Param("version", "query", "the version to serve (required)", schemas.NAME),),
+                    params=(Param("version", "query", "the version to serve", schemas.NAME, required=True),),
                 )
             },
         ),

@@ -16,6 +16,7 @@ class Param:
     where: str  # "query" or "path"
     description: str
     schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
+    required: bool = False  # a path parameter always is
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def openapi(routes: list[Route], version: str, components: dict[str, Any]) -> di
                         "name": p.name,
                         "in": p.where,
                         "description": p.description,
-                        "required": p.where == "path",
+                        "required": p.required or p.where == "path",
                         "schema": p.schema,
                     }
                     for p in op.params

@@ -76,14 +76,19 @@ class TriggerTraining:
             time.sleep(BLOCKING_POLL_S)
 
 
+# The seed manual's curl sends ``true``; its Python client (requests) sends ``True``.
+FLAG_VALUES = ("true", "false", "True", "False")
+FLAG_SCHEMA: dict[str, Any] = {"type": "string", "enum": list(FLAG_VALUES)}
+
+
 def _flag(req: falcon.Request, name: str, default: bool) -> bool:
-    """Query parameter ``name`` as /openapi.json has it: ``true`` or ``false``, nothing else."""
+    """Query parameter ``name`` as /openapi.json has it: ``true``/``True`` or ``false``/``False``."""
     value = req.get_param(name)
     if value is None:
         return default
-    if value not in ("true", "false"):
+    if value not in FLAG_VALUES:
         raise ApiError(400, f"bad query parameter: {name}={value!r} must be true or false")
-    return value == "true"
+    return value.lower() == "true"
 
 
 class TrainingStatus:

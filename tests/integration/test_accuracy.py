@@ -119,6 +119,9 @@ def test_a_restart_mid_replay_loses_nothing_and_counts_nothing_twice(d: Daemon) 
     out = d.cli("ctl", "-c", str(d.config), "restart", "predictor")
     assert out.returncode == 0, out.stderr
     wait_for(lambda: d.role("predictor").restarts == 1 and d.role("predictor").state == "ready", 30)
+    # The restarted predictor serves the baseline until its loader has the model again.
+    served = before["versions"][-1]["version"]
+    assert wait_for(lambda: d.get("/admin/model-info").json()["version"] == served, 120)
     again = settled(d)
     # The refill delivered its steps again; the saved masks scored none of them twice.
     assert [(v["version"], v["points"]) for v in again["versions"]] == [
