@@ -7,6 +7,11 @@ import time
 from nordiqd.agent import IngestClient
 from nordiqd.simulate import SimulatedFleet
 
+# A gate every finished job passes: tests of serving, reloads and jobs need the new
+# model served whatever a tiny model's holdout figures are (tests/integration/
+# test_promotion.py tests the gate itself).
+OPEN_GATE = {"holdout_hours": 6, "tolerance": 10.0, "must_beat_baseline": False}
+
 TINY_MODEL = {
     "encoder_steps": 24,
     "horizon_steps": 6,

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from nordiqd.agent import IngestClient
-from tests.fleetdata import TINY_MODEL, backfill
+from tests.fleetdata import OPEN_GATE, TINY_MODEL, backfill
 from tests.harness import FAST_SUPERVISION, Daemon, wait_for
 
 
@@ -67,6 +67,7 @@ def d(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
             "training": {"min_records": 3000},
             "model": dict(TINY_MODEL),
             "predictor": {"refresh_s": 2.0},
+            "promotion": dict(OPEN_GATE),
         },
     )
     daemon.start()

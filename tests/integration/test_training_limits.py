@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fleetdata import TINY_MODEL, backfill
+from tests.fleetdata import OPEN_GATE, TINY_MODEL, backfill
 from tests.harness import Daemon, wait_for
 from tests.smalldisk import SmallDisk, small_disk
 
@@ -105,7 +105,7 @@ def test_a_job_that_meets_a_full_disk_fails_and_the_old_model_keeps_serving(
 ) -> None:
     root, mounted = disk
     # The same data directory, the default cap, the tiny model.
-    d = Daemon(root, {"training": dict(TRAINING), "model": dict(TINY_MODEL)})
+    d = Daemon(root, {"training": dict(TRAINING), "model": dict(TINY_MODEL), "promotion": dict(OPEN_GATE)})
     models = root / "data" / "models"
     try:
         d.start()
