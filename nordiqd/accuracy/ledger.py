@@ -47,7 +47,7 @@ class Issue:
     Attributes:
         at: Issue time (data time, epoch seconds): the start of step 0.
         version: Model version (``baseline`` for the baseline).
-        kind: ``tft`` or ``baseline``.
+        kind: ``tft``, ``baseline`` or ``shadow`` (forecast beside the champion, not served).
         servers: Server names, the rows of every array.
         forecasts: Array [S, T, H, Q] float32.
         naive: Array [S, T, H] float32, the value one day before each step (NaN: unknown).
@@ -121,8 +121,9 @@ class ForecastLedger:
         """Keep the forecasts served at issue point ``at``.
 
         Returns:
-            False when ``at`` is already held (a restart issuing again) or its horizon
-            has already passed; nothing is kept then.
+            False when ``at`` is already held for this ``version`` and ``kind`` (a
+            restart issuing again) or its horizon has already passed; nothing is kept
+            then. A champion and a model in shadow each keep their own issue at ``at``.
 
         Raises:
             ValueError: ``at`` is off the step grid, or an array's shape does not match
@@ -138,7 +139,7 @@ class ForecastLedger:
         ):
             if np.shape(arr) != shape:
                 raise ValueError(f"{name} has shape {np.shape(arr)}, expected {shape}")
-        if any(i.at == at for i in self.issues) or self._expired(at):
+        if any((i.at, i.version, i.kind) == (at, version, kind) for i in self.issues) or self._expired(at):
             return False
         kept = Issue(
             at=int(at),
