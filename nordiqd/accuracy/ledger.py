@@ -75,6 +75,11 @@ class Issue:
         return self.forecasts.nbytes + self.naive.nbytes + self.scale.nbytes + self.scored.nbytes
 
 
+def _key(at: int, version: str, kind: Kind) -> tuple[int, str | None]:
+    """What makes an issue one of a kind: its point, and the version of a model in shadow."""
+    return at, version if kind == "shadow" else None
+
+
 class ForecastLedger:
     """The outstanding issues, oldest first; see the module docstring.
 
@@ -121,9 +126,10 @@ class ForecastLedger:
         """Keep the forecasts served at issue point ``at``.
 
         Returns:
-            False when ``at`` is already held for this ``version`` and ``kind`` (a
-            restart issuing again) or its horizon has already passed; nothing is kept
-            then. A champion and a model in shadow each keep their own issue at ``at``.
+            False when ``at`` is already held (a restart issuing again, perhaps with
+            another model loaded by then) or its horizon has already passed; nothing is
+            kept then. The served forecast is one issue at ``at``, and each model in
+            shadow keeps one of its own beside it.
 
         Raises:
             ValueError: ``at`` is off the step grid, or an array's shape does not match
@@ -139,7 +145,8 @@ class ForecastLedger:
         ):
             if np.shape(arr) != shape:
                 raise ValueError(f"{name} has shape {np.shape(arr)}, expected {shape}")
-        if any((i.at, i.version, i.kind) == (at, version, kind) for i in self.issues) or self._expired(at):
+        key = _key(at, version, kind)
+        if any(_key(i.at, i.version, i.kind) == key for i in self.issues) or self._expired(at):
             return False
         kept = Issue(
             at=int(at),

@@ -146,6 +146,7 @@ def test_a_champion_and_a_model_in_shadow_issue_at_the_same_point_and_survive_a_
     assert ledger.issue(*args)
     assert not ledger.issue(*args)  # one issue per (at, version, kind): a restart issuing again
     assert not put(ledger, champion)
+    assert not put(ledger, fake_issue(rng, T0, "v1"))  # one served forecast per issue point
     ledger.actuals(*actual_rows(rng, T0, 4))
     path = tmp_path / "accuracy.msgpack"
     persist.save(path, ledger)

@@ -165,3 +165,17 @@ def test_a_change_of_served_model_drops_probation(tmp_path: Path) -> None:
     probation.at_issue(T0 + 3600, _snap(data, T0 + 3600), _served(V1))
     assert probation.state is not None and probation.state.verdict == "dropped"
     assert Probation(cfg, live, probation.slot).state == probation.state
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ({"rollback_tolerance": -1}, "promotion.rollback_tolerance"),
+        ({"probation_hours": -2}, "promotion.probation_hours"),
+    ],
+)
+def test_bad_probation_settings_name_their_key(section: dict[str, float], key: str) -> None:
+    with pytest.raises(config.ConfigError, match=key):
+        config.from_dict({"promotion": section})
+    defaults = config.from_dict({}).promotion
+    assert (defaults.probation_hours, defaults.rollback_tolerance) == (24.0, 0.05)
