@@ -17,9 +17,10 @@ thread calls ``at_issue`` at every issue point, after the served forecast is kep
   promotion is judged and does not start again.
 
 The served model changing during probation (another promotion, a rollback by hand)
-drops it. A failure (the predecessor missing, no scores to compare) is logged and ends
-probation: scoring and forecasting go on. The state lives in ``state/probation.json``,
-written atomically at every change, so a restart resumes it.
+drops it, as does a restart with ``probation_hours = 0``. A failure (the predecessor
+missing, no scores to compare) is logged and ends probation: scoring and forecasting go
+on. The state lives in ``state/probation.json``, written atomically at every change, so
+a restart resumes it.
 """
 
 from __future__ import annotations
@@ -93,7 +94,9 @@ class Probation:
         hours = self.config.promotion.probation_hours
         state = self.state
         if state is not None and state.verdict is None:
-            if served is None or served.version != state.champion:
+            if not hours:
+                self._end(state, "dropped", "[promotion] probation_hours is 0 now")
+            elif served is None or served.version != state.champion:
                 self._end(state, "dropped", f"{served.version if served else 'the baseline'} serves now")
             elif at >= state.ends:
                 self._judge(state)
