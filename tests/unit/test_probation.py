@@ -179,3 +179,21 @@ def test_bad_probation_settings_name_their_key(section: dict[str, float], key: s
         config.from_dict({"promotion": section})
     defaults = config.from_dict({}).promotion
     assert (defaults.probation_hours, defaults.rollback_tolerance) == (24.0, 0.05)
+
+
+def test_probation_hours_zero_ends_a_resumed_probation_and_starts_none(tmp_path: Path) -> None:
+    cfg, live, probation = _setup(tmp_path, tolerance=0.05)
+    running = ProbationState(
+        champion=V2, predecessor=V1, promoted_at="2026-12-02T00:00:00Z", started=T0, ends=T0 + 3 * 3600
+    )
+    probation._save(running)
+    off = Probation(
+        config.from_dict({"daemon": {"data_dir": str(tmp_path)}, "promotion": {"probation_hours": 0}}),
+        live,
+        probation.slot,
+    )
+    assert off.state == running  # resumed from the file
+    data = 50 + np.zeros((3, 2 * DAY, len(cfg.model.targets)))
+    off.at_issue(T0 + 3600, _snap(data, T0 + 3600), _served(V2))
+    assert off.state is not None and off.state.verdict == "dropped"
+    assert [v.kind for v in live.report().versions] == []  # nothing forecast in shadow
