@@ -315,7 +315,7 @@ def _report_accuracy(api: _Api, say: Any, served: str, last: dict[str, Any]) -> 
     except OSError:
         return
     versions = body.get("versions", []) if code == 200 and isinstance(body, dict) else []
-    scored = [v for v in versions if v.get("points")]
+    scored = [v for v in versions if v.get("points") and v.get("kind") != "shadow"]
     if not scored:
         return
     v = next((v for v in scored if v["version"] == served), scored[-1])

@@ -22,6 +22,12 @@ class PromotionConfig(_Section, frozen=True):
     holdout_hours: Annotated[float, Meta(gt=0, le=24 * 366)] = 24.0  # newest hours, not trained on
     tolerance: Annotated[float, Meta(gt=-1, le=100)] = 0.02  # MASE <= champion's x (1 + tolerance)
     must_beat_baseline: bool = True  # and MASE below seasonal naive's
+    probation_hours: Annotated[float, Meta(ge=0, le=24 * 366)] = (
+        24.0  # data time beside the predecessor; 0 off
+    )
+    rollback_tolerance: Annotated[float, Meta(gt=-1, le=100)] = (
+        0.05  # roll back if live MASE > its x (1 + this)
+    )
 
     def problem(self, horizon_h: float) -> tuple[str, str] | None:
         """The (key, reason) that makes the gate unusable for a ``horizon_h`` forecast, else None."""

@@ -47,7 +47,7 @@ class Issue:
     Attributes:
         at: Issue time (data time, epoch seconds): the start of step 0.
         version: Model version (``baseline`` for the baseline).
-        kind: ``tft`` or ``baseline``.
+        kind: ``tft``, ``baseline`` or ``shadow`` (forecast beside the champion, not served).
         servers: Server names, the rows of every array.
         forecasts: Array [S, T, H, Q] float32.
         naive: Array [S, T, H] float32, the value one day before each step (NaN: unknown).
@@ -73,6 +73,11 @@ class Issue:
     def nbytes(self) -> int:
         """Bytes held by the arrays."""
         return self.forecasts.nbytes + self.naive.nbytes + self.scale.nbytes + self.scored.nbytes
+
+
+def _key(at: int, version: str, kind: Kind) -> tuple[int, str | None]:
+    """What makes an issue one of a kind: its point, and the version of a model in shadow."""
+    return at, version if kind == "shadow" else None
 
 
 class ForecastLedger:
@@ -121,8 +126,10 @@ class ForecastLedger:
         """Keep the forecasts served at issue point ``at``.
 
         Returns:
-            False when ``at`` is already held (a restart issuing again) or its horizon
-            has already passed; nothing is kept then.
+            False when ``at`` is already held (a restart issuing again, perhaps with
+            another model loaded by then) or its horizon has already passed; nothing is
+            kept then. The served forecast is one issue at ``at``, and each model in
+            shadow keeps one of its own beside it.
 
         Raises:
             ValueError: ``at`` is off the step grid, or an array's shape does not match
@@ -138,7 +145,8 @@ class ForecastLedger:
         ):
             if np.shape(arr) != shape:
                 raise ValueError(f"{name} has shape {np.shape(arr)}, expected {shape}")
-        if any(i.at == at for i in self.issues) or self._expired(at):
+        key = _key(at, version, kind)
+        if any(_key(i.at, i.version, i.kind) == key for i in self.issues) or self._expired(at):
             return False
         kept = Issue(
             at=int(at),

@@ -97,7 +97,7 @@ class LiveAccuracy:
         Args:
             at: The issue point (data time).
             version: Model version (``baseline`` for the baseline).
-            kind: ``tft`` or ``baseline``.
+            kind: ``tft``, ``baseline`` or ``shadow``.
             servers: Server of each row.
             forecasts: Array [S, T, H, Q], the quantiles served.
             windows: Array [S, L, T], the windows the forecasts were made from (their last

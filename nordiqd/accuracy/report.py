@@ -197,8 +197,9 @@ def build_report(
             )
         )
     worst: list[ServerScores] = []
-    if versions:
-        last_version = versions[-1]
+    served = [v for v in versions if v.kind != "shadow"]  # worst servers: of the model served last
+    if served:
+        last_version = served[-1]
         mine = per_server.get((last_version.version, last_version.kind))
         if mine is not None:
             worst = _worst(book, mine[:, keep].sum(axis=1), last_version.version, n_quantiles)

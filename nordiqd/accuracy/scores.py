@@ -30,7 +30,7 @@ __all__ = ["DAY_S", "HOUR_S", "CellKey", "Kind", "ScoreBook"]
 HOUR_S = 3600
 DAY_S = 86400
 
-Kind = Literal["tft", "baseline"]
+Kind = Literal["tft", "baseline", "shadow"]  # shadow: a predecessor on probation (serving.probation)
 CellKey = tuple[str, Kind, int]  # (version, kind, start of the hour or day, epoch seconds)
 
 

@@ -47,6 +47,7 @@ from nordiqd.roles.base import ServiceRole
 from nordiqd.serving.cycle import ForecastCycle
 from nordiqd.serving.data_time import DataTimeFeed
 from nordiqd.serving.exposition import accuracy_metrics
+from nordiqd.serving.probation import Probation
 from nordiqd.serving.rest_bodies import iso
 from nordiqd.serving.scoring import Scoring
 from nordiqd.serving.slot import Done, ModelSlot
@@ -89,7 +90,7 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
                 "seasonal reference and scores no forecast",
                 spec.encoder_steps * spec.step_seconds,
             )
-        self.scoring = Scoring(cfg, self.live)
+        self.scoring = Scoring(cfg, self.live, probation=Probation(cfg, self.live, self.slot))
         self.feed = DataTimeFeed(self.windows, spec, self.live, self.scoring, self.slot, self.cycle)
         self._replies: queue.Queue[tuple[list[bytes], m.ServiceReply]] = queue.Queue()
         self._held: list[Any] | None = []  # live batches held while the refill runs

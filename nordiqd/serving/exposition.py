@@ -124,7 +124,10 @@ def accuracy_metrics(report: AccuracyReport) -> str:
     """
     skill: list[tuple[dict[str, str], float]] = []
     coverage: list[tuple[dict[str, str], float]] = []
-    for v in report.versions:
+    # A model in shadow (probation) is in /admin/accuracy only: its version may also have
+    # served in the window, and one version's labels must name one series.
+    versions = [v for v in report.versions if v.kind != "shadow"]
+    for v in versions:
         by_target: list[tuple[str, dict[str, Scores]]] = [("all", v.buckets)]
         by_target += [(name, t.buckets) for name, t in v.targets.items()]
         for target, buckets in by_target:
@@ -153,7 +156,7 @@ def accuracy_metrics(report: AccuracyReport) -> str:
                 "nordiqd_forecast_points_scored_total",
                 "gauge",  # a trailing window: it falls as old hours leave it, so not a counter
                 "Forecast points scored against their actuals, trailing window of data time.",
-                [({"version": v.version}, float(v.points)) for v in report.versions],
+                [({"version": v.version}, float(v.points)) for v in versions],
             ),
         ]
     )

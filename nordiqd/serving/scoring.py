@@ -8,8 +8,10 @@ are scored. ``IssueAt`` scores the snapshot's final steps, takes the snapshot's 
 from the forecast cycle (which forecasts it as a pass, ``serving.cycle``, and answers
 through the event's future), keeps it in the ledger and saves; when the cycle cannot
 answer (it stopped, or its forecast failed) the thread forecasts the snapshot itself,
-the same way (``outlook.forecast_snapshot``). ``Observe`` scores the final steps of its
-snapshot, which holds only the steps that became final since the last one. A failed
+the same way (``outlook.forecast_snapshot``); then probation runs (``serving.probation``:
+a new champion's predecessor forecasts the same snapshot in shadow). ``Observe`` scores
+the final steps of its snapshot, which holds only the steps that became final since the
+last one. A failed
 event is logged and skipped: scoring never stops forecasting.
 
 Memory stays bounded when a backfill outruns the thread: at most
@@ -34,6 +36,7 @@ from nordiqd.accuracy.live import LiveAccuracy
 from nordiqd.config import Config
 from nordiqd.predict.windows import WindowSnapshot
 from nordiqd.serving.outlook import ModelIdentity, forecast_snapshot
+from nordiqd.serving.probation import Probation
 from nordiqd.serving.slot import ServedModel
 
 log = logging.getLogger(__name__)
@@ -84,13 +87,19 @@ class Scoring:
         config: The daemon's configuration.
         live: The ledger and its scores.
         max_pending_bytes: Issue snapshots allowed to wait (see the module docstring).
+        probation: Runs probation at each issue point, after the served forecast is kept.
     """
 
     def __init__(
-        self, config: Config, live: LiveAccuracy, max_pending_bytes: int = MAX_PENDING_BYTES
+        self,
+        config: Config,
+        live: LiveAccuracy,
+        max_pending_bytes: int = MAX_PENDING_BYTES,
+        probation: Probation | None = None,
     ) -> None:
         self.config = config
         self.live = live
+        self.probation = probation
         self.max_pending_bytes = max_pending_bytes
         self.skipped = 0  # issue points skipped because the thread was behind
         self._pending_bytes = 0
@@ -159,6 +168,11 @@ class Scoring:
                         values[eligible],
                         snap.windows[eligible],
                     )
+                if self.probation is not None:
+                    try:
+                        self.probation.at_issue(at, snap, event.served)
+                    except Exception:  # probation never stops scoring
+                        log.exception("issue point %d: probation failed", at)
                 self.live.save()
             case Observe(snap=snap, through=through):
                 self._observe(snap, through)

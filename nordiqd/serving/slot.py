@@ -222,6 +222,20 @@ class ModelSlot:
         self._on_swap()
         return True, f"now serving {candidate.version}"
 
+    def load_shadow(self, version: str) -> ServedModel:
+        """Load and verify ``version`` as ``_load_current`` would, without serving it.
+
+        For a model forecasting in shadow (``serving.probation``); ``self.served`` and
+        ``current`` stay as they are.
+
+        Raises:
+            UnknownVersion: ``version`` is not on disk.
+            ModelError: It fails verification.
+        """
+        if version not in artifacts.list_versions(self.models_dir):
+            raise UnknownVersion(f"no model version {version!r} in {self.models_dir}")
+        return self._verify(str(self.models_dir / version))
+
     def _verify(self, path: str) -> ServedModel:
         from nordiqd.model.forecast import WindowForecaster
 

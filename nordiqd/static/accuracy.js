@@ -17,9 +17,10 @@ const num = (v, digits) => (Number.isFinite(v) ? v.toFixed(digits) : "—");
 const pct = (v) => (Number.isFinite(v) ? `${(v * 100).toFixed(0)} %` : "—");
 const shortVersion = (v) => String(v).replace(/^tft_model_/, "");
 
-// The version serving now: the one the fleet names, else the last in serving order.
+// The version serving now: the one the fleet names, else the last in serving order
+// (a model in shadow, scored beside the champion during probation, never serves).
 export function servedVersion(report, model) {
-  const versions = (report && report.versions) || [];
+  const versions = ((report && report.versions) || []).filter((v) => v.kind !== "shadow");
   const name = model && model.kind === "tft" ? String(model.version) : "baseline";
   return versions.find((v) => v.version === name) || versions[versions.length - 1] || null;
 }
@@ -111,7 +112,7 @@ function drawSkillChart(svg, versions) {
   // Every model change: a marker where each version's first scored step lies.
   for (const v of versions) {
     const at = Date.parse(v.from);
-    if (!Number.isFinite(at) || at < t0) continue;
+    if (v.kind === "shadow" || !Number.isFinite(at) || at < t0) continue; // shadow: no change
     const change = svgEl("g", { class: `change ${v.kind}`, "data-version": v.version });
     change.append(svgEl("title", {}, `${v.version} from ${v.from}`));
     change.append(svgEl("line", { x1: x(at), x2: x(at), y1: m.t - 2, y2: H - m.b }));

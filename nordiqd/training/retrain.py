@@ -62,7 +62,10 @@ def live_scores(report: dict[str, Any], champion: str | None, since: int | None,
     ``slack_s`` of ``since`` (it served the whole window).
     """
     through = report.get("scored_through")
-    entry = next((v for v in report.get("versions", []) if v.get("version") == champion), None)
+    entry = next(
+        (v for v in report.get("versions", []) if v.get("version") == champion and v.get("kind") != "shadow"),
+        None,
+    )
     if entry is None or since is None:
         return Live(version=champion, scored_through=through)
     first = _parse(entry.get("from"))

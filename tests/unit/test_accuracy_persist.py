@@ -133,3 +133,26 @@ def test_a_file_for_other_targets_is_set_aside(tmp_path: Path) -> None:
 def test_no_file_is_an_empty_start(tmp_path: Path) -> None:
     empty = new_ledger()
     assert persist.load(tmp_path / "none.msgpack", empty) is empty
+
+
+def test_a_champion_and_a_model_in_shadow_issue_at_the_same_point_and_survive_a_restart(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(11)
+    ledger = new_ledger()
+    champion, shadow = fake_issue(rng, T0, "v2"), fake_issue(rng, T0, "v1")
+    assert put(ledger, champion)
+    args = (T0, "v1", "shadow", ("a", "b", "c"), shadow.forecasts, shadow.naive, shadow.scale)
+    assert ledger.issue(*args)
+    assert not ledger.issue(*args)  # one issue per (at, version, kind): a restart issuing again
+    assert not put(ledger, champion)
+    assert not put(ledger, fake_issue(rng, T0, "v1"))  # one served forecast per issue point
+    ledger.actuals(*actual_rows(rng, T0, 4))
+    path = tmp_path / "accuracy.msgpack"
+    persist.save(path, ledger)
+    again = persist.load(path, new_ledger())
+    assert [(i.at, i.version, i.kind) for i in again.issues] == [(T0, "v2", "tft"), (T0, "v1", "shadow")]
+    assert list(again.book.served) == [("v2", "tft"), ("v1", "shadow")]
+    assert {kind for _, kind, _ in again.book.fleet} == {"tft", "shadow"}
+    assert_same_sums(book_sums(again.book), book_sums(ledger.book))
+    assert not again.issue(*args)
