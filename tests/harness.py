@@ -181,6 +181,17 @@ class Daemon:
             self.proc.wait()
         self._ctx.destroy(0)
 
+    def job_end(self, job_id: str, timeout: float, step: float = 0.5) -> dict[str, Any] | None:
+        """The job's training-status body once it ended (None if it runs past ``timeout``)."""
+        ended = ("completed", "failed", "cancelled")
+        job: dict[str, Any] | None = wait_for(
+            lambda: (j := self.get(f"/admin/training-status?job_id={job_id}").json())["status"] in ended
+            and j,
+            timeout,
+            step=step,
+        )
+        return job
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 

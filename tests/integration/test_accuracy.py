@@ -94,14 +94,7 @@ def test_metrics_carry_the_accuracy_families(d: Daemon) -> None:
 
 def test_a_trained_model_is_scored_in_every_bucket_beside_the_baseline(d: Daemon) -> None:
     job_id = d.post("/admin/trigger-training?epochs=1&incremental=false").json()["job_id"]
-    job = wait_for(
-        lambda: (
-            (j := d.get(f"/admin/training-status?job_id={job_id}").json())["status"]
-            in ("completed", "failed")
-            and j
-        ),
-        120,
-    )
+    job = d.job_end(job_id, 120)
     assert job and job["status"] == "completed", job
     version = str(job["model_path"]).split("/")[-1]
     assert wait_for(lambda: d.get("/admin/model-info").json()["version"] == version, 30)

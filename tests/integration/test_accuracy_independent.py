@@ -198,15 +198,7 @@ def test_a_trained_models_scores_agree_with_a_recomputation(d: Daemon) -> None:
     history, *hours = replay_batches(records, list(range(REPLAY_H)))
     replay(d, [history])
     job_id = d.post("/admin/trigger-training?epochs=1&incremental=false").json()["job_id"]
-    job = wait_for(
-        lambda: (
-            (j := d.get(f"/admin/training-status?job_id={job_id}").json())["status"]
-            in ("completed", "failed")
-            and j
-        ),
-        60,
-        step=0.5,
-    )
+    job = d.job_end(job_id, 60)
     assert job and job["status"] == "completed", job
     version = str(job["model_path"]).split("/")[-1]
     assert wait_for(lambda: d.get("/admin/model-info").json()["version"] == version, 30)

@@ -54,16 +54,8 @@ def send(d: Daemon, hours: float, end: float) -> None:
 
 def run_job(d: Daemon, epochs: int = 1) -> dict[str, Any]:
     job_id = d.post(f"/admin/trigger-training?epochs={epochs}&incremental=false").json()["job_id"]
-    job: dict[str, Any] = wait_for(
-        lambda: (
-            (j := d.get(f"/admin/training-status?job_id={job_id}").json())["status"]
-            in ("completed", "failed", "cancelled")
-            and j
-        ),
-        180,
-        step=0.2,
-    )
-    assert job["status"] == "completed", (job, d.log_text()[-3000:])
+    job = d.job_end(job_id, 180, step=0.2)
+    assert job is not None and job["status"] == "completed", (job, d.log_text()[-3000:])
     return job
 
 

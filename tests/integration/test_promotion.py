@@ -46,16 +46,8 @@ def run_job(d: Daemon, epochs: int = 1) -> dict[str, Any]:
     """Trigger a job from scratch and wait for its end; the finished job."""
     body = d.post(f"/admin/trigger-training?epochs={epochs}&incremental=false").json()
     assert body["success"], body
-    job: dict[str, Any] = wait_for(
-        lambda: (
-            (j := d.get(f"/admin/training-status?job_id={body['job_id']}").json())["status"]
-            in ("completed", "failed", "cancelled")
-            and j
-        ),
-        240,
-        step=0.2,
-    )
-    assert job["status"] == "completed", (job, d.log_text()[-3000:])
+    job = d.job_end(body["job_id"], 240, step=0.2)
+    assert job is not None and job["status"] == "completed", (job, d.log_text()[-3000:])
     return job
 
 

@@ -131,15 +131,7 @@ def test_a_degraded_live_skill_starts_a_job(daemon_factory) -> None:  # type: ig
     start_replay = END - 12 * STEP
     send_hourly(d, records(start_replay - 48 * STEP, start_replay))
     job_id = d.post("/admin/trigger-training?epochs=1&incremental=false").json()["job_id"]
-    job = wait_for(
-        lambda: (
-            (j := d.get(f"/admin/training-status?job_id={job_id}").json())["status"]
-            in ("completed", "failed")
-            and j
-        ),
-        240,
-        step=0.3,
-    )
+    job = d.job_end(job_id, 240, step=0.3)
     assert job and job["status"] == "completed" and job["promoted"], job
     champion = job["model_path"].split("/")[-1]
     assert wait_for(lambda: d.get("/admin/model-info").json()["version"] == champion, 60)
