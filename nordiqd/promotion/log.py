@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
+from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -103,12 +104,19 @@ class PromotionLog:
         return entry
 
     def rolled_back(
-        self, version: str, to: str | None, reasons: list[str], figures: dict[str, Any], at: str | None = None
+        self,
+        version: str,
+        to: str | None,
+        reasons: list[str],
+        figures: dict[str, Any],
+        at: str | None = None,
+        trigger: str = "probation",
     ) -> Promotion:
         """Record that ``version`` was taken out of service and ``to`` serves again.
 
         The entry's ``version`` is ``to`` (None: the baseline) and its ``previous`` the
-        model rolled back; ``figures`` holds the live scores of both that decided it.
+        model rolled back; ``figures`` holds the live scores of both that decided it
+        (empty for a rollback by hand, ``trigger`` ``manual``).
         """
         return self.append(
             Promotion(
@@ -116,11 +124,32 @@ class PromotionLog:
                 version=to or "baseline",
                 previous=version,
                 decision="rolled_back",
-                trigger="probation",
+                trigger=trigger,
                 reasons=reasons,
                 gate=figures,
             )
         )
+
+    def served_versions(self) -> list[str]:
+        """Every model that took over serving, in order (repeats included)."""
+        return [e.version for e in self.entries() if e.decision != "rejected" and e.version != "baseline"]
+
+    def served_before(self, version: str, available: Collection[str]) -> str | None:
+        """The model that served before ``version`` last took over, by the log.
+
+        Rejected candidates never served, so they are never the answer; a model taken out
+        by a rollback is skipped too (serving it again is a promotion, not a rollback), and
+        so is one no longer in ``available`` (on disk). None when nothing qualifies.
+        """
+        served = self.served_versions()
+        if version not in served:
+            return None
+        taken_out = {e.previous for e in self.entries() if e.decision == "rolled_back"}
+        last = len(served) - 1 - served[::-1].index(version)
+        for earlier in reversed(served[:last]):
+            if earlier != version and earlier not in taken_out and earlier in available:
+                return earlier
+        return None
 
     def _ends_a_line(self) -> bool:
         try:

@@ -43,6 +43,7 @@ from nordiqd.buffer.reader import read_window
 from nordiqd.config import applying
 from nordiqd.model import artifacts
 from nordiqd.predict.windows import RollingWindows
+from nordiqd.promotion.log import PromotionLog
 from nordiqd.roles.base import ServiceRole
 from nordiqd.serving.cycle import ForecastCycle
 from nordiqd.serving.data_time import DataTimeFeed
@@ -80,6 +81,7 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
             torch_threads=cfg.predictor.torch_threads,
             batch_size=cfg.predictor.forecast_batch_size,
             workers=cfg.predictor.forecast_workers,
+            promotions=PromotionLog(cfg.state_dir),
         )
         self.cycle = ForecastCycle(cfg, self.windows, self.slot, watermark=lambda: self.feed.watermark)
         self.live = LiveAccuracy.from_config(cfg)

@@ -29,6 +29,7 @@ import numpy as np
 from nordiqd.model import artifacts
 from nordiqd.model.errors import ModelError
 from nordiqd.model.params import ModelSpec
+from nordiqd.promotion.log import PromotionLog
 
 if TYPE_CHECKING:  # the module imports torch: the loader thread imports it when it first loads
     from nordiqd.model.forecast import WindowForecaster
@@ -86,8 +87,10 @@ class ModelSlot:
         torch_threads: int = 1,
         batch_size: int = 64,
         workers: int = 1,
+        promotions: PromotionLog | None = None,
     ) -> None:
         self.models_dir = Path(models_dir)
+        self._promotions = promotions
         self.spec = spec
         self._warmup = warmup
         self._on_swap = on_swap
@@ -185,14 +188,31 @@ class ModelSlot:
 
     def _move_pointer(self, req: _Request) -> None:
         if req.rollback:
-            previous = artifacts.previous_version(self.models_dir)
-            if previous is None:
-                raise ModelError("there is no previous model version to roll back to")
-            artifacts.point_current(self.models_dir, previous)
+            self._roll_back()
         elif req.version is not None:
             if req.version not in artifacts.list_versions(self.models_dir):
                 raise UnknownVersion(f"no model version {req.version!r} in {self.models_dir}")
             artifacts.point_current(self.models_dir, req.version)
+
+    def _roll_back(self) -> None:
+        """Point ``current`` at the model that served before it and log it (by hand).
+
+        The promotion log knows what served when, so a rejected candidate published after
+        the champion is never the target; without a log entry for the current version (a
+        model published before the log existed) the version published before it is.
+        """
+        current, promotions = artifacts.current_version(self.models_dir), self._promotions
+        if promotions is not None and current is not None and current in promotions.served_versions():
+            previous = promotions.served_before(current, artifacts.list_versions(self.models_dir))
+        else:
+            previous = artifacts.previous_version(self.models_dir)
+        if previous is None:
+            raise ModelError("there is no previous model version to roll back to")
+        artifacts.point_current(self.models_dir, previous)
+        if promotions is not None and current is not None:
+            promotions.rolled_back(
+                current, previous, [f"rolled back by hand from {current} to {previous}"], {}, trigger="manual"
+            )
 
     def _load_current(self, force: bool) -> tuple[bool, str]:
         current = self.models_dir / "current"

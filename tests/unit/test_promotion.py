@@ -91,6 +91,20 @@ def test_log_rollback_entry(tmp_path: Path) -> None:
     assert log.entries() == [done]
 
 
+def test_served_before_follows_what_served_not_what_was_published(tmp_path: Path) -> None:
+    log = PromotionLog(tmp_path)
+    for version, decision in [("a", "promoted"), ("b", "promoted"), ("c", "rejected"), ("d", "forced")]:
+        log.append(entry(version, decision))
+    on_disk = {"a", "b", "c", "d"}
+    assert log.served_versions() == ["a", "b", "d"]
+    assert log.served_before("d", on_disk) == "b"  # not c: a rejected candidate never served
+    assert log.served_before("d", on_disk - {"b"}) == "a"  # b deleted from disk
+    assert log.served_before("c", on_disk) is None  # the log never served c
+    log.rolled_back("d", "b", ["worse live"], {})
+    assert log.served_before("b", on_disk) == "a"  # d was taken out: not a rollback target
+    assert log.served_before("a", on_disk) is None
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = datetime(2026, 12, 6, 1, 59, 30, tzinfo=UTC)  # a Sunday

@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from nordiqd.model import artifacts, fitting
+from nordiqd.promotion.log import Promotion, PromotionLog
 from nordiqd.serving.slot import ModelSlot
 from tests.harness import wait_for
 from tests.unit.test_model_training import SPEC, fleet
@@ -66,3 +68,32 @@ def test_reload_requests_answer_in_the_order_they_came(models: tuple[Path, list[
     assert answers[0][0] and answers[0][2] in (f"now serving {v}" for v in versions[:2])
     assert answers[2] == (True, "", f"now serving {versions[0]}")
     assert artifacts.current_version(root) == versions[0] and served and served.version == versions[0]
+
+
+def test_a_rollback_by_hand_follows_the_promotion_log(models: tuple[Path, list[str]], tmp_path: Path) -> None:
+    root, versions = models
+    promotions = PromotionLog(tmp_path)
+    history: list[tuple[str, str | None, Any]] = [
+        (versions[0], None, "promoted"),
+        (versions[1], versions[0], "rejected"),
+        (versions[2], versions[0], "forced"),
+    ]
+    for version, previous, decision in history:
+        promotions.append(Promotion(at="2026-01-01T00:00:00Z", version=version, previous=previous,
+                                    decision=decision, trigger="manual", reasons=[]))  # fmt: skip
+    artifacts.point_current(root, versions[2])
+    slot = ModelSlot(str(root), SPEC, lambda: None, lambda: None, promotions=promotions)
+    answers: list[tuple[bool, str, str]] = []
+    done = threading.Event()
+    slot.start()
+    try:
+        slot.request(rollback=True, done=lambda *a: (answers.append(a), done.set()))
+        assert done.wait(30), answers
+    finally:
+        slot.close()
+    # versions[1] was published after versions[0] but rejected: it never served.
+    assert answers == [(True, "", f"now serving {versions[0]}")]
+    assert artifacts.current_version(root) == versions[0]
+    newest = promotions.newest()
+    assert newest is not None and (newest.decision, newest.trigger) == ("rolled_back", "manual")
+    assert (newest.version, newest.previous) == (versions[0], versions[2])
