@@ -1,0 +1,423 @@
+"""Retraining that runs itself, over simulated days (issue 15's closing note).
+
+``python bench/retrain_loop.py [--minutes 28] [--replay-days 4] [--json OUT]``
+
+A real ``nordiqd run`` (``tests/harness.py``) on the demo fleet (20 servers, one sample
+every 5 minutes) with a small TFT at 15-minute steps. First, with every trigger off, it
+backfills ``--backfill-days`` of history and trains the first champion by hand
+(``manual``). Then it restarts the daemon on the same data with the loop on: the gate
+with the default tolerance and ``must_beat_baseline``, probation, and all four triggers
+(a cron schedule in UTC wall time, ``min_new_records``, live skill, live coverage) with a
+cooldown; and it replays ``--replay-days`` more days of data time in ``--minutes`` of wall
+time (how the integration tests drive data time: records with past timestamps, sent in
+time order), with the scripted incidents of ``incidents()``.
+
+A monitor thread polls the REST API as an operator would (``/admin/training-status``,
+``/admin/training-stats``) and notes which data time had been sent at each moment. At the
+end it reads ``/admin/promotions`` and every job's status, and for each promotion at data
+time T asks ``/admin/accuracy`` for the live skill of the predecessor over [T - W, T),
+the new champion over [T, T + W) and the predecessor in shadow over that same window
+(probation makes it forecast the same issue points), W = ``--skill-window-hours`` cut
+short by the next change of champion. It writes the JSON and prints markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+_REPO = Path(__file__).resolve().parents[1]
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))  # for tests.harness
+
+from nordiqd.agent import IngestClient  # noqa: E402
+from nordiqd.simulate import SimulatedFleet  # noqa: E402
+from tests.harness import Daemon, wait_for, write_config  # noqa: E402
+
+STEP = 900  # the model's step: 15 minutes
+SAMPLE_S = 300.0  # one sample per server every 5 minutes, as an agent would send
+SHIFT_H = 8.0  # the fleet-wide pattern change: business hours move this far
+
+MODEL = {
+    "step_seconds": STEP,
+    "encoder_steps": 96,  # one day, so the windows hold seasonal naive's value
+    "horizon_steps": 8,  # two hours
+    "hidden_size": 16,
+    "attention_heads": 2,
+    "hidden_continuous_size": 8,
+    "batch_size": 64,
+    "max_windows_per_epoch": 4096,  # about every window of the history
+}
+SUPERVISION = {"heartbeat_interval_s": 1.0, "heartbeat_liveness": 5, "start_timeout_s": 120.0}
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def loop_sections(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The daemon's config with the loop on (``retrain`` off for the first phase)."""
+    return {
+        "supervisor": dict(SUPERVISION),
+        "model": dict(MODEL),
+        "training": {"min_records": 2000, "cpu_threads": 1, "cpu_priority": "nice"},
+        "promotion": {
+            "holdout_hours": args.holdout_hours,
+            "tolerance": 0.02,
+            "must_beat_baseline": True,
+            "probation_hours": args.probation_hours,
+            "rollback_tolerance": 0.05,
+        },
+        "retrain": {
+            "schedule": args.schedule,
+            "min_new_records": args.min_new_records,
+            "skill_threshold": args.skill_threshold,
+            "skill_window_hours": 6.0,
+            "coverage_range": [args.coverage_low, args.coverage_high],
+            "cooldown_hours": args.cooldown_minutes / 60,
+            "epochs": args.epochs,
+            "incremental": True,
+        },
+    }
+
+
+def incidents(fleet: SimulatedFleet, replay_start: float) -> tuple[list[str], list[str]]:
+    """The scripted incidents (``--scenario`` specs) and a line for each, for the report.
+
+    Day 1 of the replay: memory leaks on two web servers and a runaway on an ML server.
+    Day 2: a database outage, which the web, api and ETL servers that use it feel. Day 3
+    from midnight on: a fleet-wide pattern change (``SHIFT_H``, applied in ``records``).
+    """
+    by_profile: dict[str, list[str]] = {}
+    for server in fleet.servers:
+        by_profile.setdefault(server.profile, []).append(server.name)
+    day = 86400
+    web, ml, db = by_profile["web"][-2:], by_profile["ml_compute"][-1], by_profile["database"][-1]
+    specs = [
+        f"memory_leak:{','.join(web)}@{iso(replay_start + 8 * 3600)}+10h",
+        f"cpu_runaway:{ml}@{iso(replay_start + 11 * 3600)}+4h",
+        f"db_outage:{db}@{iso(replay_start + day + 14 * 3600)}+3h",
+    ]
+    lines = [
+        f"day 1 08:00-18:00: memory leak on {', '.join(web)}; 11:00-15:00: CPU runaway on {ml}",
+        f"day 2 14:00-17:00: database outage on {db} (its web/api/ETL clients pile up)",
+        f"day 3 00:00 on: fleet-wide pattern change, business hours {SHIFT_H:g} h later",
+    ]
+    return specs, lines
+
+
+class Replay:
+    """The simulated fleet's records, before and after the pattern change."""
+
+    def __init__(self, args: argparse.Namespace, replay_start: float) -> None:
+        plain = SimulatedFleet(size=args.servers, seed=args.seed, interval_s=SAMPLE_S)
+        self.specs, self.lines = incidents(plain, replay_start)
+        self.change_at = replay_start + 2 * 86400
+        self.before = SimulatedFleet(args.servers, args.seed, SAMPLE_S, scenarios=self.specs)
+        self.after = SimulatedFleet(
+            args.servers, args.seed, SAMPLE_S, scenarios=self.specs, utc_offset_h=SHIFT_H
+        )
+
+    def records(self, t0: float, t1: float) -> list[dict[str, Any]]:
+        fleet = self.before if t1 <= self.change_at else self.after
+        return [r for b in fleet.batches(t0, t1, max_records=10_000) for r in b.to_records()]
+
+
+class Monitor(threading.Thread):
+    """Polls the API every ``every`` s: jobs seen, the retrain block, data time sent, load."""
+
+    def __init__(self, d: Daemon, every: float = 2.0) -> None:
+        super().__init__(name="monitor", daemon=True)
+        self.d, self.every = d, every
+        self.stop = threading.Event()
+        self.data_time: float | None = None  # the newest data time sent
+        self.samples: list[tuple[float, float | None]] = []  # (wall, data time sent)
+        self.jobs: dict[str, dict[str, Any]] = {}  # job id -> first seen
+        self.waits: list[dict[str, Any]] = []  # each new ``waiting`` line of the retrain block
+        self.load: list[float] = []
+        self.errors = 0
+
+    def run(self) -> None:
+        last_wait = None
+        while not self.stop.wait(self.every):
+            now = time.time()
+            self.samples.append((now, self.data_time))
+            self.load.append(float(Path("/proc/loadavg").read_text().split()[0]))
+            try:
+                job = self.d.get("/admin/training-status")
+                stats = self.d.get("/admin/training-stats").json()
+            except Exception:
+                self.errors += 1
+                continue
+            if job.status_code == 200 and (j := job.json())["job_id"] not in self.jobs:
+                self.jobs[j["job_id"]] = {
+                    "trigger": j["trigger"],
+                    "seen_wall": now,
+                    "data_time": self.data_time,
+                }
+                print(
+                    f"  job {j['job_id']} ({j['trigger']}) at data time {iso(self.data_time or 0)}",
+                    flush=True,
+                )
+            retrain = stats.get("retrain") or {}
+            if retrain.get("waiting") and retrain["waiting"] != last_wait:
+                self.waits.append(
+                    {"wall": iso(now), "data_time": iso(self.data_time or 0), "waiting": retrain["waiting"]}
+                )
+            last_wait = retrain.get("waiting")
+            self.last_retrain = retrain
+
+    def data_time_at(self, wall: float) -> float | None:
+        """The newest data time sent at wall time ``wall``."""
+        sent = [d for w, d in self.samples if w <= wall and d is not None]
+        return sent[-1] if sent else None
+
+
+def send(d: Daemon, rows: list[dict[str, Any]]) -> None:
+    rows.sort(key=lambda r: r["timestamp"])
+    with IngestClient(d.endpoint("ingest"), timeout_s=30) as client:
+        for i in range(0, len(rows), 2000):
+            chunk = rows[i : i + 2000]
+            assert client.send(chunk).accepted == len(chunk)
+
+
+def first_champion(d: Daemon, replay: Replay, start: float, end: float, epochs: int) -> dict[str, Any]:
+    """Phase 1, triggers off: the history, then the first champion trained by hand."""
+    send(d, replay.records(start, end))
+    job_id = d.post(f"/admin/trigger-training?epochs={epochs}&incremental=false").json()["job_id"]
+    job = d.job_end(job_id, 900, step=1.0)
+    assert job is not None and job["status"] == "completed", job
+    return job
+
+
+def replay_days(d: Daemon, replay: Replay, monitor: Monitor, start: float, end: float, wall_s: float) -> None:
+    """Send [start, end) one model step at a time, paced to take ``wall_s`` of wall time."""
+    t0, speed = time.monotonic(), (end - start) / wall_s
+    t = start
+    while t < end:
+        due = t0 + (t + STEP - start) / speed
+        time.sleep(max(0.0, due - time.monotonic()))
+        send(d, replay.records(t, t + STEP))
+        t += STEP
+        monitor.data_time = t
+        if int(t - start) % 21600 == 0:
+            print(f"  data time {iso(t)} at {time.monotonic() - t0:.0f} s", flush=True)
+
+
+def mase_table(figures: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``{"all": pooled MASE, target: {bucket: MASE}}`` of one model's gate figures."""
+    if not figures:
+        return None
+    out: dict[str, Any] = {"version": figures.get("version"), "mase": figures.get("mase")}
+    for target, buckets in (figures.get("targets") or {}).items():
+        out[target] = {b: v.get("mase") for b, v in buckets.items() if isinstance(v, dict)}
+    return out
+
+
+def live(
+    d: Daemon, version: str | None, since: float, until: float, kind: str | None = None
+) -> dict[str, Any] | None:
+    """A version's live scores over [since, until) of data time (``kind="shadow"``: in shadow)."""
+    if version is None or until <= since:
+        return None
+    body = d.get(f"/admin/accuracy?since={iso(since)}&until={iso(until)}").json()
+    for v in body.get("versions", []):
+        if v.get("version") == version and (v.get("kind") == "shadow") == (kind == "shadow"):
+            keep = ("points", "skill", "mase", "coverage")
+            return {"since": iso(since), "until": iso(until), **{k: v.get(k) for k in keep}}
+    return None
+
+
+def collect(d: Daemon, monitor: Monitor, window_h: float) -> dict[str, Any]:
+    """Jobs, the promotion log and live skill around each change of champion."""
+    jobs = []
+    for job_id, seen in monitor.jobs.items():
+        j = d.get(f"/admin/training-status?job_id={job_id}").json()
+        gate = j.get("gate") or {}
+        jobs.append({
+            "job_id": job_id, "trigger": j["trigger"], "status": j["status"],
+            "data_time": iso(seen["data_time"]) if seen["data_time"] else None,
+            "epochs": j["epochs"], "incremental": j["incremental"], "records": j.get("records"),
+            "duration_s": j.get("duration_seconds"), "promoted": j.get("promoted"),
+            "version": (j.get("model_path") or "").rsplit("/", 1)[-1] or None,
+            "decision": gate.get("decision"), "reasons": gate.get("reasons", []),
+            "holdout": gate.get("holdout"),
+            "candidate": mase_table(gate.get("candidate")), "champion": mase_table(gate.get("champion")),
+            "baseline": mase_table(gate.get("baseline")), "error": j.get("error"),
+        })  # fmt: skip
+    log = list(reversed(d.get("/admin/promotions").json()["promotions"]))  # oldest first
+    changes = [e for e in log if e["decision"] in ("promoted", "forced", "rolled_back")]
+    end = monitor.data_time or 0.0
+    for i, e in enumerate(changes):
+        t = monitor.data_time_at(parse(e["at"]))
+        e["data_time"] = iso(t) if t else None
+        if t is None:
+            continue
+        nxt = monitor.data_time_at(parse(changes[i + 1]["at"])) if i + 1 < len(changes) else None
+        after_end = min(t + window_h * 3600, nxt or end, end)
+        before_start = t - window_h * 3600
+        if i > 0 and changes[i - 1].get("data_time"):
+            before_start = max(before_start, parse(changes[i - 1]["data_time"]))
+        e["live_before"] = live(d, e.get("previous"), before_start, t)
+        e["live_after"] = live(d, e["version"], t, after_end)
+        e["live_previous_in_shadow"] = live(d, e.get("previous"), t, after_end, kind="shadow")
+    return {"jobs": jobs, "promotions": log, "changes": changes}
+
+
+def fmt(x: Any, spec: str = ".3f") -> str:
+    return "—" if x is None else format(x, spec)
+
+
+def buckets(table: dict[str, Any]) -> str:
+    """Pooled MASE by lead bucket, then overall: ``0-1h / 1-2h / all``."""
+    pooled = table.get("all") or {}
+    return " / ".join(fmt(v) for v in pooled.values()) if pooled else fmt(table.get("mase"))
+
+
+def tables(result: dict[str, Any]) -> str:
+    lines = [
+        "| job | trigger | data time | epochs | s | decision | candidate MASE | champion MASE | naive MASE |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    details = []
+    for j in result["jobs"]:
+        c, ch, b = (j[k] or {} for k in ("candidate", "champion", "baseline"))
+        lines.append(
+            f"| {j['job_id']} | {j['trigger']} | {(j['data_time'] or '')[5:16]} | {j['epochs']} "
+            f"| {fmt(j['duration_s'], '.0f')} | {j['decision'] or j['status']} | {buckets(c)} "
+            f"| {buckets(ch)} | {buckets(b)} |"
+        )
+        per_target = [
+            f"{t} {fmt((c.get(t) or {}).get('all'))}/{fmt((ch.get(t) or {}).get('all'))}/"
+            f"{fmt((b.get(t) or {}).get('all'))}"
+            for t in c
+            if t not in ("version", "mase", "all")
+        ]
+        details.append(f"- {j['job_id']}: " + "; ".join(j["reasons"] + per_target))
+    lines += ["", "Gate reasons, and MASE by target (candidate/champion/naive, all leads):", *details]
+    lines += [
+        "",
+        "| at (data time) | decision | version | previous | skill before | skill after "
+        "| previous in shadow after |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in result["changes"]:
+        before, after, shadow = (
+            e.get(k) or {} for k in ("live_before", "live_after", "live_previous_in_shadow")
+        )
+        lines.append(
+            f"| {(e.get('data_time') or '')[5:16]} | {e['decision']} | {e['version']} | {e.get('previous')} "
+            f"| {fmt(before.get('skill'))} ({before.get('points', 0)}) | {fmt(after.get('skill'))} "
+            f"({after.get('points', 0)}) | {fmt(shadow.get('skill'))} ({shadow.get('points', 0)}) |"
+        )
+    return "\n".join(lines)
+
+
+def stop(d: Daemon) -> int | None:
+    if d.proc is None or d.proc.poll() is not None:
+        return None if d.proc is None else d.proc.returncode
+    d.proc.send_signal(signal.SIGTERM)
+    try:
+        return d.wait_exit(120)
+    except Exception:
+        os.killpg(d.proc.pid, signal.SIGKILL)
+        return d.proc.wait()
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--minutes", type=float, default=28.0, help="wall minutes of the replay")
+    p.add_argument("--backfill-days", type=float, default=3.0)
+    p.add_argument("--replay-days", type=float, default=4.0)
+    p.add_argument("--servers", type=int, default=20)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--first-epochs", type=int, default=10, help="epochs of the first, manual job")
+    p.add_argument("--epochs", type=int, default=3, help="[retrain] epochs of an automatic job")
+    p.add_argument("--schedule", default="*/8 * * * *")
+    p.add_argument("--min-new-records", type=int, default=8000)
+    p.add_argument("--skill-threshold", type=float, default=1.0)
+    p.add_argument("--coverage-low", type=float, default=0.5)
+    p.add_argument("--coverage-high", type=float, default=0.98)
+    p.add_argument("--cooldown-minutes", type=float, default=6.0)
+    p.add_argument("--holdout-hours", type=float, default=12.0)
+    p.add_argument("--probation-hours", type=float, default=4.0)
+    p.add_argument("--skill-window-hours", type=float, default=6.0, help="live skill before/after a change")
+    p.add_argument("--dir", type=Path, default=None, help="keep the daemon's files here")
+    p.add_argument("--json", type=Path, default=_REPO / "bench/results/retrain_loop.json")
+    args = p.parse_args()
+    root = args.dir or Path(tempfile.mkdtemp(prefix="retrain_loop_"))
+    end = (int(time.time()) // 3600) * 3600 - 3600
+    replay_start = end - args.replay_days * 86400
+    history_start = replay_start - args.backfill_days * 86400
+    replay = Replay(args, replay_start)
+    sections = loop_sections(args)
+    off = {"schedule": "", "min_new_records": 0, "skill_threshold": 0.0, "coverage_range": []}
+    d = Daemon(root, {**sections, "retrain": {**sections["retrain"], **off}})
+    wall0 = time.monotonic()
+    print(f"daemon in {root}; incidents:", *replay.lines, sep="\n  ", flush=True)
+    d.start()
+    try:
+        d.wait_ready(120)
+        first = first_champion(d, replay, history_start, replay_start, args.first_epochs)
+        took = f"{first['duration_seconds']:.0f} s"
+        print(f"first champion: {first['job_id']} {first['gate']['decision']} in {took}", flush=True)
+        stop(d)
+        write_config(d.config, {**{s: dict(v) for s, v in _config_of(d).items()}, **sections})
+        d.start()
+        d.wait_ready(120)
+        monitor = Monitor(d)
+        monitor.data_time = replay_start
+        monitor.jobs[first["job_id"]] = {
+            "trigger": "manual",
+            "seen_wall": time.time(),
+            "data_time": replay_start,
+        }
+        monitor.start()
+        replay_days(d, replay, monitor, replay_start, end, args.minutes * 60)
+        # The job the last data started, if any, ends before the figures are read.
+        wait_for(lambda: d.get("/admin/training-stats").json()["current_job"] is None, 600, step=2.0)
+        time.sleep(5)  # the last issue points scored
+        monitor.stop.set()
+        result = collect(d, monitor, args.skill_window_hours)
+        retrain = d.get("/admin/training-stats").json()["retrain"]
+    finally:
+        code = stop(d)
+    result.update(
+        settings={"model": MODEL, **{k: sections[k] for k in ("promotion", "retrain", "training")}},
+        incidents={"specs": replay.specs, "lines": replay.lines},
+        data_time={"history_start": iso(history_start), "replay_start": iso(replay_start), "end": iso(end)},
+        wall_s=round(time.monotonic() - wall0, 1), replay_wall_s=args.minutes * 60,
+        load={"min": min(monitor.load, default=None), "max": max(monitor.load, default=None),
+              "mean": round(sum(monitor.load) / max(1, len(monitor.load)), 2)},
+        waits=monitor.waits, retrain_at_end=retrain, monitor_errors=monitor.errors, exit_code=code,
+        finished=iso(time.time()),
+    )  # fmt: skip
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    runs = json.loads(args.json.read_text()) if args.json.exists() else []
+    args.json.write_text(json.dumps([*runs, result], indent=1) + "\n")
+    print(tables(result))
+    print(f"\nwall {result['wall_s']} s, load {result['load']}, JSON appended to {args.json}")
+    return 0
+
+
+def _config_of(d: Daemon) -> dict[str, dict[str, Any]]:
+    """The daemon's own sections (paths, port, key file) as the harness wrote them."""
+    return tomllib.loads(d.config.read_text())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
