@@ -78,7 +78,7 @@ def loop_sections(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         "promotion": {
             "holdout_hours": args.holdout_hours,
             "tolerance": 0.02,
-            "must_beat_baseline": True,
+            "must_beat_baseline": args.must_beat_baseline,
             "probation_hours": args.probation_hours,
             "rollback_tolerance": 0.05,
         },
@@ -263,7 +263,8 @@ def collect(d: Daemon, monitor: Monitor, window_h: float) -> dict[str, Any]:
     changes = [e for e in log if e["decision"] in ("promoted", "forced", "rolled_back")]
     end = monitor.data_time or 0.0
     for i, e in enumerate(changes):
-        t = monitor.data_time_at(parse(e["at"]))
+        # A change before the replay (the first champion) took effect at its start.
+        t = monitor.data_time_at(parse(e["at"])) or (monitor.samples[0][1] if monitor.samples else None)
         e["data_time"] = iso(t) if t else None
         if t is None:
             continue
@@ -286,6 +287,11 @@ def buckets(table: dict[str, Any]) -> str:
     """Pooled MASE by lead bucket, then overall: ``0-1h / 1-2h / all``."""
     pooled = table.get("all") or {}
     return " / ".join(fmt(v) for v in pooled.values()) if pooled else fmt(table.get("mase"))
+
+
+def scores(live: dict[str, Any]) -> str:
+    """``skill / MASE (points)`` of a live window."""
+    return f"{fmt(live.get('skill'))} / {fmt(live.get('mase'))} ({live.get('points', 0)})"
 
 
 def tables(result: dict[str, Any]) -> str:
@@ -311,8 +317,8 @@ def tables(result: dict[str, Any]) -> str:
     lines += ["", "Gate reasons, and MASE by target (candidate/champion/naive, all leads):", *details]
     lines += [
         "",
-        "| at (data time) | decision | version | previous | skill before | skill after "
-        "| previous in shadow after |",
+        "| at (data time) | decision | version | previous | before: previous, skill / MASE (points) "
+        "| after: new | after: previous in shadow |",
         "|---|---|---|---|---|---|---|",
     ]
     for e in result["changes"]:
@@ -321,8 +327,7 @@ def tables(result: dict[str, Any]) -> str:
         )
         lines.append(
             f"| {(e.get('data_time') or '')[5:16]} | {e['decision']} | {e['version']} | {e.get('previous')} "
-            f"| {fmt(before.get('skill'))} ({before.get('points', 0)}) | {fmt(after.get('skill'))} "
-            f"({after.get('points', 0)}) | {fmt(shadow.get('skill'))} ({shadow.get('points', 0)}) |"
+            f"| {scores(before)} | {scores(after)} | {scores(shadow)} |"
         )
     return "\n".join(lines)
 
@@ -345,14 +350,20 @@ def main() -> int:
     p.add_argument("--replay-days", type=float, default=4.0)
     p.add_argument("--servers", type=int, default=20)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--first-epochs", type=int, default=10, help="epochs of the first, manual job")
+    p.add_argument(
+        "--must-beat-baseline",
+        action="store_true",
+        help="the gate's baseline test (off by default, as in `nordiqd demo`: a small model "
+        "trained for seconds does not beat seasonal naive on the simulated fleet)",
+    )
+    p.add_argument("--first-epochs", type=int, default=6, help="epochs of the first, manual job")
     p.add_argument("--epochs", type=int, default=3, help="[retrain] epochs of an automatic job")
     p.add_argument("--schedule", default="*/8 * * * *")
-    p.add_argument("--min-new-records", type=int, default=8000)
-    p.add_argument("--skill-threshold", type=float, default=1.0)
-    p.add_argument("--coverage-low", type=float, default=0.5)
-    p.add_argument("--coverage-high", type=float, default=0.98)
-    p.add_argument("--cooldown-minutes", type=float, default=6.0)
+    p.add_argument("--min-new-records", type=int, default=6000)
+    p.add_argument("--skill-threshold", type=float, default=1.5)
+    p.add_argument("--coverage-low", type=float, default=0.55)
+    p.add_argument("--coverage-high", type=float, default=0.95)
+    p.add_argument("--cooldown-minutes", type=float, default=5.0)
     p.add_argument("--holdout-hours", type=float, default=12.0)
     p.add_argument("--probation-hours", type=float, default=4.0)
     p.add_argument("--skill-window-hours", type=float, default=6.0, help="live skill before/after a change")
