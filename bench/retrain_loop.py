@@ -98,9 +98,9 @@ def loop_sections(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def incidents(fleet: SimulatedFleet, replay_start: float) -> tuple[list[str], list[str]]:
     """The scripted incidents (``--scenario`` specs) and a line for each, for the report.
 
-    Day 1 of the replay: memory leaks on two web servers and a runaway on an ML server.
-    Day 2: a database outage, which the web, api and ETL servers that use it feel. Day 3
-    from midnight on: a fleet-wide pattern change (``SHIFT_H``, applied in ``records``).
+    Replay hours 8-18: memory leaks on two web servers, and 11-15 a runaway on an ML
+    server. Hours 38-41: a database outage, which the web, api and ETL servers that use
+    it feel. From hour 48 on: a fleet-wide pattern change (``SHIFT_H``, in ``Replay``).
     """
     by_profile: dict[str, list[str]] = {}
     for server in fleet.servers:
@@ -112,10 +112,12 @@ def incidents(fleet: SimulatedFleet, replay_start: float) -> tuple[list[str], li
         f"cpu_runaway:{ml}@{iso(replay_start + 11 * 3600)}+4h",
         f"db_outage:{db}@{iso(replay_start + day + 14 * 3600)}+3h",
     ]
+    h = 3600
     lines = [
-        f"day 1 08:00-18:00: memory leak on {', '.join(web)}; 11:00-15:00: CPU runaway on {ml}",
-        f"day 2 14:00-17:00: database outage on {db} (its web/api/ETL clients pile up)",
-        f"day 3 00:00 on: fleet-wide pattern change, business hours {SHIFT_H:g} h later",
+        f"{iso(replay_start + 8 * h)} +10 h: memory leak on {', '.join(web)}; "
+        f"{iso(replay_start + 11 * h)} +4 h: CPU runaway on {ml}",
+        f"{iso(replay_start + day + 14 * h)} +3 h: database outage on {db} (its web/api/ETL clients pile up)",
+        f"{iso(replay_start + 2 * day)} on: fleet-wide pattern change, business hours {SHIFT_H:g} h later",
     ]
     return specs, lines
 
