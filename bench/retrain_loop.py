@@ -3,14 +3,13 @@
 ``python bench/retrain_loop.py [--minutes 28] [--replay-days 4] [--json OUT]``
 
 A real ``nordiqd run`` (``tests/harness.py``) on the demo fleet (20 servers, one sample
-every 5 minutes) with a small TFT at 15-minute steps. First, with every trigger off, it
-backfills ``--backfill-days`` of history and trains the first champion by hand
-(``manual``). Then it restarts the daemon on the same data with the loop on: the gate
-with the default tolerance and ``must_beat_baseline``, probation, and all four triggers
-(a cron schedule in UTC wall time, ``min_new_records``, live skill, live coverage) with a
-cooldown; and it replays ``--replay-days`` more days of data time in ``--minutes`` of wall
-time (how the integration tests drive data time: records with past timestamps, sent in
-time order), with the scripted incidents of ``incidents()``.
+every 5 minutes) with a small TFT at 15-minute steps, the loop on from the start: the
+gate with the default tolerance, probation, and all four triggers (a cron schedule in UTC
+wall time, ``min_new_records``, live skill, live coverage) with a cooldown. It sends
+``--backfill-days`` of history in one batch, waits for the first job a trigger starts on
+it, then replays ``--replay-days`` more days of data time in ``--minutes`` of wall time
+(how the integration tests drive data time: records with past timestamps, sent in time
+order), with the scripted incidents of ``incidents()``.
 
 A monitor thread polls the REST API as an operator would (``/admin/training-status``,
 ``/admin/training-stats``) and notes which data time had been sent at each moment. At the
@@ -31,7 +30,6 @@ import sys
 import tempfile
 import threading
 import time
-import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +40,7 @@ if str(_REPO) not in sys.path:
 
 from nordiqd.agent import IngestClient  # noqa: E402
 from nordiqd.simulate import SimulatedFleet  # noqa: E402
-from tests.harness import Daemon, wait_for, write_config  # noqa: E402
+from tests.harness import Daemon, wait_for  # noqa: E402
 
 STEP = 900  # the model's step: 15 minutes
 SAMPLE_S = 300.0  # one sample per server every 5 minutes, as an agent would send
@@ -147,7 +145,7 @@ class Monitor(threading.Thread):
         self.d, self.every = d, every
         self.stop = threading.Event()
         self.data_time: float | None = None  # the newest data time sent
-        self.samples: list[tuple[float, float | None]] = []  # (wall, data time sent)
+        self.samples: list[tuple[float, float | None]] = []  # (wall, data time scored, else sent)
         self.jobs: dict[str, dict[str, Any]] = {}  # job id -> first seen
         self.waits: list[dict[str, Any]] = []  # each new ``waiting`` line of the retrain block
         self.load: list[float] = []
@@ -157,7 +155,6 @@ class Monitor(threading.Thread):
         last_wait = None
         while not self.stop.wait(self.every):
             now = time.time()
-            self.samples.append((now, self.data_time))
             self.load.append(float(Path("/proc/loadavg").read_text().split()[0]))
             try:
                 job = self.d.get("/admin/training-status")
@@ -165,6 +162,11 @@ class Monitor(threading.Thread):
             except Exception:
                 self.errors += 1
                 continue
+            # The predictor's data time (its live scores' reach) places a change of model.
+            through = ((stats.get("retrain") or {}).get("triggers", {}).get("skill") or {}).get(
+                "scored_through"
+            )
+            self.samples.append((now, parse(through) if through else self.data_time))
             if job.status_code == 200 and (j := job.json())["job_id"] not in self.jobs:
                 self.jobs[j["job_id"]] = {
                     "trigger": j["trigger"],
@@ -189,21 +191,12 @@ class Monitor(threading.Thread):
         return sent[-1] if sent else None
 
 
-def send(d: Daemon, rows: list[dict[str, Any]]) -> None:
+def send(d: Daemon, rows: list[dict[str, Any]], chunk_records: int = 2000) -> None:
     rows.sort(key=lambda r: r["timestamp"])
-    with IngestClient(d.endpoint("ingest"), timeout_s=30) as client:
-        for i in range(0, len(rows), 2000):
-            chunk = rows[i : i + 2000]
+    with IngestClient(d.endpoint("ingest"), timeout_s=60) as client:
+        for i in range(0, len(rows), chunk_records):
+            chunk = rows[i : i + chunk_records]
             assert client.send(chunk).accepted == len(chunk)
-
-
-def first_champion(d: Daemon, replay: Replay, start: float, end: float, epochs: int) -> dict[str, Any]:
-    """Phase 1, triggers off: the history, then the first champion trained by hand."""
-    send(d, replay.records(start, end))
-    job_id = d.post(f"/admin/trigger-training?epochs={epochs}&incremental=false").json()["job_id"]
-    job = d.job_end(job_id, 900, step=1.0)
-    assert job is not None and job["status"] == "completed", job
-    return job
 
 
 def replay_days(d: Daemon, replay: Replay, monitor: Monitor, start: float, end: float, wall_s: float) -> None:
@@ -358,7 +351,6 @@ def main() -> int:
         help="the gate's baseline test (off by default, as in `nordiqd demo`: a small model "
         "trained for seconds does not beat seasonal naive on the simulated fleet)",
     )
-    p.add_argument("--first-epochs", type=int, default=6, help="epochs of the first, manual job")
     p.add_argument("--epochs", type=int, default=3, help="[retrain] epochs of an automatic job")
     p.add_argument("--schedule", default="*/8 * * * *")
     p.add_argument("--min-new-records", type=int, default=6000)
@@ -378,36 +370,32 @@ def main() -> int:
     history_start = replay_start - args.backfill_days * 86400
     replay = Replay(args, replay_start)
     sections = loop_sections(args)
-    off = {"schedule": "", "min_new_records": 0, "skill_threshold": 0.0, "coverage_range": []}
-    d = Daemon(root, {**sections, "retrain": {**sections["retrain"], **off}})
+    d = Daemon(root, sections)
     wall0 = time.monotonic()
     print(f"daemon in {root}; incidents:", *replay.lines, sep="\n  ", flush=True)
     d.start()
+    monitor = Monitor(d)
     try:
         d.wait_ready(120)
-        first = first_champion(d, replay, history_start, replay_start, args.first_epochs)
-        took = f"{first['duration_seconds']:.0f} s"
-        print(f"first champion: {first['job_id']} {first['gate']['decision']} in {took}", flush=True)
-        stop(d)
-        write_config(d.config, {**{s: dict(v) for s, v in _config_of(d).items()}, **sections})
-        d.start()
-        d.wait_ready(120)
-        monitor = Monitor(d)
-        monitor.data_time = replay_start
-        monitor.jobs[first["job_id"]] = {
-            "trigger": "manual",
-            "seen_wall": time.time(),
-            "data_time": replay_start,
-        }
         monitor.start()
+        # The history in one batch (one append): the first job, whichever trigger starts
+        # it, trains on all of it. The replay begins once that job has ended.
+        monitor.data_time = replay_start
+        send(d, replay.records(history_start, replay_start), chunk_records=100_000)
+        first = wait_for(lambda: d.get("/admin/training-status").json().get("job_id"), 120, step=1.0)
+        assert first, "no trigger started a job after the history arrived"
+        job = d.job_end(first, 900, step=1.0)
+        print(
+            f"first job: {first} {job and job['trigger']}, {job and (job.get('gate') or {}).get('decision')}"
+        )
         replay_days(d, replay, monitor, replay_start, end, args.minutes * 60)
         # The job the last data started, if any, ends before the figures are read.
         wait_for(lambda: d.get("/admin/training-stats").json()["current_job"] is None, 600, step=2.0)
         time.sleep(5)  # the last issue points scored
-        monitor.stop.set()
         result = collect(d, monitor, args.skill_window_hours)
         retrain = d.get("/admin/training-stats").json()["retrain"]
     finally:
+        monitor.stop.set()
         code = stop(d)
     result.update(
         settings={"model": MODEL, **{k: sections[k] for k in ("promotion", "retrain", "training")}},
@@ -425,11 +413,6 @@ def main() -> int:
     print(tables(result))
     print(f"\nwall {result['wall_s']} s, load {result['load']}, JSON appended to {args.json}")
     return 0
-
-
-def _config_of(d: Daemon) -> dict[str, dict[str, Any]]:
-    """The daemon's own sections (paths, port, key file) as the harness wrote them."""
-    return tomllib.loads(d.config.read_text())
 
 
 if __name__ == "__main__":
