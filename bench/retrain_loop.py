@@ -389,7 +389,9 @@ def main() -> int:
             f"first job: {first} {job and job['trigger']}, {job and (job.get('gate') or {}).get('decision')}"
         )
         replay_days(d, replay, monitor, replay_start, end, args.minutes * 60)
-        # The job the last data started, if any, ends before the figures are read.
+        # The job the last data started, if any, ends before the figures are read (after
+        # two trigger checks, so that a trigger the last step fired has started its job).
+        time.sleep(6)
         wait_for(lambda: d.get("/admin/training-stats").json()["current_job"] is None, 600, step=2.0)
         time.sleep(5)  # the last issue points scored
         result = collect(d, monitor, args.skill_window_hours)
