@@ -103,20 +103,13 @@ def incidents(fleet: SimulatedFleet, replay_start: float) -> tuple[list[str], li
     by_profile: dict[str, list[str]] = {}
     for server in fleet.servers:
         by_profile.setdefault(server.profile, []).append(server.name)
-    day = 86400
-    web, ml, db = by_profile["web"][-2:], by_profile["ml_compute"][-1], by_profile["database"][-1]
-    specs = [
-        f"memory_leak:{','.join(web)}@{iso(replay_start + 8 * 3600)}+10h",
-        f"cpu_runaway:{ml}@{iso(replay_start + 11 * 3600)}+4h",
-        f"db_outage:{db}@{iso(replay_start + day + 14 * 3600)}+3h",
-    ]
-    h = 3600
-    lines = [
-        f"{iso(replay_start + 8 * h)} +10 h: memory leak on {', '.join(web)}; "
-        f"{iso(replay_start + 11 * h)} +4 h: CPU runaway on {ml}",
-        f"{iso(replay_start + day + 14 * h)} +3 h: database outage on {db} (its web/api/ETL clients pile up)",
-        f"{iso(replay_start + 2 * day)} on: fleet-wide pattern change, business hours {SHIFT_H:g} h later",
-    ]
+    web, ml, db = by_profile["web"][-2:], by_profile["ml_compute"][-1:], by_profile["database"][-1:]
+    events = [("memory_leak", web, 8, 10), ("cpu_runaway", ml, 11, 4), ("db_outage", db, 38, 3)]
+    specs = [f"{k}:{','.join(on)}@{iso(replay_start + h * 3600)}+{n}h" for k, on, h, n in events]
+    lines = [f"{iso(replay_start + h * 3600)} +{n} h: {k} on {', '.join(on)}" for k, on, h, n in events]
+    lines.append(
+        f"{iso(replay_start + 2 * 86400)} on: fleet-wide pattern change, business hours {SHIFT_H:g} h later"
+    )
     return specs, lines
 
 
@@ -148,8 +141,7 @@ class Monitor(threading.Thread):
         self.samples: list[tuple[float, float | None]] = []  # (wall, data time scored, else sent)
         self.jobs: dict[str, dict[str, Any]] = {}  # job id -> first seen
         self.waits: list[dict[str, Any]] = []  # each new ``waiting`` line of the retrain block
-        self.load: list[float] = []
-        self.errors = 0
+        self.load, self.errors = [], 0  # load averages seen, polls that failed
 
     def run(self) -> None:
         last_wait = None
@@ -163,30 +155,24 @@ class Monitor(threading.Thread):
                 self.errors += 1
                 continue
             # The predictor's data time (its live scores' reach) places a change of model.
-            through = ((stats.get("retrain") or {}).get("triggers", {}).get("skill") or {}).get(
-                "scored_through"
-            )
+            retrain = stats.get("retrain") or {}
+            through = retrain.get("triggers", {}).get("skill", {}).get("scored_through")
             self.samples.append((now, parse(through) if through else self.data_time))
             if job.status_code == 200 and (j := job.json())["job_id"] not in self.jobs:
-                self.jobs[j["job_id"]] = {
-                    "trigger": j["trigger"],
-                    "seen_wall": now,
-                    "data_time": self.data_time,
-                }
+                self.jobs[j["job_id"]] = {"trigger": j["trigger"], "data_time": self.data_time}
                 print(
                     f"  job {j['job_id']} ({j['trigger']}) at data time {iso(self.data_time or 0)}",
                     flush=True,
                 )
-            retrain = stats.get("retrain") or {}
-            if retrain.get("waiting") and retrain["waiting"] != last_wait:
+            waiting = retrain.get("waiting")
+            if waiting and waiting != last_wait:
                 self.waits.append(
-                    {"wall": iso(now), "data_time": iso(self.data_time or 0), "waiting": retrain["waiting"]}
+                    {"wall": iso(now), "data_time": iso(self.data_time or 0), "waiting": waiting}
                 )
-            last_wait = retrain.get("waiting")
-            self.last_retrain = retrain
+            last_wait = waiting
 
     def data_time_at(self, wall: float) -> float | None:
-        """The newest data time sent at wall time ``wall``."""
+        """The predictor's data time (else the newest sent) at wall time ``wall``."""
         sent = [d for w, d in self.samples if w <= wall and d is not None]
         return sent[-1] if sent else None
 
@@ -214,7 +200,8 @@ def replay_days(d: Daemon, replay: Replay, monitor: Monitor, start: float, end: 
 
 
 def mase_table(figures: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``{"all": pooled MASE, target: {bucket: MASE}}`` of one model's gate figures."""
+    """``{"mase": pooled, target: {bucket: MASE}}`` of one model's gate figures (target
+    ``all``: the targets pooled)."""
     if not figures:
         return None
     out: dict[str, Any] = {"version": figures.get("version"), "mase": figures.get("mase")}
@@ -243,16 +230,13 @@ def collect(d: Daemon, monitor: Monitor, window_h: float) -> dict[str, Any]:
     for job_id, seen in monitor.jobs.items():
         j = d.get(f"/admin/training-status?job_id={job_id}").json()
         gate = j.get("gate") or {}
+        keep = ("trigger", "status", "epochs", "incremental", "records", "promoted", "error")
         jobs.append({
-            "job_id": job_id, "trigger": j["trigger"], "status": j["status"],
+            "job_id": job_id, **{k: j.get(k) for k in keep}, "duration_s": j.get("duration_seconds"),
             "data_time": iso(seen["data_time"]) if seen["data_time"] else None,
-            "epochs": j["epochs"], "incremental": j["incremental"], "records": j.get("records"),
-            "duration_s": j.get("duration_seconds"), "promoted": j.get("promoted"),
             "version": (j.get("model_path") or "").rsplit("/", 1)[-1] or None,
-            "decision": gate.get("decision"), "reasons": gate.get("reasons", []),
-            "holdout": gate.get("holdout"),
-            "candidate": mase_table(gate.get("candidate")), "champion": mase_table(gate.get("champion")),
-            "baseline": mase_table(gate.get("baseline")), "error": j.get("error"),
+            **{k: gate.get(k) for k in ("decision", "holdout")}, "reasons": gate.get("reasons", []),
+            **{k: mase_table(gate.get(k)) for k in ("candidate", "champion", "baseline")},
         })  # fmt: skip
     log = list(reversed(d.get("/admin/promotions").json()["promotions"]))  # oldest first
     changes = [e for e in log if e["decision"] in ("promoted", "forced", "rolled_back")]
@@ -328,41 +312,35 @@ def tables(result: dict[str, Any]) -> str:
 
 
 def stop(d: Daemon) -> int | None:
-    if d.proc is None or d.proc.poll() is not None:
-        return None if d.proc is None else d.proc.returncode
-    d.proc.send_signal(signal.SIGTERM)
-    try:
-        return d.wait_exit(120)
-    except Exception:
-        os.killpg(d.proc.pid, signal.SIGKILL)
-        return d.proc.wait()
+    """SIGTERM, the daemon's ordered stop (SIGKILL to the group after 120 s); its exit code."""
+    if d.proc is not None and d.proc.poll() is None:
+        d.proc.send_signal(signal.SIGTERM)
+        try:
+            d.proc.wait(120)
+        except Exception:
+            os.killpg(d.proc.pid, signal.SIGKILL)
+    return None if d.proc is None else d.proc.wait()
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--minutes", type=float, default=28.0, help="wall minutes of the replay")
-    p.add_argument("--backfill-days", type=float, default=3.0)
-    p.add_argument("--replay-days", type=float, default=4.0)
-    p.add_argument("--servers", type=int, default=20)
-    p.add_argument("--seed", type=int, default=1)
     p.add_argument(
         "--must-beat-baseline",
         action="store_true",
         help="the gate's baseline test (off by default, as in `nordiqd demo`: a small model "
         "trained for seconds does not beat seasonal naive on the simulated fleet)",
     )
-    p.add_argument("--epochs", type=int, default=3, help="[retrain] epochs of an automatic job")
     p.add_argument("--schedule", default="*/8 * * * *")
-    p.add_argument("--min-new-records", type=int, default=6000)
-    p.add_argument("--skill-threshold", type=float, default=1.5)
-    p.add_argument("--coverage-low", type=float, default=0.55)
-    p.add_argument("--coverage-high", type=float, default=0.95)
-    p.add_argument("--cooldown-minutes", type=float, default=5.0)
-    p.add_argument("--holdout-hours", type=float, default=12.0)
-    p.add_argument("--probation-hours", type=float, default=4.0)
-    p.add_argument("--skill-window-hours", type=float, default=6.0, help="live skill before/after a change")
     p.add_argument("--dir", type=Path, default=None, help="keep the daemon's files here")
     p.add_argument("--json", type=Path, default=_REPO / "bench/results/retrain_loop.json")
+    for flag, default in {  # "--skill-window-hours": of live skill before/after a change
+        "--backfill-days": 3.0, "--replay-days": 4.0, "--servers": 20, "--seed": 1, "--epochs": 3,
+        "--min-new-records": 6000, "--skill-threshold": 1.5, "--coverage-low": 0.55,
+        "--coverage-high": 0.95, "--cooldown-minutes": 5.0, "--holdout-hours": 12.0,
+        "--probation-hours": 4.0, "--skill-window-hours": 6.0,
+    }.items():  # fmt: skip
+        p.add_argument(flag, type=type(default), default=default)
     args = p.parse_args()
     root = args.dir or Path(tempfile.mkdtemp(prefix="retrain_loop_"))
     end = (int(time.time()) // 3600) * 3600 - 3600
