@@ -57,6 +57,8 @@ class RetrainConfig(_Section, frozen=True):
         band = self.coverage_range
         if band and not (len(band) == 2 and 0 <= band[0] < band[1] <= 1):
             return "retrain.coverage_range", f"must be [low, high] with 0 <= low < high <= 1, not {band}"
-        if self.skill_threshold and not self.skill_window_hours:
-            return "retrain.skill_window_hours", "must be above 0 when retrain.skill_threshold is set"
+        # Both live triggers pool over this window; at 0 they would never see a score.
+        for key, on in (("skill_threshold", self.skill_threshold), ("coverage_range", band)):
+            if on and not self.skill_window_hours:
+                return "retrain.skill_window_hours", f"must be above 0 when retrain.{key} is set"
         return None

@@ -161,6 +161,7 @@ def test_the_log_survives_a_restart(gated: Daemon) -> None:
         ("[promotion]\ntolerance = -2\n", "promotion.tolerance"),
         ('[promotion]\ntolerance = "two percent"\n', "promotion.tolerance"),
         ("[retrain]\ncoverage_range = [0.9, 0.5]\n", "retrain.coverage_range"),
+        ("[retrain]\ncoverage_range = [0.5, 0.9]\nskill_window_hours = 0\n", "retrain.skill_window_hours"),
         ("[promotion]\nholdout_hours = 1\n", "promotion.holdout_hours"),
     ],
 )

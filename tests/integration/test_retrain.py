@@ -1,7 +1,8 @@
 """Retraining that starts itself, on a real daemon with a tiny real TFT: a ``* * * * *``
 schedule starts a job with trigger ``schedule``; ``min_new_records`` one with trigger
 ``data``, and ``cooldown_hours`` holds back the next; a degraded live skill one with
-trigger ``skill``."""
+trigger ``skill``; live p10-p90 coverage out of ``coverage_range`` one with trigger
+``coverage``."""
 
 from __future__ import annotations
 
@@ -112,29 +113,31 @@ def yesterday_again(rows: list[dict[str, Any]], rng: np.random.Generator) -> lis
     return out
 
 
-def test_a_degraded_live_skill_starts_a_job(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+def serving_champion(daemon_factory: Any, retrain: dict[str, Any], history_end: int) -> tuple[Daemon, str]:
+    """A daemon with hourly live accuracy, 48 h of history to ``history_end`` and the model
+    of one manual job serving (the champion the triggers watch)."""
     sections = hourly_accuracy(STEP)
     d: Daemon = daemon_factory(
         supervisor=dict(FAST_SUPERVISION),
         **{**sections, "training": {**sections["training"], "cpu_priority": "nice"}},
-        retrain={
-            "schedule": "",
-            "skill_threshold": 1.5,
-            "skill_window_hours": 4,
-            "cooldown_hours": 0,
-            "epochs": 1,
-            "incremental": False,
-        },
+        retrain={"schedule": "", "cooldown_hours": 0, "epochs": 1, "incremental": False, **retrain},
     )
     d.start()
     d.wait_ready()
-    start_replay = END - 12 * STEP
-    send_hourly(d, records(start_replay - 48 * STEP, start_replay))
+    send_hourly(d, records(history_end - 48 * STEP, history_end))
     job_id = d.post("/admin/trigger-training?epochs=1&incremental=false").json()["job_id"]
     job = d.job_end(job_id, 240, step=0.3)
     assert job and job["status"] == "completed" and job["promoted"], job
-    champion = job["model_path"].split("/")[-1]
+    champion: str = job["model_path"].split("/")[-1]
     assert wait_for(lambda: d.get("/admin/model-info").json()["version"] == champion, 60)
+    return d, champion
+
+
+def test_a_degraded_live_skill_starts_a_job(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    start_replay = END - 12 * STEP
+    d, champion = serving_champion(
+        daemon_factory, {"skill_threshold": 1.5, "skill_window_hours": 4}, start_replay
+    )
     stats = d.get("/admin/training-stats").json()["retrain"]["triggers"]["skill"]
     assert stats["on"] and stats["threshold"] == 1.5
     # The incident: 12 hours in which the fleet repeats the day before.
@@ -146,3 +149,54 @@ def test_a_degraded_live_skill_starts_a_job(daemon_factory) -> None:  # type: ig
     skill = d.get("/admin/training-stats").json()["retrain"]["triggers"]["skill"]
     assert skilled, (skill, d.get("/admin/accuracy").json()["versions"])
     assert skill["version"] == champion and skill["skill"] > 1.5 and skill["window_covered"], skill
+
+
+def saturated(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The scripted incident: the whole fleet saturates at once (a runaway batch job).
+
+    CPU, memory and swap pinned near full and the run queue eight times deeper: the
+    champion's p10-p90 bands, drawn from encoders that still hold the quiet day, miss
+    nearly every actual, so its live coverage collapses.
+    """
+    return [
+        dict(
+            r,
+            cpu_user_pct=96.0,
+            cpu_iowait_pct=3.0,
+            mem_used_pct=98.0,
+            swap_used_pct=85.0,
+            load_average=r["load_average"] * 8.0,
+        )
+        for r in rows
+    ]
+
+
+def test_live_coverage_out_of_its_range_starts_a_job(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    quiet_end = END - 5 * STEP
+    history_end = quiet_end - 6 * STEP
+    band = [0.05, 1.0]  # a tiny one-epoch model covers far less than 80 %, but not nothing
+    d, _ = serving_champion(daemon_factory, {"coverage_range": band, "skill_window_hours": 4}, history_end)
+    # Six quiet hours: the champion is scored live, its coverage inside the range, no job.
+    send_hourly(d, records(history_end, quiet_end))
+
+    def coverage_state() -> dict[str, Any]:
+        state: dict[str, Any] = d.get("/admin/training-stats").json()["retrain"]["triggers"]["coverage"]
+        return state
+
+    quiet = wait_for(lambda: (c := coverage_state())["window_covered"] and c, 30, step=0.5)
+    assert quiet and quiet["on"] and quiet["range"] == band, quiet
+    assert band[0] <= quiet["coverage"] <= band[1], quiet
+    assert latest_job(d)["trigger"] == "manual"  # type: ignore[index]
+    # The incident: five hours in which the whole fleet saturates.
+    send_hourly(d, saturated(records(quiet_end, END)))
+    seen: list[dict[str, Any]] = []
+
+    def coverage_job() -> dict[str, Any] | None:
+        seen.append(coverage_state())
+        job = latest_job(d)
+        return job if job is not None and job["trigger"] == "coverage" else None
+
+    job = wait_for(coverage_job, 60, step=0.5)
+    assert job, (seen[-1], quiet, d.get("/admin/accuracy").json()["versions"])
+    fired = [c for c in seen if c["window_covered"] and c["coverage"] < band[0]]
+    assert fired, (seen, quiet)
