@@ -150,18 +150,21 @@ def _prepare(args: argparse.Namespace, table: Any, spec: Any, out: dict[str, Any
 
 def run_child(args: argparse.Namespace) -> dict[str, Any]:
     """One job: read, frame, build, loader alone, train per thread count, validate; figures as a dict."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
     import torch
 
     from nordiqd.model.fitting import validate
     from nordiqd.model.network import build_network
     from nordiqd.model.params import ModelSpec
-    from nordiqd.model.trainer import batch_size_for, run_trainer
+    from nordiqd.model.trainer import batch_size_for, micro_batches, run_trainer
 
     load_start = _loadavg()
     spec = ModelSpec(**SIZES[args.size])
     if args.windows:
         spec = ModelSpec(**{**spec.to_dict(), "max_windows_per_epoch": args.windows})
+    if args.micro_batch:
+        spec = ModelSpec(**{**spec.to_dict(), "micro_batch_size": args.micro_batch})
     accelerator = "gpu" if args.device == "cuda" else "cpu"
     out: dict[str, Any] = {"size": args.size, "spec": spec.to_dict(), "device": args.device}
     out["pipeline"] = args.pipeline
@@ -171,8 +174,11 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
     table = pq.read_table(args.table, columns=["timestamp", "server_name", "profile", *spec.targets])
     out["records"] = table.num_rows
     out["read_s"] = time.perf_counter() - t
-    # Kept through training: a training job holds the table it read until fit returns.
     train, val, prototype, weights = _prepare(args, table, spec, out)
+    # Let go once framed, as a training job does (``training/job.py``): training needs
+    # only the series, and the gate reads its rows again.
+    del table
+    pa.default_memory_pool().release_unused()
 
     torch.set_num_threads(args.threads[0])
     out["loader_windows_per_s"], out["loader_windows_per_cpu_s"] = _loader_rate(
@@ -194,6 +200,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
         if args.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         batch = batch_size_for(spec, accelerator)
+        parts = micro_batches(spec, batch, accelerator)
         t, cpu = time.perf_counter(), time.process_time()
         device = run_trainer(
             network,
@@ -210,20 +217,21 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
         total = time.perf_counter() - t
         cpu = time.process_time() - cpu
         stamps = stamps[:-1]  # run_trainer reports 100 % once more after the last batch
-        batches = len(stamps)
+        batches = len(stamps)  # micro-batches: progress comes after each
         windows_per_epoch = min(spec.max_windows_per_epoch or len(train), len(train))
-        per_epoch = -(-windows_per_epoch // batch)
+        per_epoch = batches // args.epochs
         epoch_ends = [stamps[min(batches, (e + 1) * per_epoch) - 1] for e in range(args.epochs)]
         epoch_s = [b - a for a, b in zip([t, *epoch_ends], epoch_ends, strict=False)]
-        # Samples/s over batches 2..n: the first includes one-off allocation and setup.
+        # Samples/s over micro-batches 2..n: the first includes one-off allocation and setup.
         steady = stamps[-1] - stamps[0]
-        samples = windows_per_epoch * args.epochs - min(batch, windows_per_epoch)
+        samples = windows_per_epoch * args.epochs - min(-(-batch // parts), windows_per_epoch)
         sps = samples / steady if steady > 0 and batches > 1 else windows_per_epoch * args.epochs / total
         run = {
             "threads": threads,
             "device": device,
             "batches": batches,
             "batch_size": batch,
+            "micro_batches": parts,
             "windows_per_epoch": windows_per_epoch,
             "train_s": total,
             "first_batch_s": stamps[0] - t,
@@ -269,6 +277,7 @@ def _spawn(args: argparse.Namespace, size: str, result: Path, threads: list[int]
         "--threads": ",".join(map(str, threads)),
         "--pipeline": args.pipeline,
         "--loader-windows": args.loader_windows,
+        "--micro-batch": args.micro_batch,
         "--table": args.table,
     }
     cmd = [sys.executable, str(Path(__file__).resolve())]
@@ -412,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
         default="arrays",
         help="training batches: arrays (windows.WindowBatches, what fit uses) or dataset "
         "(TimeSeriesDataSet's __getitem__ and collate, the reference)",
+    )
+    p.add_argument(
+        "--micro-batch", type=int, default=0, help="[model] micro_batch_size for the CPU (0: the default)"
     )
     p.add_argument("--loader-windows", type=int, default=2560, help="windows drawn to time the loader alone")
     p.add_argument("--child", type=Path, help=argparse.SUPPRESS)

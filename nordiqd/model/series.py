@@ -12,13 +12,14 @@ pandas frame. ``FleetSeries.to_frame`` gives the frame back, for the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nordiqd.model.errors import InsufficientData
+from nordiqd.model.errors import InsufficientData, ModelError
 from nordiqd.model.frames import TIME_FEATURES, fill_short_gaps, time_features
 from nordiqd.model.params import ModelSpec
 
@@ -39,6 +40,9 @@ class FleetSeries:
         profiles: Each server's latest profile, as ``names``.
         targets: The metric columns of ``values``.
         step_seconds: Model step.
+        records: Buffer rows the series were framed from.
+        window: First and last timestamp of those rows, so a caller can let the rows go
+            once framed (a training job does: the table outweighs its series).
     """
 
     values: np.ndarray
@@ -50,6 +54,8 @@ class FleetSeries:
     profiles: list[str]
     targets: tuple[str, ...]
     step_seconds: int
+    records: int
+    window: tuple[datetime, datetime]
 
     @property
     def lengths(self) -> np.ndarray:
@@ -108,6 +114,7 @@ def fleet_series(table: pa.Table, spec: ModelSpec, *, min_steps: int | None = No
     Raises:
         InsufficientData: The table is empty or lacks a column, or no server has a
             contiguous segment of ``min_steps``.
+        ModelError: ``timestamp`` is not a timestamp column.
     """
     min_steps = spec.encoder_steps + spec.horizon_steps if min_steps is None else min_steps
     targets = list(spec.targets)
@@ -116,6 +123,10 @@ def fleet_series(table: pa.Table, spec: ModelSpec, *, min_steps: int | None = No
         raise InsufficientData(f"the data has no column {', '.join(missing)}")
     if table.num_rows == 0:
         raise InsufficientData("the data has no rows")
+    span = pc.min_max(table["timestamp"])
+    window = (span["min"].as_py(), span["max"].as_py())
+    if not isinstance(window[0], datetime) or not isinstance(window[1], datetime):
+        raise ModelError("the timestamp column is not a timestamp type")
     codes, names = _server_codes(table["server_name"])
     ms = pc.cast(table["timestamp"], pa.int64()).to_numpy()
     tick = ms // (spec.step_seconds * 1000)
@@ -172,4 +183,6 @@ def fleet_series(table: pa.Table, spec: ModelSpec, *, min_steps: int | None = No
         profiles=profiles,
         targets=tuple(targets),
         step_seconds=spec.step_seconds,
+        records=table.num_rows,
+        window=window,
     )
