@@ -62,6 +62,12 @@ def _loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def _peak_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def _note(size: str, text: str) -> None:
     print(f"#   {size}: {text} (loadavg {_loadavg()[0]})", file=sys.stderr, flush=True)
 
@@ -174,16 +180,20 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
     table = pq.read_table(args.table, columns=["timestamp", "server_name", "profile", *spec.targets])
     out["records"] = table.num_rows
     out["read_s"] = time.perf_counter() - t
+    # The peak so far at the end of each phase: which phase sets the job's peak.
+    out["peak_rss_mib_by_phase"] = peaks = {"read": _peak_mib()}
     train, val, prototype, weights = _prepare(args, table, spec, out)
     # Let go once framed, as a training job does (``training/job.py``): training needs
     # only the series, and the gate reads its rows again.
     del table
     pa.default_memory_pool().release_unused()
+    peaks["framing and dataset build"] = _peak_mib()
 
     torch.set_num_threads(args.threads[0])
     out["loader_windows_per_s"], out["loader_windows_per_cpu_s"] = _loader_rate(
         train, spec, args.seed, args.loader_windows
     )
+    peaks["loader alone"] = _peak_mib()
     _note(
         args.size,
         f"loader alone: {out['loader_windows_per_s']:,.0f} windows/s "
@@ -248,11 +258,13 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
         runs.append(run)
         _note(args.size, f"trained threads={threads}: {sps:.0f} windows/s {' '.join(notes)}")
     out["runs"] = runs
+    peaks["training"] = _peak_mib()
 
     t = time.perf_counter()
     assert network is not None
     validation = validate(network.cpu().eval(), val, spec)
     out["validate_s"] = time.perf_counter() - t
+    peaks["validation"] = _peak_mib()
     out["validation"] = {
         "mase_model": validation.mase_model,
         "mase_seasonal_naive": validation.mase_seasonal_naive,

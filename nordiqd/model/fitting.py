@@ -136,7 +136,9 @@ def validate(network: TemporalFusionTransformer, batches: BatchSet, spec: ModelS
     seasonal-naive forecast sees the same encoder history as the model (a day back when
     the encoder holds a day, else the last value).
     """
-    size = max(spec.batch_size, 256)
+    # In micro-batches too: the memory training's parts freed serves these passes, which
+    # at 256 windows raised the job's peak by 0.3 GB over training's.
+    size = spec.micro_batch_size
     chunks = [range(lo, min(lo + size, len(batches))) for lo in range(0, len(batches), size)]
     preds: list[list[torch.Tensor]] = [[] for _ in spec.targets]
     actual: list[list[torch.Tensor]] = [[] for _ in spec.targets]
