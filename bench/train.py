@@ -68,8 +68,14 @@ def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        line = next(x for x in status if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
 def _note(size: str, text: str) -> None:
-    print(f"#   {size}: {text} (loadavg {_loadavg()[0]})", file=sys.stderr, flush=True)
+    print(f"#   {size}: {text} (loadavg {_loadavg()[0]}) rss {_rss_mib():.0f}", file=sys.stderr, flush=True)
 
 
 def generate_table(args: argparse.Namespace) -> dict[str, Any]:
@@ -164,6 +170,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
     from nordiqd.model.network import build_network
     from nordiqd.model.params import ModelSpec
     from nordiqd.model.trainer import batch_size_for, micro_batches, run_trainer
+    from nordiqd.training.memory import release_freed
 
     load_start = _loadavg()
     spec = ModelSpec(**SIZES[args.size])
@@ -186,6 +193,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
     # Let go once framed, as a training job does (``training/job.py``): training needs
     # only the series, and the gate reads its rows again.
     del table
+    release_freed()  # also the cycle through which the network's init still holds it
     pa.default_memory_pool().release_unused()
     peaks["framing and dataset build"] = _peak_mib()
 
@@ -194,6 +202,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
         train, spec, args.seed, args.loader_windows
     )
     peaks["loader alone"] = _peak_mib()
+    out["rss_mib_before_training"] = _rss_mib()
     _note(
         args.size,
         f"loader alone: {out['loader_windows_per_s']:,.0f} windows/s "

@@ -152,6 +152,7 @@ def _train(
         )  # fmt: skip
         series = fleet_series(rows, spec)
         del rows
+        memory.release_freed()
         pa.default_memory_pool().release_unused()
         champion = _champion(cfg)
         base = champion
