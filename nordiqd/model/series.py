@@ -145,16 +145,27 @@ def fleet_series(table: pa.Table, spec: ModelSpec, *, min_steps: int | None = No
     del change
     server_col, tick_col = codes[runs], tick[runs]
     del codes, tick
-    grid_values = np.empty((len(runs), len(targets)))
+    rows_per_step = np.diff(runs, append=len(order))
+    # float32, as the series keep them: at millions of steps the float64 copy of every
+    # target was the largest array of the framing.
+    grid_values = np.empty((len(runs), len(targets)), dtype=np.float32)
     for j, t in enumerate(targets):
-        # Nulls are skipped by the mean (a step of nulls only is NaN); a NaN value is kept.
-        valid = table[t].is_valid().to_numpy(zero_copy_only=False)[order]
-        values = pc.cast(table[t], pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)[order]
-        counts = np.add.reduceat(valid.astype(np.int64), runs)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            grid_values[:, j] = np.where(counts > 0, np.add.reduceat(values, runs) / counts, np.nan)
-        del valid, values
-    del order, runs
+        # Nulls are skipped by the mean (a step of nulls only is 0 / 0 = NaN); a NaN value
+        # is kept, as Arrow's and pandas' means do.
+        column = table[t]
+        values = pc.cast(column, pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
+        sums = np.add.reduceat(values[order], runs)
+        del values
+        counts = rows_per_step
+        if column.null_count:
+            valid = column.is_valid().to_numpy(zero_copy_only=False)[order]
+            counts = np.add.reduceat(valid, runs, dtype=np.int64)
+            del valid
+        with np.errstate(invalid="ignore"):
+            sums /= counts
+        grid_values[:, j] = sums
+        del sums, counts
+    del order, runs, rows_per_step
     bounds = np.flatnonzero(np.diff(server_col, prepend=-1, append=-1))
     pieces: list[np.ndarray] = []
     first, server, segment = [], [], []
@@ -178,6 +189,7 @@ def fleet_series(table: pa.Table, spec: ModelSpec, *, min_steps: int | None = No
             f"no server has {min_steps} contiguous steps of {spec.step_seconds} s "
             f"(gaps over {spec.max_fill_steps} steps split the history)"
         )
+    del grid_values, server_col, tick_col
     starts = np.concatenate(([0], np.cumsum([len(p) for p in pieces]))).astype(np.int64)
     return FleetSeries(
         values=np.ascontiguousarray(np.concatenate(pieces)),
