@@ -184,7 +184,11 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
 
     t = time.perf_counter()
     # What a training job reads from the buffer: the time, names and targets.
-    table = pq.read_table(args.table, columns=["timestamp", "server_name", "profile", *spec.targets])
+    columns = ["timestamp", "server_name", "profile", *spec.targets]
+    # Names dictionary-encoded, as the job reads them (``read_window(dictionary_names=True)``);
+    # the dataset pipeline took them as strings.
+    names = ["server_name", "profile"] if args.pipeline == "arrays" else None
+    table = pq.read_table(args.table, columns=columns, read_dictionary=names)
     out["records"] = table.num_rows
     out["read_s"] = time.perf_counter() - t
     # The peak so far at the end of each phase: which phase sets the job's peak.

@@ -96,7 +96,7 @@ def _server_codes(names: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     encoded = pc.dictionary_encode(names).combine_chunks()
     dictionary = encoded.dictionary.to_pylist()
     order = sorted(range(len(dictionary)), key=lambda i: dictionary[i])
-    rank = np.empty(len(dictionary), dtype=np.int64)
+    rank = np.empty(len(dictionary), dtype=np.int32)
     rank[order] = np.arange(len(dictionary))
     codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
     return codes, [dictionary[i] for i in order]
@@ -134,8 +134,9 @@ def fleet_series(table: pa.Table, spec: ModelSpec, *, min_steps: int | None = No
     # a row at its peak, more than the table itself.)
     order = np.lexsort((ms, codes))
     codes = codes[order]
-    tick = ms[order] // (spec.step_seconds * 1000)
+    tick = ms[order]
     del ms
+    tick //= spec.step_seconds * 1000
     # A server's latest profile wins: a re-profiled server is forecast as what it is now.
     last_rows = order[np.flatnonzero(np.diff(codes, append=-1))]
     profiles = [p or "" for p in table["profile"].take(pa.array(last_rows)).to_pylist()]
@@ -143,9 +144,11 @@ def fleet_series(table: pa.Table, spec: ModelSpec, *, min_steps: int | None = No
     change[1:] = (codes[1:] != codes[:-1]) | (tick[1:] != tick[:-1])
     runs = np.flatnonzero(change)
     del change
-    server_col, tick_col = codes[runs], tick[runs]
-    del codes, tick
-    rows_per_step = np.diff(runs, append=len(order))
+    server_col = codes[runs]
+    del codes
+    tick_col = tick[runs]
+    del tick
+    rows_per_step = np.diff(runs, append=len(order)).astype(np.int32)
     # float32, as the series keep them: at millions of steps the float64 copy of every
     # target was the largest array of the framing.
     grid_values = np.empty((len(runs), len(targets)), dtype=np.float32)

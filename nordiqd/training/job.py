@@ -137,7 +137,11 @@ def _train(
         from nordiqd.promotion import holdout
 
         columns = ["timestamp", "server_name", "profile", *spec.targets]
-        table = read_window(cfg.buffer_dir, days=cfg.training.training_days, columns=columns)
+        # Names as stored, dictionary-encoded: framing codes them anyway, and millions of
+        # rows of strings were a fifth of the table.
+        table = read_window(
+            cfg.buffer_dir, days=cfg.training.training_days, columns=columns, dictionary_names=True
+        )
         span = pc.min_max(table["timestamp"])
         first, last = span["min"].as_py(), span["max"].as_py()
         # The newest hours are the gate's holdout: the model never trains on them.

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import torch
 from torch.utils.data import BatchSampler, RandomSampler
@@ -174,8 +175,21 @@ def test_validation_windows_equal_the_predict_dataset(spec: ModelSpec) -> None:
     assert_close(list(y), list(ref_y), "target")
 
 
+def dictionary_names(table: pa.Table) -> pa.Table:
+    """Names dictionary-encoded as the buffer stores them, a dictionary per chunk."""
+    half = table.num_rows // 2
+    parts = []
+    for part in (table.slice(0, half), table.slice(half)):
+        for name in ("server_name", "profile"):
+            idx = part.column_names.index(name)
+            part = part.set_column(idx, name, pc.dictionary_encode(part[name]))
+        parts.append(part)
+    return pa.concat_tables(parts)
+
+
 @pytest.mark.parametrize("nulls", [False, True], ids=["dense", "nulls-and-shuffled"])
-def test_series_frame_equals_to_frame(nulls: bool) -> None:
+@pytest.mark.parametrize("names", ["strings", "dictionary"])
+def test_series_frame_equals_to_frame(nulls: bool, names: str) -> None:
     table = fleet(SPEC)
     if nulls:
         # Null metric values (skipped by a step's mean; a step of nulls only is a gap, which
@@ -188,6 +202,9 @@ def test_series_frame_equals_to_frame(nulls: bool) -> None:
             idx = table.column_names.index(name)
             table = table.set_column(idx, name, pa.array(column, mask=mask))
         table = table.take(pa.array(rng.permutation(table.num_rows)))
+    if names == "dictionary":
+        ours = fleet_series(dictionary_names(table), SPEC).to_frame()
+        assert ours.equals(fleet_series(table, SPEC).to_frame())
     ours = fleet_series(table, SPEC).to_frame()
     theirs = to_frame(table, SPEC)
     assert list(ours.columns) == list(theirs.columns) or set(ours.columns) == set(theirs.columns)
