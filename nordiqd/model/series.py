@@ -102,6 +102,34 @@ def _server_codes(names: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     return codes, [dictionary[i] for i in order]
 
 
+_BLOCK_STEPS = 1 << 21  # steps averaged at a time: bounds the gathered copies to ~16 MB each
+
+
+def _step_means(column: pa.ChunkedArray, order: np.ndarray, runs: np.ndarray) -> np.ndarray:
+    """The mean of each run of rows (``runs``: first position of each, in ``order``).
+
+    Nulls are skipped (a run of nulls only is 0 / 0 = NaN); a NaN value is kept, as
+    Arrow's and pandas' means keep it. The rows are gathered block by block, so no
+    reordered copy of the whole column exists.
+    """
+    values = pc.cast(column, pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
+    valid = column.is_valid().to_numpy(zero_copy_only=False) if column.null_count else None
+    means = np.empty(len(runs), dtype=np.float64)
+    ends = np.append(runs[1:], len(order))
+    for lo in range(0, len(runs), _BLOCK_STEPS):
+        hi = min(lo + _BLOCK_STEPS, len(runs))
+        rows = order[runs[lo] : ends[hi - 1]]
+        starts = runs[lo:hi] - runs[lo]
+        sums = np.add.reduceat(values[rows], starts)
+        if valid is None:
+            counts = ends[lo:hi] - runs[lo:hi]
+        else:
+            counts = np.add.reduceat(valid[rows], starts, dtype=np.int64)
+        with np.errstate(invalid="ignore"):
+            means[lo:hi] = sums / counts
+    return means
+
+
 def fleet_series(table: pa.Table, spec: ModelSpec, *, min_steps: int | None = None) -> FleetSeries:
     """Frame buffer rows into the fleet's series.
 
@@ -148,27 +176,12 @@ def fleet_series(table: pa.Table, spec: ModelSpec, *, min_steps: int | None = No
     del codes
     tick_col = tick[runs]
     del tick
-    rows_per_step = np.diff(runs, append=len(order)).astype(np.int32)
     # float32, as the series keep them: at millions of steps the float64 copy of every
     # target was the largest array of the framing.
     grid_values = np.empty((len(runs), len(targets)), dtype=np.float32)
     for j, t in enumerate(targets):
-        # Nulls are skipped by the mean (a step of nulls only is 0 / 0 = NaN); a NaN value
-        # is kept, as Arrow's and pandas' means do.
-        column = table[t]
-        values = pc.cast(column, pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
-        sums = np.add.reduceat(values[order], runs)
-        del values
-        counts = rows_per_step
-        if column.null_count:
-            valid = column.is_valid().to_numpy(zero_copy_only=False)[order]
-            counts = np.add.reduceat(valid, runs, dtype=np.int64)
-            del valid
-        with np.errstate(invalid="ignore"):
-            sums /= counts
-        grid_values[:, j] = sums
-        del sums, counts
-    del order, runs, rows_per_step
+        grid_values[:, j] = _step_means(table[t], order, runs)
+    del order, runs
     bounds = np.flatnonzero(np.diff(server_col, prepend=-1, append=-1))
     pieces: list[np.ndarray] = []
     first, server, segment = [], [], []

@@ -18,6 +18,7 @@ import pytest
 import torch
 from torch.utils.data import BatchSampler, RandomSampler
 
+from nordiqd.model import series as series_module
 from nordiqd.model.dataset import (
     build_dataset,
     fitted_dataset,
@@ -231,3 +232,21 @@ def test_epoch_batches_draw_what_random_sampler_drew(count: int, limit: int, siz
     sampler = EpochBatches(count, limit, size, torch.Generator().manual_seed(3))
     assert [*sampler, *sampler] == ref
     assert len(sampler) == len(ref) // 2
+
+
+def test_series_framed_in_small_blocks_equal_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Step means gathered a few steps at a time (as millions are) equal one gather."""
+    rng = np.random.default_rng(2)
+    table = fleet(SPEC)
+    column = table["cpu_user_pct"].to_numpy()
+    table = table.set_column(
+        table.column_names.index("cpu_user_pct"),
+        "cpu_user_pct",
+        pa.array(column, mask=rng.random(len(column)) < 0.3),
+    )
+    table = table.take(pa.array(rng.permutation(table.num_rows)))
+    whole = fleet_series(table, SPEC)
+    monkeypatch.setattr(series_module, "_BLOCK_STEPS", 7)
+    blocks = fleet_series(table, SPEC)
+    np.testing.assert_array_equal(blocks.values, whole.values)
+    np.testing.assert_array_equal(blocks.starts, whole.starts)
