@@ -458,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
         "--micro-batch", type=int, default=0, help="[model] micro_batch_size for the CPU (0: the default)"
     )
     p.add_argument("--loader-windows", type=int, default=2560, help="windows drawn to time the loader alone")
+    p.add_argument(
+        "--fleet", type=Path, help="keep the simulated fleet in this Parquet file; reuse it if it exists"
+    )
     p.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--table", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
@@ -489,8 +492,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# bench/train.py on {platform.node()}, {os.cpu_count()} CPUs, loadavg {_loadavg()}")
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="nordiqd-bench-") as tmp:
-        args.table = Path(tmp) / "fleet.parquet"
-        made = _generate(args)
+        args.table = args.fleet or Path(tmp) / "fleet.parquet"
+        if args.fleet is not None and args.fleet.exists():
+            import pyarrow.parquet as pq
+
+            made = {"generate_s": 0.0, "peak_rss_mib": 0.0, "records": pq.read_metadata(args.fleet).num_rows}
+        else:
+            made = _generate(args)
         print(f"# simulated {made['records']:,} records in {made['generate_s']:.0f} s", flush=True)
         for rep in range(args.repeats):
             for size in sizes:

@@ -105,8 +105,9 @@ def _server_codes(names: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
 _BLOCK_STEPS = 1 << 21  # steps averaged at a time: bounds the gathered copies to ~16 MB each
 
 
-def _step_means(column: pa.ChunkedArray, order: np.ndarray, runs: np.ndarray) -> np.ndarray:
-    """The mean of each run of rows (``runs``: first position of each, in ``order``).
+def _step_means(column: pa.ChunkedArray, order: np.ndarray, runs: np.ndarray, out: np.ndarray) -> None:
+    """Write into ``out`` the mean of each run of rows (``runs``: first position of each,
+    in ``order``).
 
     Nulls are skipped (a run of nulls only is 0 / 0 = NaN); a NaN value is kept, as
     Arrow's and pandas' means keep it. The rows are gathered block by block, so no
@@ -114,20 +115,18 @@ def _step_means(column: pa.ChunkedArray, order: np.ndarray, runs: np.ndarray) ->
     """
     values = pc.cast(column, pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
     valid = column.is_valid().to_numpy(zero_copy_only=False) if column.null_count else None
-    means = np.empty(len(runs), dtype=np.float64)
-    ends = np.append(runs[1:], len(order))
     for lo in range(0, len(runs), _BLOCK_STEPS):
         hi = min(lo + _BLOCK_STEPS, len(runs))
-        rows = order[runs[lo] : ends[hi - 1]]
+        end = runs[hi] if hi < len(runs) else len(order)
+        rows = order[runs[lo] : end]
         starts = runs[lo:hi] - runs[lo]
         sums = np.add.reduceat(values[rows], starts)
         if valid is None:
-            counts = ends[lo:hi] - runs[lo:hi]
+            counts = np.diff(starts, append=len(rows))
         else:
             counts = np.add.reduceat(valid[rows], starts, dtype=np.int64)
         with np.errstate(invalid="ignore"):
-            means[lo:hi] = sums / counts
-    return means
+            out[lo:hi] = sums / counts
 
 
 def fleet_series(table: pa.Table, spec: ModelSpec, *, min_steps: int | None = None) -> FleetSeries:
@@ -180,7 +179,7 @@ def fleet_series(table: pa.Table, spec: ModelSpec, *, min_steps: int | None = No
     # target was the largest array of the framing.
     grid_values = np.empty((len(runs), len(targets)), dtype=np.float32)
     for j, t in enumerate(targets):
-        grid_values[:, j] = _step_means(table[t], order, runs)
+        _step_means(table[t], order, runs, grid_values[:, j])
     del order, runs
     bounds = np.flatnonzero(np.diff(server_col, prepend=-1, append=-1))
     pieces: list[np.ndarray] = []
