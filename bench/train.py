@@ -62,25 +62,44 @@ def _loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def _peak_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        line = next(x for x in status if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
 def _note(size: str, text: str) -> None:
-    print(f"#   {size}: {text} (loadavg {_loadavg()[0]})", file=sys.stderr, flush=True)
+    print(f"#   {size}: {text} (loadavg {_loadavg()[0]}) rss {_rss_mib():.0f}", file=sys.stderr, flush=True)
 
 
 def generate_table(args: argparse.Namespace) -> dict[str, Any]:
-    """Simulate the fleet and write it as the buffer would hold it (Parquet), for the jobs."""
+    """Simulate the fleet and write it as the buffer would hold it (Parquet), for the jobs.
+
+    Block by block (``SimulatedFleet.batches``), so a 10,000-server month (86 M records)
+    never sits in this process at once: the same records as one ``generate``.
+    """
     import pyarrow.parquet as pq
 
     from nordiqd.simulate import SimulatedFleet
 
     t = time.perf_counter()
-    table = (
-        SimulatedFleet(size=args.servers, seed=args.seed, interval_s=300)
-        .generate(_T0, _T0 + int(args.days * _DAY_S))
-        .to_arrow()
-    )
-    generate_s = time.perf_counter() - t
-    pq.write_table(table, args.generate)
-    return {"records": table.num_rows, "generate_s": generate_s}
+    fleet = SimulatedFleet(size=args.servers, seed=args.seed, interval_s=300)
+    records = 0
+    writer: pq.ParquetWriter | None = None
+    for block in fleet.batches(_T0, _T0 + int(args.days * _DAY_S), max_records=4_000_000):
+        part = block.to_arrow()
+        writer = writer or pq.ParquetWriter(args.generate, part.schema)
+        writer.write_table(part)
+        records += part.num_rows
+    if writer is not None:
+        writer.close()
+    return {"records": records, "generate_s": time.perf_counter() - t}
 
 
 def _loader_rate(batches: Any, spec: Any, seed: int, windows: int) -> tuple[float, float]:
@@ -150,34 +169,51 @@ def _prepare(args: argparse.Namespace, table: Any, spec: Any, out: dict[str, Any
 
 def run_child(args: argparse.Namespace) -> dict[str, Any]:
     """One job: read, frame, build, loader alone, train per thread count, validate; figures as a dict."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
     import torch
 
     from nordiqd.model.fitting import validate
     from nordiqd.model.network import build_network
     from nordiqd.model.params import ModelSpec
-    from nordiqd.model.trainer import batch_size_for, run_trainer
+    from nordiqd.model.trainer import batch_size_for, micro_batches, run_trainer
+    from nordiqd.training.memory import release_freed
 
     load_start = _loadavg()
     spec = ModelSpec(**SIZES[args.size])
     if args.windows:
         spec = ModelSpec(**{**spec.to_dict(), "max_windows_per_epoch": args.windows})
+    if args.micro_batch:
+        spec = ModelSpec(**{**spec.to_dict(), "micro_batch_size": args.micro_batch})
     accelerator = "gpu" if args.device == "cuda" else "cpu"
     out: dict[str, Any] = {"size": args.size, "spec": spec.to_dict(), "device": args.device}
     out["pipeline"] = args.pipeline
 
     t = time.perf_counter()
     # What a training job reads from the buffer: the time, names and targets.
-    table = pq.read_table(args.table, columns=["timestamp", "server_name", "profile", *spec.targets])
+    columns = ["timestamp", "server_name", "profile", *spec.targets]
+    # Names dictionary-encoded, as the job reads them (``read_window(dictionary_names=True)``);
+    # the dataset pipeline took them as strings.
+    names = ["server_name", "profile"] if args.pipeline == "arrays" else None
+    table = pq.read_table(args.table, columns=columns, read_dictionary=names)
     out["records"] = table.num_rows
     out["read_s"] = time.perf_counter() - t
-    # Kept through training: a training job holds the table it read until fit returns.
+    # The peak so far at the end of each phase: which phase sets the job's peak.
+    out["peak_rss_mib_by_phase"] = peaks = {"read": _peak_mib()}
     train, val, prototype, weights = _prepare(args, table, spec, out)
+    # Let go once framed, as a training job does (``training/job.py``): training needs
+    # only the series, and the gate reads its rows again.
+    del table
+    release_freed()  # also the cycle through which the network's init still holds it
+    pa.default_memory_pool().release_unused()
+    peaks["framing and dataset build"] = _peak_mib()
 
     torch.set_num_threads(args.threads[0])
     out["loader_windows_per_s"], out["loader_windows_per_cpu_s"] = _loader_rate(
         train, spec, args.seed, args.loader_windows
     )
+    peaks["loader alone"] = _peak_mib()
+    out["rss_mib_before_training"] = _rss_mib()
     _note(
         args.size,
         f"loader alone: {out['loader_windows_per_s']:,.0f} windows/s "
@@ -194,6 +230,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
         if args.device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         batch = batch_size_for(spec, accelerator)
+        parts = micro_batches(spec, batch, accelerator)
         t, cpu = time.perf_counter(), time.process_time()
         device = run_trainer(
             network,
@@ -210,20 +247,21 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
         total = time.perf_counter() - t
         cpu = time.process_time() - cpu
         stamps = stamps[:-1]  # run_trainer reports 100 % once more after the last batch
-        batches = len(stamps)
+        batches = len(stamps)  # micro-batches: progress comes after each
         windows_per_epoch = min(spec.max_windows_per_epoch or len(train), len(train))
-        per_epoch = -(-windows_per_epoch // batch)
+        per_epoch = batches // args.epochs
         epoch_ends = [stamps[min(batches, (e + 1) * per_epoch) - 1] for e in range(args.epochs)]
         epoch_s = [b - a for a, b in zip([t, *epoch_ends], epoch_ends, strict=False)]
-        # Samples/s over batches 2..n: the first includes one-off allocation and setup.
+        # Samples/s over micro-batches 2..n: the first includes one-off allocation and setup.
         steady = stamps[-1] - stamps[0]
-        samples = windows_per_epoch * args.epochs - min(batch, windows_per_epoch)
+        samples = windows_per_epoch * args.epochs - min(-(-batch // parts), windows_per_epoch)
         sps = samples / steady if steady > 0 and batches > 1 else windows_per_epoch * args.epochs / total
         run = {
             "threads": threads,
             "device": device,
             "batches": batches,
             "batch_size": batch,
+            "micro_batches": parts,
             "windows_per_epoch": windows_per_epoch,
             "train_s": total,
             "first_batch_s": stamps[0] - t,
@@ -240,11 +278,13 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
         runs.append(run)
         _note(args.size, f"trained threads={threads}: {sps:.0f} windows/s {' '.join(notes)}")
     out["runs"] = runs
+    peaks["training"] = _peak_mib()
 
     t = time.perf_counter()
     assert network is not None
     validation = validate(network.cpu().eval(), val, spec)
     out["validate_s"] = time.perf_counter() - t
+    peaks["validation"] = _peak_mib()
     out["validation"] = {
         "mase_model": validation.mase_model,
         "mase_seasonal_naive": validation.mase_seasonal_naive,
@@ -269,6 +309,7 @@ def _spawn(args: argparse.Namespace, size: str, result: Path, threads: list[int]
         "--threads": ",".join(map(str, threads)),
         "--pipeline": args.pipeline,
         "--loader-windows": args.loader_windows,
+        "--micro-batch": args.micro_batch,
         "--table": args.table,
     }
     cmd = [sys.executable, str(Path(__file__).resolve())]
@@ -413,7 +454,13 @@ def main(argv: list[str] | None = None) -> int:
         help="training batches: arrays (windows.WindowBatches, what fit uses) or dataset "
         "(TimeSeriesDataSet's __getitem__ and collate, the reference)",
     )
+    p.add_argument(
+        "--micro-batch", type=int, default=0, help="[model] micro_batch_size for the CPU (0: the default)"
+    )
     p.add_argument("--loader-windows", type=int, default=2560, help="windows drawn to time the loader alone")
+    p.add_argument(
+        "--fleet", type=Path, help="keep the simulated fleet in this Parquet file; reuse it if it exists"
+    )
     p.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--table", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
@@ -445,8 +492,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# bench/train.py on {platform.node()}, {os.cpu_count()} CPUs, loadavg {_loadavg()}")
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="nordiqd-bench-") as tmp:
-        args.table = Path(tmp) / "fleet.parquet"
-        made = _generate(args)
+        args.table = args.fleet or Path(tmp) / "fleet.parquet"
+        if args.fleet is not None and args.fleet.exists():
+            import pyarrow.parquet as pq
+
+            made = {"generate_s": 0.0, "peak_rss_mib": 0.0, "records": pq.read_metadata(args.fleet).num_rows}
+        else:
+            made = _generate(args)
         print(f"# simulated {made['records']:,} records in {made['generate_s']:.0f} s", flush=True)
         for rep in range(args.repeats):
             for size in sizes:

@@ -18,6 +18,7 @@ itself, so only training imports this module.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any
 
@@ -150,16 +151,13 @@ def fitted_dataset(
     first = int(index.series[0])
     span = spec.encoder_steps + spec.horizon_steps
     lo = int(series.starts[first])
-    one = FleetSeries(
+    one = dataclasses.replace(
+        series,
         values=series.values[lo : lo + span],
         starts=np.array([0, span], dtype=np.int64),
         first_tick=series.first_tick[first : first + 1],
         server=series.server[first : first + 1],
         segment=series.segment[first : first + 1],
-        names=series.names,
-        profiles=series.profiles,
-        targets=series.targets,
-        step_seconds=series.step_seconds,
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning)

@@ -43,7 +43,11 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         hidden_continuous_size: Width of the per-variable networks of continuous inputs.
         dropout: Dropout rate while training.
         learning_rate: Adam learning rate.
-        batch_size: Training windows per batch.
+        batch_size: Training windows per batch (per optimiser step).
+        micro_batch_size: On the CPU a batch runs forward and backward in parts of at
+            most this many windows whose gradients add up before the one optimiser step:
+            the same step (exactly, where the parts divide the batch evenly) with a
+            fraction of the activation memory. GPUs run the batch whole.
         max_fill_steps: Gaps of at most this many steps are interpolated; longer gaps
             split a server's history into separate series.
         max_windows_per_epoch: Random training windows drawn per epoch (0 = all). One
@@ -66,6 +70,7 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     dropout: Annotated[float, Meta(ge=0, lt=1)] = 0.1
     learning_rate: Annotated[float, Meta(gt=0, le=10)] = 3e-3
     batch_size: Annotated[int, Meta(ge=1, le=65_536)] = 128
+    micro_batch_size: Annotated[int, Meta(ge=1, le=65_536)] = 16
     max_fill_steps: Annotated[int, Meta(ge=0, le=10_000)] = 6
     max_windows_per_epoch: Annotated[int, Meta(ge=0, le=1_000_000_000)] = 100_000
     unseen_share: Annotated[float, Meta(ge=0, le=1)] = 0.1

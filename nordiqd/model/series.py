@@ -12,13 +12,14 @@ pandas frame. ``FleetSeries.to_frame`` gives the frame back, for the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nordiqd.model.errors import InsufficientData
+from nordiqd.model.errors import InsufficientData, ModelError
 from nordiqd.model.frames import TIME_FEATURES, fill_short_gaps, time_features
 from nordiqd.model.params import ModelSpec
 
@@ -39,6 +40,9 @@ class FleetSeries:
         profiles: Each server's latest profile, as ``names``.
         targets: The metric columns of ``values``.
         step_seconds: Model step.
+        records: Buffer rows the series were framed from.
+        window: First and last timestamp of those rows, so a caller can let the rows go
+            once framed (a training job does: the table outweighs its series).
     """
 
     values: np.ndarray
@@ -50,6 +54,8 @@ class FleetSeries:
     profiles: list[str]
     targets: tuple[str, ...]
     step_seconds: int
+    records: int
+    window: tuple[datetime, datetime]
 
     @property
     def lengths(self) -> np.ndarray:
@@ -90,10 +96,37 @@ def _server_codes(names: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     encoded = pc.dictionary_encode(names).combine_chunks()
     dictionary = encoded.dictionary.to_pylist()
     order = sorted(range(len(dictionary)), key=lambda i: dictionary[i])
-    rank = np.empty(len(dictionary), dtype=np.int64)
+    rank = np.empty(len(dictionary), dtype=np.int32)
     rank[order] = np.arange(len(dictionary))
     codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]
     return codes, [dictionary[i] for i in order]
+
+
+_BLOCK_STEPS = 1 << 21  # steps averaged at a time: bounds the gathered copies to ~16 MB each
+
+
+def _step_means(column: pa.ChunkedArray, order: np.ndarray, runs: np.ndarray, out: np.ndarray) -> None:
+    """Write into ``out`` the mean of each run of rows (``runs``: first position of each,
+    in ``order``).
+
+    Nulls are skipped (a run of nulls only is 0 / 0 = NaN); a NaN value is kept, as
+    Arrow's and pandas' means keep it. The rows are gathered block by block, so no
+    reordered copy of the whole column exists.
+    """
+    values = pc.cast(column, pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
+    valid = column.is_valid().to_numpy(zero_copy_only=False) if column.null_count else None
+    for lo in range(0, len(runs), _BLOCK_STEPS):
+        hi = min(lo + _BLOCK_STEPS, len(runs))
+        end = runs[hi] if hi < len(runs) else len(order)
+        rows = order[runs[lo] : end]
+        starts = runs[lo:hi] - runs[lo]
+        sums = np.add.reduceat(values[rows], starts)
+        if valid is None:
+            counts = np.diff(starts, append=len(rows))
+        else:
+            counts = np.add.reduceat(valid[rows], starts, dtype=np.int64)
+        with np.errstate(invalid="ignore"):
+            out[lo:hi] = sums / counts
 
 
 def fleet_series(table: pa.Table, spec: ModelSpec, *, min_steps: int | None = None) -> FleetSeries:
@@ -108,6 +141,7 @@ def fleet_series(table: pa.Table, spec: ModelSpec, *, min_steps: int | None = No
     Raises:
         InsufficientData: The table is empty or lacks a column, or no server has a
             contiguous segment of ``min_steps``.
+        ModelError: ``timestamp`` is not a timestamp column.
     """
     min_steps = spec.encoder_steps + spec.horizon_steps if min_steps is None else min_steps
     targets = list(spec.targets)
@@ -116,28 +150,37 @@ def fleet_series(table: pa.Table, spec: ModelSpec, *, min_steps: int | None = No
         raise InsufficientData(f"the data has no column {', '.join(missing)}")
     if table.num_rows == 0:
         raise InsufficientData("the data has no rows")
+    span = pc.min_max(table["timestamp"])
+    window = (span["min"].as_py(), span["max"].as_py())
+    if not isinstance(window[0], datetime) or not isinstance(window[1], datetime):
+        raise ModelError("the timestamp column is not a timestamp type")
     codes, names = _server_codes(table["server_name"])
     ms = pc.cast(table["timestamp"], pa.int64()).to_numpy()
-    tick = ms // (spec.step_seconds * 1000)
+    # Every row in server then time order through one index array; a step's rows are
+    # then a run, averaged with ``reduceat``. (Arrow's hash group-by took about 300 bytes
+    # a row at its peak, more than the table itself.)
+    order = np.lexsort((ms, codes))
+    codes = codes[order]
+    tick = ms[order]
+    del ms
+    tick //= spec.step_seconds * 1000
     # A server's latest profile wins: a re-profiled server is forecast as what it is now.
-    by_time = np.lexsort((ms, codes))
-    last_rows = by_time[np.flatnonzero(np.diff(codes[by_time], append=-1))]
+    last_rows = order[np.flatnonzero(np.diff(codes, append=-1))]
     profiles = [p or "" for p in table["profile"].take(pa.array(last_rows)).to_pylist()]
-    del by_time, ms
-    slim = pa.table({"server": codes.astype(np.int32), "tick": tick, **{t: table[t] for t in targets}})
-    del codes, tick
-    means = slim.group_by(["server", "tick"]).aggregate([(t, "mean") for t in targets])
-    del slim
-    # Sorted by server then time through one index array, each column gathered on its
-    # own, so no sorted copy of the whole table exists at once.
-    server_col = means["server"].to_numpy()
-    tick_col = means["tick"].to_numpy()
-    order = np.lexsort((tick_col, server_col))
-    server_col, tick_col = server_col[order], tick_col[order]
-    grid_values = np.empty((len(order), len(targets)))
+    change = np.ones(len(codes), dtype=bool)
+    change[1:] = (codes[1:] != codes[:-1]) | (tick[1:] != tick[:-1])
+    runs = np.flatnonzero(change)
+    del change
+    server_col = codes[runs]
+    del codes
+    tick_col = tick[runs]
+    del tick
+    # float32, as the series keep them: at millions of steps the float64 copy of every
+    # target was the largest array of the framing.
+    grid_values = np.empty((len(runs), len(targets)), dtype=np.float32)
     for j, t in enumerate(targets):
-        grid_values[:, j] = pc.cast(means[f"{t}_mean"], pa.float64()).to_numpy(zero_copy_only=False)[order]
-    del means, order
+        _step_means(table[t], order, runs, grid_values[:, j])
+    del order, runs
     bounds = np.flatnonzero(np.diff(server_col, prepend=-1, append=-1))
     pieces: list[np.ndarray] = []
     first, server, segment = [], [], []
@@ -161,6 +204,7 @@ def fleet_series(table: pa.Table, spec: ModelSpec, *, min_steps: int | None = No
             f"no server has {min_steps} contiguous steps of {spec.step_seconds} s "
             f"(gaps over {spec.max_fill_steps} steps split the history)"
         )
+    del grid_values, server_col, tick_col
     starts = np.concatenate(([0], np.cumsum([len(p) for p in pieces]))).astype(np.int64)
     return FleetSeries(
         values=np.ascontiguousarray(np.concatenate(pieces)),
@@ -172,4 +216,6 @@ def fleet_series(table: pa.Table, spec: ModelSpec, *, min_steps: int | None = No
         profiles=profiles,
         targets=tuple(targets),
         step_seconds=spec.step_seconds,
+        records=table.num_rows,
+        window=window,
     )

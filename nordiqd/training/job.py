@@ -31,6 +31,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import zmq
@@ -126,27 +127,44 @@ def _train(
         # Imported here, after ``run`` lowered this process's priority: torch and
         # Lightning take seconds of CPU to import, which must not compete with ingest and
         # predictions; and inside the ``try``, as an import can meet the memory cap too.
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         from nordiqd.buffer.reader import read_window
         from nordiqd.model import artifacts
         from nordiqd.model.fitting import fit
+        from nordiqd.model.series import fleet_series
         from nordiqd.promotion import holdout
 
         columns = ["timestamp", "server_name", "profile", *spec.targets]
-        table = read_window(cfg.buffer_dir, days=cfg.training.training_days, columns=columns)
+        # Names as stored, dictionary-encoded: framing codes them anyway, and millions of
+        # rows of strings were a fifth of the table.
+        table = read_window(
+            cfg.buffer_dir, days=cfg.training.training_days, columns=columns, dictionary_names=True
+        )
+        span = pc.min_max(table["timestamp"])
+        first, last = span["min"].as_py(), span["max"].as_py()
         # The newest hours are the gate's holdout: the model never trains on them.
         rows, cutoff = holdout.split(table, cfg.promotion.holdout_hours)
+        # Training needs only the framed series: the rows go before the network's memory
+        # comes (they outweigh the series several times), and the gate reads them again.
+        del table
         report.send(m.JobStarted(job_id=report.job_id, records=rows.num_rows))
         log.info(
             "training on %d records before %s, %d epochs, incremental=%s",
             rows.num_rows, cutoff, epochs, incremental,
         )  # fmt: skip
+        series = fleet_series(rows, spec)
+        del rows
+        memory.release_freed()
+        pa.default_memory_pool().release_unused()
         champion = _champion(cfg)
         base = champion
         current = os.path.join(cfg.models_dir, "current")
         if incremental and base is None and os.path.exists(current):
             base = artifacts.load(current)  # of another shape: fit says why it starts afresh
         trained = fit(
-            rows,
+            series,
             spec,
             epochs=epochs,
             incremental=incremental,
@@ -155,12 +173,16 @@ def _train(
             on_progress=report.progress,
             should_stop=should_stop,
         )
+        del series
         if should_stop():
             raise TrainingCancelled("cancelled after the last batch")
         path = artifacts.publish(cfg.models_dir, trained, serve=False)
         try:
             report.send(m.JobGating(job_id=report.job_id, version=path.name))
             candidate = artifacts.load(path, expect=spec)
+            # The span read before training, holdout included (``end`` is exclusive).
+            end = last + timedelta(milliseconds=1)
+            table = read_window(cfg.buffer_dir, start=first, end=end, columns=columns)
             gate = holdout.score(table, spec, cfg.promotion.holdout_hours, cutoff, candidate, champion)
             if should_stop():
                 raise TrainingCancelled("cancelled during the gate")

@@ -26,6 +26,8 @@ their own errors that say so; ``is_out_of_memory`` recognises them and the job r
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import resource
 from pathlib import Path
@@ -108,3 +110,20 @@ def is_out_of_memory(exc: BaseException) -> bool:
 def out_of_memory(limit: int) -> str:
     """The failure text of a job over its cap."""
     return f"out of memory (limit {limit} MB)"
+
+
+def release_freed() -> None:
+    """Free what is unreachable now and give the freed heap back to the OS.
+
+    A job that drops its read rows once framed wants them gone before training. Two
+    things keep them: reference cycles (pytorch-forecasting's network ``__init__``
+    leaves its frames, and with them its callers' locals, in a cycle that only the
+    collector frees), and glibc, which keeps freed blocks for reuse (``malloc_trim``
+    returns them; elsewhere than glibc that step does nothing).
+    """
+    gc.collect()
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)

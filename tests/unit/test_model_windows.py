@@ -13,10 +13,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import torch
 from torch.utils.data import BatchSampler, RandomSampler
 
+from nordiqd.model import series as series_module
 from nordiqd.model.dataset import (
     build_dataset,
     fitted_dataset,
@@ -174,8 +176,36 @@ def test_validation_windows_equal_the_predict_dataset(spec: ModelSpec) -> None:
     assert_close(list(y), list(ref_y), "target")
 
 
-def test_series_frame_equals_to_frame() -> None:
+def dictionary_names(table: pa.Table) -> pa.Table:
+    """Names dictionary-encoded as the buffer stores them, a dictionary per chunk."""
+    half = table.num_rows // 2
+    parts = []
+    for part in (table.slice(0, half), table.slice(half)):
+        for name in ("server_name", "profile"):
+            idx = part.column_names.index(name)
+            part = part.set_column(idx, name, pc.dictionary_encode(part[name]))
+        parts.append(part)
+    return pa.concat_tables(parts)
+
+
+@pytest.mark.parametrize("nulls", [False, True], ids=["dense", "nulls-and-shuffled"])
+@pytest.mark.parametrize("names", ["strings", "dictionary"])
+def test_series_frame_equals_to_frame(nulls: bool, names: str) -> None:
     table = fleet(SPEC)
+    if nulls:
+        # Null metric values (skipped by a step's mean; a step of nulls only is a gap, which
+        # the fill interpolates or splits on) and rows in no particular order.
+        rng = np.random.default_rng(8)
+        for name in SPEC.targets[:2]:
+            column = table[name].to_numpy()
+            mask = rng.random(len(column)) < 0.2
+            mask[1500:1560] = True  # a long gap in one metric: the series splits there
+            idx = table.column_names.index(name)
+            table = table.set_column(idx, name, pa.array(column, mask=mask))
+        table = table.take(pa.array(rng.permutation(table.num_rows)))
+    if names == "dictionary":
+        ours = fleet_series(dictionary_names(table), SPEC).to_frame()
+        assert ours.equals(fleet_series(table, SPEC).to_frame())
     ours = fleet_series(table, SPEC).to_frame()
     theirs = to_frame(table, SPEC)
     assert list(ours.columns) == list(theirs.columns) or set(ours.columns) == set(theirs.columns)
@@ -184,7 +214,7 @@ def test_series_frame_equals_to_frame() -> None:
         assert ours[name].tolist() == theirs[name].tolist(), name
     for name in ("hour_sin", "hour_cos", "dow_sin", "dow_cos", *SPEC.targets):
         np.testing.assert_allclose(ours[name].to_numpy(), theirs[name].to_numpy(), rtol=1e-6, err_msg=name)
-    assert ours["series"].nunique() == 8  # the outage split one server
+    assert ours["series"].nunique() == (9 if nulls else 8)  # the outage split one server
     assert set(ours.loc[ours["server_name"] == "srv-04", "profile"]) == {"db"}  # its latest, not "old"
 
 
@@ -202,3 +232,21 @@ def test_epoch_batches_draw_what_random_sampler_drew(count: int, limit: int, siz
     sampler = EpochBatches(count, limit, size, torch.Generator().manual_seed(3))
     assert [*sampler, *sampler] == ref
     assert len(sampler) == len(ref) // 2
+
+
+def test_series_framed_in_small_blocks_equal_one_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Step means gathered a few steps at a time (as millions are) equal one gather."""
+    rng = np.random.default_rng(2)
+    table = fleet(SPEC)
+    column = table["cpu_user_pct"].to_numpy()
+    table = table.set_column(
+        table.column_names.index("cpu_user_pct"),
+        "cpu_user_pct",
+        pa.array(column, mask=rng.random(len(column)) < 0.3),
+    )
+    table = table.take(pa.array(rng.permutation(table.num_rows)))
+    whole = fleet_series(table, SPEC)
+    monkeypatch.setattr(series_module, "_BLOCK_STEPS", 7)
+    blocks = fleet_series(table, SPEC)
+    np.testing.assert_array_equal(blocks.values, whole.values)
+    np.testing.assert_array_equal(blocks.starts, whole.starts)
