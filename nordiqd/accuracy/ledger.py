@@ -5,6 +5,11 @@ calls ``issue`` with the forecast it served for every server: all quantiles over
 whole horizon, the seasonal-naive values for the same steps and each series' scale.
 Step ``h`` of an issue at ``t`` covers ``[t + h*step, t + (h+1)*step)``.
 
+Beside it, an issue may hold what other candidates would have served (``last``, the
+window's last value; ``challenger``, the statistical model's p50): with a ``RoutingBook``
+the served issue's scored points also score them, and seasonal naive, per lead bucket
+(``routing.py``). A model in shadow is not a routing candidate.
+
 ``actuals`` takes final step means, many (server, step) rows at once, in any order. Each
 outstanding issue that covers a row's step scores it into the ``ScoreBook``, and marks
 the (server, target, step) scored, so a step delivered twice is scored once. A NaN
@@ -16,7 +21,8 @@ issue covering it has gone is a gap, never a wrong score.
 
 Memory: float32 forecasts, naive values and scales and a bool mask per issue; at 1,000
 servers x 5 targets x 96 steps x 3 quantiles an issue holds 8.2 MB; with hourly issues,
-an 8 h horizon and an hour's grace, nine are outstanding at once (74 MB).
+an 8 h horizon and an hour's grace, nine are outstanding at once (74 MB). The routing
+candidates add 20 KB per issue for ``last`` and 1.9 MB for a ``challenger``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import numpy as np
 
 from nordiqd.accuracy.buckets import bucket_of_lead
 from nordiqd.accuracy.points import point_sums
+from nordiqd.accuracy.routing import CANDIDATES, LAST_VALUE, MODEL, SEASONAL_NAIVE, STATISTICAL, RoutingBook
 from nordiqd.accuracy.scores import Kind, ScoreBook
 
 __all__ = ["ForecastLedger", "Issue", "issue_points"]
@@ -53,6 +60,10 @@ class Issue:
         naive: Array [S, T, H] float32, the value one day before each step (NaN: unknown).
         scale: Array [S, T] float32, mean absolute 1-day difference (NaN: unknown).
         scored: Array [S, T, H] bool, points already scored.
+        last: Array [S, T] float32, each series' last value before ``at`` (a routing
+            candidate; NaN: unknown); None when not kept.
+        challenger: Array [S, T, H] float32, the statistical challenger's p50 (NaN where
+            it has none); None when not kept.
     """
 
     at: int
@@ -63,6 +74,8 @@ class Issue:
     naive: np.ndarray
     scale: np.ndarray
     scored: np.ndarray
+    last: np.ndarray | None = None
+    challenger: np.ndarray | None = None
     rows: dict[str, int] = field(init=False, repr=False)
     ids: np.ndarray = field(init=False, repr=False)  # each row's server id in the book
 
@@ -72,7 +85,8 @@ class Issue:
     @property
     def nbytes(self) -> int:
         """Bytes held by the arrays."""
-        return self.forecasts.nbytes + self.naive.nbytes + self.scale.nbytes + self.scored.nbytes
+        extra = sum(a.nbytes for a in (self.last, self.challenger) if a is not None)
+        return self.forecasts.nbytes + self.naive.nbytes + self.scale.nbytes + self.scored.nbytes + extra
 
 
 def _key(at: int, version: str, kind: Kind) -> tuple[int, str | None]:
@@ -89,6 +103,7 @@ class ForecastLedger:
         step_seconds: Model step.
         horizon_steps: Steps of every forecast.
         grace_s: How long past its horizon (in data time) an issue is kept for late steps.
+        routes: Where the routing candidates' errors go; None: they are not scored.
     """
 
     def __init__(
@@ -98,8 +113,10 @@ class ForecastLedger:
         step_seconds: int,
         horizon_steps: int,
         grace_s: int = 0,
+        routes: RoutingBook | None = None,
     ) -> None:
         self.book = book
+        self.routes = routes
         self.quantiles = tuple(quantiles)
         self.step = step_seconds
         self.horizon = horizon_steps
@@ -107,11 +124,12 @@ class ForecastLedger:
         self.issues: list[Issue] = []
         self.scored_through: int | None = None
         self._bucket = bucket_of_lead(horizon_steps, step_seconds)
+        self._median = self.quantiles.index(0.5)
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the outstanding issues' arrays."""
-        return sum(i.nbytes for i in self.issues)
+        """Bytes held by the outstanding issues' arrays and the routing book."""
+        return sum(i.nbytes for i in self.issues) + (self.routes.nbytes if self.routes else 0)
 
     def issue(
         self,
@@ -122,8 +140,10 @@ class ForecastLedger:
         forecasts: np.ndarray,
         naive: np.ndarray,
         scale: np.ndarray,
+        last: np.ndarray | None = None,
+        challenger: np.ndarray | None = None,
     ) -> bool:
-        """Keep the forecasts served at issue point ``at``.
+        """Keep the forecasts served at issue point ``at`` (and the candidates beside them).
 
         Returns:
             False when ``at`` is already held (a restart issuing again, perhaps with
@@ -138,12 +158,15 @@ class ForecastLedger:
         if at % self.step:
             raise ValueError(f"issue point {at} is not on the {self.step} s step grid")
         s, t, h, q = len(servers), len(self.book.targets), self.horizon, len(self.quantiles)
-        for name, arr, shape in (
+        checks = [
             ("forecasts", forecasts, (s, t, h, q)),
             ("naive", naive, (s, t, h)),
             ("scale", scale, (s, t)),
-        ):
-            if np.shape(arr) != shape:
+            ("last", last, (s, t)),
+            ("challenger", challenger, (s, t, h)),
+        ]
+        for name, arr, shape in checks:
+            if arr is not None and np.shape(arr) != shape:
                 raise ValueError(f"{name} has shape {np.shape(arr)}, expected {shape}")
         key = _key(at, version, kind)
         if any(_key(i.at, i.version, i.kind) == key for i in self.issues) or self._expired(at):
@@ -157,6 +180,8 @@ class ForecastLedger:
             naive=np.array(naive, dtype=np.float32),
             scale=np.array(scale, dtype=np.float32),
             scored=np.zeros((s, t, h), dtype=bool),
+            last=None if last is None else np.array(last, dtype=np.float32),
+            challenger=None if challenger is None else np.array(challenger, dtype=np.float32),
         )
         self.restore(kept)
         return True
@@ -223,4 +248,19 @@ class ForecastLedger:
             issue.ids[row[idx][i]],
             result.sums,
         )
+        if self.routes is not None and issue.kind != "shadow" and len(i):
+            self._route(issue, y[i, t], row[idx][i], lead[idx][i], t, int(starts[idx].max()))
         return len(i)
+
+    def _route(self, issue: Issue, y: np.ndarray, row: np.ndarray, lead: np.ndarray, t: np.ndarray, at: int) -> None:
+        """Score each routing candidate's p50 on the served issue's scored points."""
+        assert self.routes is not None
+        errors = np.full((len(y), len(CANDIDATES)), np.nan)
+        if self.routes.counts_model(issue.version, issue.at):
+            errors[:, MODEL] = np.abs(issue.forecasts[row, t, lead, self._median] - y)
+        errors[:, SEASONAL_NAIVE] = np.abs(issue.naive[row, t, lead] - y)
+        if issue.last is not None:
+            errors[:, LAST_VALUE] = np.abs(issue.last[row, t] - y)
+        if issue.challenger is not None:
+            errors[:, STATISTICAL] = np.abs(issue.challenger[row, t, lead] - y)
+        self.routes.add(at, issue.ids[row], t, self._bucket[lead], errors)

@@ -27,11 +27,13 @@ import numpy as np
 
 from nordiqd.accuracy import persist
 from nordiqd.accuracy.ledger import ForecastLedger, issue_points
-from nordiqd.accuracy.reference import seasonal_naive_steps
+from nordiqd.accuracy.reference import last_values, seasonal_naive_steps
 from nordiqd.accuracy.report import AccuracyReport, build_report
+from nordiqd.accuracy.routing import RoutingBook
 from nordiqd.accuracy.scores import HOUR_S, Kind, ScoreBook
 from nordiqd.config import AccuracyConfig, Config
 from nordiqd.model.params import ModelSpec
+from nordiqd.routing import RoutingConfig
 
 __all__ = ["FILE_NAME", "LiveAccuracy"]
 
@@ -46,13 +48,21 @@ class LiveAccuracy:
         spec: Targets, quantiles, step and horizon of the served forecasts.
         accuracy: The ``[accuracy]`` section.
         retention_days: Sums older than this many days of data time are dropped.
+        routing: The ``[routing]`` section; enabled, the served issues also score the
+            routing candidates (``routing.RoutingBook``), and ``routes`` answers from them.
     """
 
     def __init__(
-        self, path: Path | str, spec: ModelSpec, accuracy: AccuracyConfig, retention_days: int
+        self,
+        path: Path | str,
+        spec: ModelSpec,
+        accuracy: AccuracyConfig,
+        retention_days: int,
+        routing: RoutingConfig | None = None,
     ) -> None:
         self.path = Path(path)
         self.settings = accuracy
+        self.routing = routing if routing is not None and routing.enabled else None
         self.retention_s = retention_days * 86400
         # An hour's grace (one issue interval) past the horizon: a batch may arrive that
         # much out of order and still be scored by every forecast that covered it.
@@ -62,6 +72,7 @@ class LiveAccuracy:
             spec.step_seconds,
             spec.horizon_steps,
             grace_s=accuracy.issue_every_s,
+            routes=None if self.routing is None else RoutingBook(spec.targets, self.routing.half_life_hours * 3600),
         )
         self.ledger = persist.load(self.path, empty)
         self._lock = threading.Lock()
@@ -70,7 +81,11 @@ class LiveAccuracy:
     def from_config(cls, config: Config) -> LiveAccuracy:
         """The live accuracy of ``config``, its file in ``data_dir/state``."""
         return cls(
-            Path(config.state_dir) / FILE_NAME, config.model, config.accuracy, config.buffer.retention_days
+            Path(config.state_dir) / FILE_NAME,
+            config.model,
+            config.accuracy,
+            config.buffer.retention_days,
+            config.routing,
         )
 
     @property
@@ -91,6 +106,7 @@ class LiveAccuracy:
         forecasts: np.ndarray,
         windows: np.ndarray,
         scale: np.ndarray | None = None,
+        challenger: np.ndarray | None = None,
     ) -> bool:
         """Keep the forecasts served at issue point ``at`` (see ``ForecastLedger.issue``).
 
@@ -104,13 +120,32 @@ class LiveAccuracy:
                 slot the step right before ``at``): the seasonal-naive reference.
             scale: Array [S, T], each series' mean absolute 1-day difference; None: as
                 the scores measured it so far (``ScoreBook.scales``).
+            challenger: Array [S, T, H], the statistical challenger's p50 for the same
+                steps (a routing candidate; NaN where it has none); None: not fitted.
         """
         ledger = self.ledger
         naive = seasonal_naive_steps(windows, ledger.horizon, 86400 // ledger.step)
+        routed = ledger.routes is not None and kind != "shadow"
+        last = last_values(windows) if routed else None
         with self._lock:
             if scale is None:
                 scale = ledger.book.scales(ledger.book.server_ids(servers))
-            return ledger.issue(at, version, kind, servers, forecasts, naive, scale)
+            return ledger.issue(
+                at, version, kind, servers, forecasts, naive, scale, last, challenger if routed else None
+            )
+
+    def routes(self, servers: Sequence[str]) -> np.ndarray | None:
+        """The routing candidate of every server, target and lead bucket (``RoutingBook.choose``).
+
+        Returns:
+            Array [S, targets, buckets] int8 of indexes into ``routing.CANDIDATES``; None
+            when routing is off.
+        """
+        if self.routing is None or self.ledger.routes is None:
+            return None
+        with self._lock:
+            ids = self.ledger.book.known_ids(servers)
+            return self.ledger.routes.choose(ids, self.routing.min_points)
 
     def observe(
         self, servers: Sequence[str], windows: np.ndarray, last_bucket_start: int, through: int
