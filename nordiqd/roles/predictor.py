@@ -49,6 +49,7 @@ from nordiqd.serving.data_time import DataTimeFeed
 from nordiqd.serving.exposition import accuracy_metrics
 from nordiqd.serving.probation import Probation
 from nordiqd.serving.rest_bodies import iso
+from nordiqd.serving.routes import Router
 from nordiqd.serving.scoring import Scoring
 from nordiqd.serving.slot import Done, ModelSlot
 
@@ -81,8 +82,11 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
             batch_size=cfg.predictor.forecast_batch_size,
             workers=cfg.predictor.forecast_workers,
         )
-        self.cycle = ForecastCycle(cfg, self.windows, self.slot, watermark=lambda: self.feed.watermark)
         self.live = LiveAccuracy.from_config(cfg)
+        router = Router(self.live.routes, cfg.routing.blend_steps) if cfg.routing.enabled else None
+        self.cycle = ForecastCycle(
+            cfg, self.windows, self.slot, watermark=lambda: self.feed.watermark, router=router
+        )
         if spec.encoder_steps * spec.step_seconds < 86400:
             # The seasonal-naive reference is the value a day earlier, read from the windows.
             log.warning(

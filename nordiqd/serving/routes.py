@@ -1,0 +1,149 @@
+"""Per-series routing: each server x target x lead bucket served by its best candidate.
+
+``LiveAccuracy.routes`` says, from the ledger's trailing live errors, which candidate
+(``accuracy.routing.CANDIDATES``) serves each server's target in each lead bucket
+(``0-1h``, ``1-4h``, ``4-8h``). ``route`` builds the served forecast from them:
+
+- **model**: the served model's own quantiles (the TFT, or the baseline before one);
+- **last_value**: the window's last value held over the horizon, with the band of the
+  series' own h-step changes (``predict.naive.change_scale``: for a held value the h-step
+  change *is* the error, so the band is that error's empirical scale);
+- **seasonal_naive**: the predictor's seasonal-naive baseline (``predict.naive``);
+- **statistical**: the statistical challenger's quantiles, where one was fitted (else
+  the model serves there).
+
+Bucket edges are cross-faded: the weight of each candidate at step h is the share of
+steps within ``blend_steps`` of h whose bucket it serves, so the served path moves from
+one candidate to the next over ``2 x blend_steps + 1`` steps instead of jumping. A convex
+mix of increasing quantiles is increasing, so the quantiles stay ordered. Only the
+candidates some series uses are computed; with every series on the model, the model's
+array is served as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+from nordiqd.accuracy.buckets import bucket_of_lead
+from nordiqd.accuracy.reference import last_values
+from nordiqd.accuracy.routing import CANDIDATES, LAST_VALUE, MODEL, SEASONAL_NAIVE, STATISTICAL
+from nordiqd.model.params import ModelSpec
+from nordiqd.predict.naive import change_scale, naive_forecast
+from nordiqd.predict.risk import clip
+
+__all__ = ["Router", "last_value_quantiles", "route", "step_weights"]
+
+
+def last_value_quantiles(windows: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """Last-value naive quantiles (see the module docstring).
+
+    Args:
+        windows: Array [n, L, targets] of step means, oldest first (NaN: a gap).
+        spec: The ``[model]`` section.
+
+    Returns:
+        Array [n, targets, horizon, quantiles] float32, clipped to each metric's range.
+    """
+    last = last_values(windows).astype(np.float64)  # [n, T]
+    sigma = change_scale(np.moveaxis(windows.astype(np.float64), 1, 2), spec.horizon_steps)  # [n, T, H]
+    z = np.array([0.0 if q == 0.5 else NormalDist().inv_cdf(q) for q in spec.quantiles])
+    values = last[:, :, None, None] + sigma[..., None] * z
+    return clip(values, list(spec.targets), axis=1).astype(np.float32)
+
+
+def step_weights(choice: np.ndarray, horizon: int, step_seconds: int, blend_steps: int) -> np.ndarray:
+    """Each candidate's weight at every step, bucket edges cross-faded.
+
+    Args:
+        choice: Array [n, targets, buckets] of candidate indexes.
+        horizon: Steps forecast.
+        step_seconds: Model step.
+        blend_steps: Steps each side of an edge the cross-fade spans (0: a hard switch).
+
+    Returns:
+        Array [n, targets, horizon, candidates] float32; each step's weights sum to 1.
+    """
+    per_step = choice[..., bucket_of_lead(horizon, step_seconds)]  # [n, T, H]
+    onehot = (per_step[..., None] == np.arange(len(CANDIDATES))).astype(np.float32)
+    if not blend_steps:
+        return onehot
+    # Mean of the one-hot weights over steps [h - k, h + k] inside the horizon: cumulative sums.
+    padded = np.concatenate([np.zeros_like(onehot[..., :1, :]), np.cumsum(onehot, axis=-2)], axis=-2)
+    h = np.arange(horizon)
+    lo, hi = np.maximum(h - blend_steps, 0), np.minimum(h + blend_steps, horizon - 1) + 1
+    return (padded[..., hi, :] - padded[..., lo, :]) / (hi - lo)[:, None]
+
+
+def route(
+    windows: np.ndarray,
+    model: np.ndarray,
+    choice: np.ndarray,
+    spec: ModelSpec,
+    blend_steps: int,
+    challenger: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The served forecast of every routed series, and where each bucket came from.
+
+    Args:
+        windows: Array [n, L, targets], the windows the forecasts were made from.
+        model: Array [n, targets, horizon, quantiles], the model's forecasts.
+        choice: Array [n, targets, buckets], each bucket's candidate (``RoutingBook.choose``).
+        spec: The ``[model]`` section.
+        blend_steps: ``[routing] blend_steps``.
+        challenger: Array [n, targets, horizon, quantiles], the statistical challenger's
+            forecasts (NaN where it has none); None: no challenger fitted.
+
+    Returns:
+        The served values [n, targets, horizon, quantiles] float32, and the candidate each
+        bucket was served from [n, targets, buckets] int8 (a challenger chosen where it
+        has no forecast falls back to the model).
+    """
+    choice = np.asarray(choice, dtype=np.int8).copy()
+    if challenger is None:
+        choice[choice == STATISTICAL] = MODEL
+    else:
+        missing = ~np.isfinite(challenger).all(axis=(-1, -2))  # [n, T]
+        choice[(choice == STATISTICAL) & missing[..., None]] = MODEL
+    if not choice.any():
+        return model, choice
+    used = np.unique(choice)
+    weights = step_weights(choice, spec.horizon_steps, spec.step_seconds, blend_steps)
+    made = {
+        MODEL: lambda: model,
+        LAST_VALUE: lambda: last_value_quantiles(windows, spec),
+        SEASONAL_NAIVE: lambda: naive_forecast(windows, spec),
+        STATISTICAL: lambda: challenger,
+    }
+    served = np.zeros(model.shape, dtype=np.float64)
+    for c in used.tolist():
+        w = weights[..., c]
+        values = made[c]()
+        assert values is not None
+        # 0 x NaN would spoil a step another candidate serves: a zero weight adds nothing.
+        served += np.where(w[..., None] > 0, w[..., None] * values, 0.0)
+    # A candidate without a value at some step (a target its window never held) leaves
+    # that step to the model.
+    served = np.where(np.isfinite(served), served, model)
+    return served.astype(np.float32), choice
+
+
+@dataclass(frozen=True)
+class Router:
+    """What a pass needs to route: the choices, the cross-fade and the challenger.
+
+    Attributes:
+        choose: Server names -> each one's candidate per target and bucket
+            (``LiveAccuracy.routes``); None when routing is off.
+        blend_steps: ``[routing] blend_steps``.
+        challenger: Server names and the first forecast step's start -> the statistical
+            challenger's forecasts [n, targets, horizon, quantiles] (NaN where it has
+            none); None when none is fitted.
+    """
+
+    choose: Callable[[list[str]], np.ndarray | None]
+    blend_steps: int
+    challenger: Callable[[list[str], float], np.ndarray | None] = lambda names, start: None
