@@ -252,7 +252,9 @@ class ForecastLedger:
             self._route(issue, y[i, t], row[idx][i], lead[idx][i], t, int(starts[idx].max()))
         return len(i)
 
-    def _route(self, issue: Issue, y: np.ndarray, row: np.ndarray, lead: np.ndarray, t: np.ndarray, at: int) -> None:
+    def _route(
+        self, issue: Issue, y: np.ndarray, row: np.ndarray, lead: np.ndarray, t: np.ndarray, at: int
+    ) -> None:
         """Score each routing candidate's p50 on the served issue's scored points."""
         assert self.routes is not None
         errors = np.full((len(y), len(CANDIDATES)), np.nan)

@@ -72,7 +72,9 @@ class LiveAccuracy:
             spec.step_seconds,
             spec.horizon_steps,
             grace_s=accuracy.issue_every_s,
-            routes=None if self.routing is None else RoutingBook(spec.targets, self.routing.half_life_hours * 3600),
+            routes=None
+            if self.routing is None
+            else RoutingBook(spec.targets, self.routing.half_life_hours * 3600),
         )
         self.ledger = persist.load(self.path, empty)
         self._lock = threading.Lock()

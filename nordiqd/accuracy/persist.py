@@ -150,7 +150,7 @@ def load(path: Path | str, empty: ForecastLedger) -> ForecastLedger:
         data = path.read_bytes()
     except FileNotFoundError:
         return empty
-    routes = empty.routes and RoutingBook(empty.routes.targets, empty.routes.half_life_s)
+    routes = None if empty.routes is None else RoutingBook(empty.routes.targets, empty.routes.half_life_s)
     ledger = ForecastLedger(
         ScoreBook(empty.book.targets), empty.quantiles, empty.step, empty.horizon, empty.grace_s, routes
     )

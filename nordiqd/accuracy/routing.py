@@ -74,7 +74,9 @@ class RoutingBook:
         self.points[..., MODEL] = 0
         return True
 
-    def add(self, at: int, rows: np.ndarray, target: np.ndarray, bucket: np.ndarray, errors: np.ndarray) -> None:
+    def add(
+        self, at: int, rows: np.ndarray, target: np.ndarray, bucket: np.ndarray, errors: np.ndarray
+    ) -> None:
         """Add scored points.
 
         Args:

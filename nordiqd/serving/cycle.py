@@ -207,7 +207,9 @@ class ForecastCycle:
                 newest = latest.forecast_start is None or event.at >= latest.forecast_start
                 if k == len(pending) - 1 and newest and event.served is self.slot.served:
                     metrics = tuple(self.windows.metrics)
-                    made = snapshot_pass(self.config, metrics, event.snap, event.served, event.at, self.router)
+                    made = snapshot_pass(
+                        self.config, metrics, event.snap, event.served, event.at, self.router
+                    )
                     self.latest = made
                     self._served_boundary = max(self._served_boundary, float(event.at))
                     self._published(made)

@@ -4,12 +4,12 @@
 model; ``outlook_of`` forecasts every server of a snapshot with enough history (the TFT,
 or the naive baseline when no model is served), clips the forecasts to each metric's
 valid range, routes each series' lead buckets to their best candidate when a ``Router``
-is given (``serving.routes``) and assesses the risk of what is served. An issue point's pass (``serving.cycle``) runs
-``outlook_of`` on the windows as they stood at the issue point; ``forecast_snapshot`` is
-its forecast-and-clip part, which the accuracy thread runs itself only when that pass
-could not be had. The ``Outlook`` it returns is
-plain arrays; encoding them is ``rest_bodies``' job and the Prometheus text
-``exposition``'s.
+is given (``serving.routes``) and assesses the risk of what is served. An issue
+point's pass (``serving.cycle``) runs ``outlook_of`` on the windows as they stood at the
+issue point; ``forecast_snapshot`` is its forecast-and-clip part (the model's own
+forecast, which the ledger keeps), which the accuracy thread runs itself only when that
+pass could not be had. The ``Outlook`` it returns is plain arrays; encoding them is
+``rest_bodies``' job and the Prometheus text ``exposition``'s.
 """
 
 from __future__ import annotations
