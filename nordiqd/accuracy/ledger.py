@@ -258,8 +258,7 @@ class ForecastLedger:
         """Score each routing candidate's p50 on the served issue's scored points."""
         assert self.routes is not None
         errors = np.full((len(y), len(CANDIDATES)), np.nan)
-        if self.routes.counts_model(issue.version, issue.at):
-            errors[:, MODEL] = np.abs(issue.forecasts[row, t, lead, self._median] - y)
+        errors[:, MODEL] = np.abs(issue.forecasts[row, t, lead, self._median] - y)
         errors[:, SEASONAL_NAIVE] = np.abs(issue.naive[row, t, lead] - y)
         if issue.last is not None:
             errors[:, LAST_VALUE] = np.abs(issue.last[row, t] - y)

@@ -62,8 +62,6 @@ class _Issue(msgspec.Struct, frozen=True, array_like=True):
 
 class _Routing(msgspec.Struct, frozen=True, kw_only=True):
     decayed_to: int | None
-    model: str | None
-    model_since: int
     error: bytes  # [rows, targets, buckets, candidates] float64
     weight: bytes
     points: bytes  # int64
@@ -130,8 +128,6 @@ def save(path: Path | str, ledger: ForecastLedger) -> None:
 def _routing(routes: RoutingBook) -> _Routing:
     return _Routing(
         decayed_to=routes.decayed_to,
-        model=routes.model,
-        model_since=routes.model_since,
         error=routes.error.astype(_F8).tobytes(),
         weight=routes.weight.astype(_F8).tobytes(),
         points=routes.points.astype(_I8).tobytes(),
@@ -229,4 +225,4 @@ def _restore_routing(saved: _Routing, routes: RoutingBook, servers: int) -> None
     routes.error = _array(saved.error, _F8, shape, "routing errors")
     routes.weight = _array(saved.weight, _F8, shape, "routing weights")
     routes.points = _array(saved.points, _I8, shape, "routing points")
-    routes.decayed_to, routes.model, routes.model_since = saved.decayed_to, saved.model, saved.model_since
+    routes.decayed_to = saved.decayed_to

@@ -14,10 +14,11 @@ candidate and cell (server, target, lead bucket) the book keeps three numbers:
 That is all routing needs: at 1,000 servers x 5 targets x 3 buckets x 4 candidates,
 three float64 arrays of 60,000 cells, 1.4 MB, however long the history.
 
-The model candidate is the served model's own forecast. When another version starts
-serving, its column starts empty (a new model has earned nothing yet, so it serves
-until the others show more skill over ``min_points``); issues of the older version
-still outstanding no longer count for it. Not thread-safe: ``LiveAccuracy`` serialises.
+The model candidate is the served model's own forecast, whatever its version: the
+column is the serving slot's record. A new version takes it over and its errors replace
+the old ones' within a few half-lives, so a promotion does not bring back, for
+``min_points``, a forecast the record had routed away from (the leap from the present
+value at the first step that routing exists to remove). Not thread-safe: ``LiveAccuracy`` serialises.
 """
 
 from __future__ import annotations
@@ -50,29 +51,11 @@ class RoutingBook:
         self.weight = np.zeros(shape)
         self.points = np.zeros(shape, dtype=np.int64)
         self.decayed_to: int | None = None  # data time the weights are relative to
-        self.model: str | None = None  # the version the model column scores
-        self.model_since = 0  # its first issue point
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the arrays."""
         return self.error.nbytes + self.weight.nbytes + self.points.nbytes
-
-    def counts_model(self, version: str, at: int) -> bool:
-        """Whether the served issue of ``version`` at ``at`` scores the model column.
-
-        A version newer than the column's (issued at or after its first point) empties the
-        column and takes it over; an issue older than the column's version does not count.
-        """
-        if version == self.model:
-            return True
-        if self.model is not None and at < self.model_since:
-            return False
-        self.model, self.model_since = version, at
-        self.error[..., MODEL] = 0.0
-        self.weight[..., MODEL] = 0.0
-        self.points[..., MODEL] = 0
-        return True
 
     def add(
         self, at: int, rows: np.ndarray, target: np.ndarray, bucket: np.ndarray, errors: np.ndarray

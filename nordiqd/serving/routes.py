@@ -14,10 +14,14 @@
 
 Bucket edges are cross-faded: the weight of each candidate at step h is the share of
 steps within ``blend_steps`` of h whose bucket it serves, so the served path moves from
-one candidate to the next over ``2 x blend_steps + 1`` steps instead of jumping. A convex
-mix of increasing quantiles is increasing, so the quantiles stay ordered. Only the
-candidates some series uses are computed; with every series on the model, the model's
-array is served as it is.
+one candidate to the next over ``2 x blend_steps + 1`` steps instead of jumping. The
+present is an edge too: the steps before the first count as the last value's, so the
+path starts from where the series is and reaches the first bucket's candidate by step
+``blend_steps`` (with the 0-1h bucket on the last value this changes nothing; with a
+model that leaps away at its first step, the leap becomes a ramp). A convex mix of
+increasing quantiles is increasing, so the quantiles stay ordered. Only the candidates
+some series uses are computed; with ``blend_steps`` 0 and every series on the model, the
+model's array is served as it is. ``sources`` names each bucket's candidate.
 """
 
 from __future__ import annotations
@@ -67,15 +71,19 @@ def step_weights(choice: np.ndarray, horizon: int, step_seconds: int, blend_step
     Returns:
         Array [n, targets, horizon, candidates] float32; each step's weights sum to 1.
     """
+    k = blend_steps
     per_step = choice[..., bucket_of_lead(horizon, step_seconds)]  # [n, T, H]
-    onehot = (per_step[..., None] == np.arange(len(CANDIDATES))).astype(np.float32)
-    if not blend_steps:
+    # The k steps before the first are the present: the last value's.
+    before = np.full(per_step.shape[:-1] + (k,), LAST_VALUE, dtype=per_step.dtype)
+    steps = np.concatenate([before, per_step], axis=-1)
+    onehot = (steps[..., None] == np.arange(len(CANDIDATES))).astype(np.float32)
+    if not k:
         return onehot
-    # Mean of the one-hot weights over steps [h - k, h + k] inside the horizon: cumulative sums.
-    padded = np.concatenate([np.zeros_like(onehot[..., :1, :]), np.cumsum(onehot, axis=-2)], axis=-2)
-    h = np.arange(horizon)
-    lo, hi = np.maximum(h - blend_steps, 0), np.minimum(h + blend_steps, horizon - 1) + 1
-    return (padded[..., hi, :] - padded[..., lo, :]) / (hi - lo)[:, None]
+    # Mean of the one-hot weights over steps [h - k, h + k] (the end clipped): cumulative sums.
+    summed = np.concatenate([np.zeros_like(onehot[..., :1, :]), np.cumsum(onehot, axis=-2)], axis=-2)
+    h = np.arange(horizon) + k
+    lo, hi = h - k, np.minimum(h + k, horizon + k - 1) + 1
+    return (summed[..., hi, :] - summed[..., lo, :]) / (hi - lo)[:, None]
 
 
 def route(
@@ -108,10 +116,10 @@ def route(
     else:
         missing = ~np.isfinite(challenger).all(axis=(-1, -2))  # [n, T]
         choice[(choice == STATISTICAL) & missing[..., None]] = MODEL
-    if not choice.any():
+    if not choice.any() and not blend_steps:
         return model, choice
-    used = np.unique(choice)
     weights = step_weights(choice, spec.horizon_steps, spec.step_seconds, blend_steps)
+    used = np.flatnonzero(weights.any(axis=(0, 1, 2)))
     made = {
         MODEL: lambda: model,
         LAST_VALUE: lambda: last_value_quantiles(windows, spec),

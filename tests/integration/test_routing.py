@@ -85,7 +85,9 @@ def test_a_trending_fleet_is_served_from_the_last_value_once_scored(d: Daemon) -
             assert p50[0] == pytest.approx(last, abs=0.01), (name, target, p50, last)
             assert p50 == [p50[0]] * len(p50)
     text = d.get("/metrics").text
-    line = 'nordiqd_forecast_source{server="web-001",metric="cpu_user_pct",bucket="0-1h",source="last_value"} 1'
+    line = (
+        'nordiqd_forecast_source{server="web-001",metric="cpu_user_pct",bucket="0-1h",source="last_value"} 1'
+    )
     assert line in text
 
 

@@ -79,9 +79,7 @@ def test_a_bad_model_is_routed_to_a_baseline_within_min_points_and_back_when_it_
             break
     # A one-hour half-life: the bad hours' weight is soon small beside the good ones.
     assert hours_back is not None and hours_back <= 6, hours_back
-    # A new version starts with nothing earned: it serves until it has min_points.
-    run.hour(offset=30.0, version="v2")
-    assert run.route() == MODEL
+    # A new version takes over the slot's record: a bad one is routed away as its errors come in.
     run.hour(offset=30.0, version="v2")
     assert run.route() == LAST_VALUE
 
@@ -106,7 +104,7 @@ def test_the_routing_state_survives_a_restart(tmp_path: Path) -> None:
     assert routes is not None and saved is not None
     np.testing.assert_array_equal(routes.points, saved.points)
     np.testing.assert_allclose(routes.error, saved.error)
-    assert (routes.model, routes.decayed_to) == ("v1", saved.decayed_to)
+    assert routes.decayed_to == saved.decayed_to
     np.testing.assert_array_equal(again.ledger.issues[-1].last, live.ledger.issues[-1].last)
 
 
@@ -148,12 +146,17 @@ def test_bucket_edges_are_cross_faded_and_quantiles_stay_ordered() -> None:
     assert hard[0, 0, 11].tolist() == [0, 1, 0, 0] and hard[0, 0, 12].tolist() == [1, 0, 0, 0]
 
 
-def test_an_unfitted_challenger_leaves_the_model_serving() -> None:
+def test_an_unfitted_challenger_leaves_the_model_serving_from_the_present() -> None:
     spec = config.from_dict({"model": {"targets": ["cpu_user_pct"], "horizon_steps": 12}}).model
     model = np.full((1, 1, 12, 3), 5.0, dtype=np.float32)
     choice = np.full((1, 1, 3), 3, dtype=np.int8)  # statistical
-    served, used = route(np.full((1, DAY, 1), 1.0), model, choice, spec, 3, challenger=None)
+    windows = np.full((1, DAY, 1), 1.0)  # the present: 1, the model leaps to 5
+    served, used = route(windows, model, choice, spec, 0, challenger=None)
     assert used.tolist() == [[[MODEL] * 3]] and served is model
+    served, used = route(windows, model, choice, spec, 3, challenger=None)
+    # The three steps before the first are the present's: a ramp from 1 to 5, not a leap.
+    assert served[0, 0, :4, 1].tolist() == pytest.approx([1 + 4 * 4 / 7, 1 + 4 * 5 / 7, 1 + 4 * 6 / 7, 5.0])
+    assert used.tolist() == [[[MODEL] * 3]]
 
 
 @pytest.mark.parametrize(
