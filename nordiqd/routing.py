@@ -25,6 +25,9 @@ class RoutingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     half_life_hours: Annotated[float, Meta(gt=0, le=24 * 366)] = 24.0
     # steps on each side of a bucket edge over which two candidates are cross-faded
     blend_steps: Annotated[int, Meta(ge=0, le=10_000)] = 3
+    # hours between two fits of the statistical challengers (a child process at idle
+    # priority); 0: no statistical candidate
+    refit_hours: Annotated[float, Meta(ge=0, le=24 * 366)] = 6.0
 
     def problem(self, horizon_steps: int) -> tuple[str, str] | None:
         """The (key, reason) that makes routing unusable for a ``horizon_steps`` forecast, else None."""

@@ -44,6 +44,7 @@ from nordiqd.config import applying
 from nordiqd.model import artifacts
 from nordiqd.predict.windows import RollingWindows
 from nordiqd.roles.base import ServiceRole
+from nordiqd.serving.challenger import StatisticalChallenger
 from nordiqd.serving.cycle import ForecastCycle
 from nordiqd.serving.data_time import DataTimeFeed
 from nordiqd.serving.exposition import accuracy_metrics
@@ -83,7 +84,12 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
             workers=cfg.predictor.forecast_workers,
         )
         self.live = LiveAccuracy.from_config(cfg)
-        router = Router(self.live.routes, cfg.routing.blend_steps) if cfg.routing.enabled else None
+        routing = cfg.routing
+        self.challenger = StatisticalChallenger(cfg) if routing.enabled and routing.refit_hours > 0 else None
+        router = None
+        if routing.enabled:
+            fit = self.challenger.forecast if self.challenger is not None else Router.challenger
+            router = Router(self.live.routes, routing.blend_steps, fit)
         self.cycle = ForecastCycle(
             cfg, self.windows, self.slot, watermark=lambda: self.feed.watermark, router=router
         )
@@ -94,7 +100,9 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
                 "seasonal reference and scores no forecast",
                 spec.encoder_steps * spec.step_seconds,
             )
-        self.scoring = Scoring(cfg, self.live, probation=Probation(cfg, self.live, self.slot))
+        self.scoring = Scoring(
+            cfg, self.live, probation=Probation(cfg, self.live, self.slot), challenger=self.challenger
+        )
         self.feed = DataTimeFeed(self.windows, spec, self.live, self.scoring, self.slot, self.cycle)
         self._replies: queue.Queue[tuple[list[bytes], m.ServiceReply]] = queue.Queue()
         self._held: list[Any] | None = []  # live batches held while the refill runs
@@ -103,6 +111,8 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
         threading.Thread(target=self._refill, name="refill", daemon=True).start()
         self.slot.start()
         self.cycle.start()
+        if self.challenger is not None:
+            self.challenger.start()
 
     def sockets(self) -> list[zmq.Socket[bytes]]:
         return [self.service, self.sub]
@@ -122,8 +132,8 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
             self.reply_later(frames, msg)
 
     def close(self) -> None:
-        for part in ("slot", "cycle", "scoring"):
-            if hasattr(self, part):
+        for part in ("challenger", "slot", "cycle", "scoring"):
+            if getattr(self, part, None) is not None:
                 getattr(self, part).close()
 
     # --- windows ----------------------------------------------------------------
