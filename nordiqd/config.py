@@ -350,4 +350,3 @@ def _check_endpoints(cfg: Config, fail: Any) -> None:
         path = endpoint.removeprefix("ipc://")
         if path != endpoint and len(os.fsencode(path)) > IPC_PATH_MAX:
             raise fail(key, f"the socket path {path} is longer than {IPC_PATH_MAX} bytes")
-

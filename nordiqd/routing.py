@@ -28,6 +28,9 @@ class RoutingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     # hours between two fits of the statistical challengers (a child process at idle
     # priority); 0: no statistical candidate
     refit_hours: Annotated[float, Meta(ge=0, le=24 * 366)] = 6.0
+    # p10/p90 of every served bucket moved by conformal calibration on the ledger's
+    # recent residuals of that series, target and bucket
+    calibrate: bool = True
 
     def problem(self, horizon_steps: int) -> tuple[str, str] | None:
         """The (key, reason) that makes routing unusable for a ``horizon_steps`` forecast, else None."""

@@ -34,6 +34,7 @@ import numpy as np
 
 from nordiqd.accuracy.buckets import bucket_of_lead
 from nordiqd.accuracy.points import point_sums
+from nordiqd.accuracy.residuals import ResidualRings, sampled_leads
 from nordiqd.accuracy.routing import CANDIDATES, LAST_VALUE, MODEL, SEASONAL_NAIVE, STATISTICAL, RoutingBook
 from nordiqd.accuracy.scores import Kind, ScoreBook
 
@@ -104,6 +105,7 @@ class ForecastLedger:
         horizon_steps: Steps of every forecast.
         grace_s: How long past its horizon (in data time) an issue is kept for late steps.
         routes: Where the routing candidates' errors go; None: they are not scored.
+        rings: Where the served issue's band residuals go (calibration); None: not kept.
     """
 
     def __init__(
@@ -114,9 +116,11 @@ class ForecastLedger:
         horizon_steps: int,
         grace_s: int = 0,
         routes: RoutingBook | None = None,
+        rings: ResidualRings | None = None,
     ) -> None:
         self.book = book
         self.routes = routes
+        self.rings = rings
         self.quantiles = tuple(quantiles)
         self.step = step_seconds
         self.horizon = horizon_steps
@@ -125,11 +129,13 @@ class ForecastLedger:
         self.scored_through: int | None = None
         self._bucket = bucket_of_lead(horizon_steps, step_seconds)
         self._median = self.quantiles.index(0.5)
+        self._sampled = sampled_leads(self._bucket)
 
     @property
     def nbytes(self) -> int:
         """Bytes held by the outstanding issues' arrays and the routing book."""
-        return sum(i.nbytes for i in self.issues) + (self.routes.nbytes if self.routes else 0)
+        extra = sum(x.nbytes for x in (self.routes, self.rings) if x is not None)
+        return sum(i.nbytes for i in self.issues) + extra
 
     def issue(
         self,
@@ -248,20 +254,28 @@ class ForecastLedger:
             issue.ids[row[idx][i]],
             result.sums,
         )
-        if self.routes is not None and issue.kind != "shadow" and len(i):
+        if (self.routes is not None or self.rings is not None) and issue.kind != "shadow" and len(i):
             self._route(issue, y[i, t], row[idx][i], lead[idx][i], t, int(starts[idx].max()))
         return len(i)
 
     def _route(
         self, issue: Issue, y: np.ndarray, row: np.ndarray, lead: np.ndarray, t: np.ndarray, at: int
     ) -> None:
-        """Score each routing candidate's p50 on the served issue's scored points."""
-        assert self.routes is not None
-        errors = np.full((len(y), len(CANDIDATES)), np.nan)
-        errors[:, MODEL] = np.abs(issue.forecasts[row, t, lead, self._median] - y)
-        errors[:, SEASONAL_NAIVE] = np.abs(issue.naive[row, t, lead] - y)
+        """Score each candidate's p50 (routing) and band (calibration) on the served issue's points."""
+        signed = np.full((len(y), len(CANDIDATES)), np.nan)  # actual - p50
+        signed[:, MODEL] = y - issue.forecasts[row, t, lead, self._median]
+        signed[:, SEASONAL_NAIVE] = y - issue.naive[row, t, lead]
         if issue.last is not None:
-            errors[:, LAST_VALUE] = np.abs(issue.last[row, t] - y)
+            signed[:, LAST_VALUE] = y - issue.last[row, t]
         if issue.challenger is not None:
-            errors[:, STATISTICAL] = np.abs(issue.challenger[row, t, lead] - y)
-        self.routes.add(at, issue.ids[row], t, self._bucket[lead], errors)
+            signed[:, STATISTICAL] = y - issue.challenger[row, t, lead]
+        ids, bucket = issue.ids[row], self._bucket[lead]
+        if self.routes is not None:
+            self.routes.add(at, ids, t, bucket, np.abs(signed))
+        if self.rings is not None:
+            keep = self._sampled[lead]
+            edges = issue.forecasts[row[keep], t[keep], lead[keep]]
+            scores = np.column_stack(
+                [edges[:, 0] - y[keep], y[keep] - edges[:, -1], signed[keep][:, MODEL + 1 :]]
+            )
+            self.rings.add(ids[keep], t[keep], bucket[keep], scores)

@@ -29,8 +29,10 @@ from nordiqd.accuracy import persist
 from nordiqd.accuracy.ledger import ForecastLedger, issue_points
 from nordiqd.accuracy.reference import last_values, seasonal_naive_steps
 from nordiqd.accuracy.report import AccuracyReport, build_report
+from nordiqd.accuracy.residuals import ResidualRings
 from nordiqd.accuracy.routing import RoutingBook
 from nordiqd.accuracy.scores import HOUR_S, Kind, ScoreBook
+from nordiqd.calibration.conformal import BandShift
 from nordiqd.config import AccuracyConfig, Config
 from nordiqd.model.params import ModelSpec
 from nordiqd.routing import RoutingConfig
@@ -49,7 +51,9 @@ class LiveAccuracy:
         accuracy: The ``[accuracy]`` section.
         retention_days: Sums older than this many days of data time are dropped.
         routing: The ``[routing]`` section; enabled, the served issues also score the
-            routing candidates (``routing.RoutingBook``), and ``routes`` answers from them.
+            routing candidates (``routing.RoutingBook``), and ``routes`` answers from them;
+            with ``calibrate``, their band residuals are kept (``residuals.ResidualRings``)
+            and ``bands`` answers from them.
     """
 
     def __init__(
@@ -66,18 +70,19 @@ class LiveAccuracy:
         self.retention_s = retention_days * 86400
         # An hour's grace (one issue interval) past the horizon: a batch may arrive that
         # much out of order and still be scored by every forecast that covered it.
+        routed = self.routing
         empty = ForecastLedger(
             ScoreBook(spec.targets),
             spec.quantiles,
             spec.step_seconds,
             spec.horizon_steps,
             grace_s=accuracy.issue_every_s,
-            routes=None
-            if self.routing is None
-            else RoutingBook(spec.targets, self.routing.half_life_hours * 3600),
+            routes=None if routed is None else RoutingBook(spec.targets, routed.half_life_hours * 3600),
+            rings=ResidualRings(spec.targets) if routed is not None and routed.calibrate else None,
         )
         self.ledger = persist.load(self.path, empty)
         self._lock = threading.Lock()
+        self._bands: tuple[int, BandShift] | None = None  # (rings.version, shifts of every row)
 
     @classmethod
     def from_config(cls, config: Config) -> LiveAccuracy:
@@ -148,6 +153,32 @@ class LiveAccuracy:
         with self._lock:
             ids = self.ledger.book.known_ids(servers)
             return self.ledger.routes.choose(ids, self.routing.min_points)
+
+    def bands(self, servers: Sequence[str]) -> BandShift | None:
+        """Each server's conformal band shifts per target, bucket and candidate (``ResidualRings.shifts``).
+
+        Computed once per change of the rings, for every server at once.
+
+        Returns:
+            Arrays [S, targets, buckets, 4] (model, last value, seasonal naive,
+            statistical); None when calibration is off.
+        """
+        rings = self.ledger.rings
+        if rings is None:
+            return None
+        with self._lock:
+            ids = self.ledger.book.known_ids(servers)
+            cached = self._bands
+            if cached is None or cached[0] != rings.version:
+                cached = self._bands = (rings.version, rings.shifts(np.arange(rings.scores.shape[0])))
+        every = cached[1]
+        known = (ids >= 0) & (ids < every.lower.shape[0])
+        picked = []
+        for arr in (every.lower, every.upper, every.points):
+            out = np.zeros((len(ids), *arr.shape[1:]), dtype=arr.dtype)
+            out[known] = arr[ids[known]]
+            picked.append(out)
+        return BandShift(lower=picked[0], upper=picked[1], points=picked[2])
 
     def observe(
         self, servers: Sequence[str], windows: np.ndarray, last_bucket_start: int, through: int

@@ -27,6 +27,7 @@ import numpy as np
 from nordiqd.accuracy.buckets import BUCKETS
 from nordiqd.accuracy.ledger import ForecastLedger, Issue
 from nordiqd.accuracy.points import NSUMS
+from nordiqd.accuracy.residuals import SCORES, SIZE, ResidualRings
 from nordiqd.accuracy.routing import CANDIDATES, RoutingBook
 from nordiqd.accuracy.scores import Kind, ScoreBook
 from nordiqd.durable import write_atomic
@@ -67,6 +68,11 @@ class _Routing(msgspec.Struct, frozen=True, kw_only=True):
     points: bytes  # int64
 
 
+class _Rings(msgspec.Struct, frozen=True, kw_only=True):
+    scores: bytes  # [rows, targets, buckets, SCORES, SIZE] float16
+    written: bytes  # [rows, targets, buckets, SCORES] int64
+
+
 class _Saved(msgspec.Struct, frozen=True, kw_only=True):
     format: int
     targets: list[str]
@@ -80,6 +86,7 @@ class _Saved(msgspec.Struct, frozen=True, kw_only=True):
     per_server: list[_Cell]
     issues: list[_Issue]
     routing: _Routing | None = None
+    rings: _Rings | None = None
 
 
 class _Damaged(Exception):
@@ -121,6 +128,12 @@ def save(path: Path | str, ledger: ForecastLedger) -> None:
             for i in ledger.issues
         ],
         routing=None if ledger.routes is None else _routing(ledger.routes),
+        rings=None
+        if ledger.rings is None
+        else _Rings(
+            scores=ledger.rings.scores.astype("<f2").tobytes(),
+            written=ledger.rings.written.astype(_I8).tobytes(),
+        ),
     )
     write_atomic(path, msgspec.msgpack.encode(saved))
 
@@ -147,8 +160,15 @@ def load(path: Path | str, empty: ForecastLedger) -> ForecastLedger:
     except FileNotFoundError:
         return empty
     routes = None if empty.routes is None else RoutingBook(empty.routes.targets, empty.routes.half_life_s)
+    rings = None if empty.rings is None else ResidualRings(empty.rings.targets)
     ledger = ForecastLedger(
-        ScoreBook(empty.book.targets), empty.quantiles, empty.step, empty.horizon, empty.grace_s, routes
+        ScoreBook(empty.book.targets),
+        empty.quantiles,
+        empty.step,
+        empty.horizon,
+        empty.grace_s,
+        routes,
+        rings,
     )
     try:
         saved = msgspec.msgpack.decode(data, type=_Saved)
@@ -214,6 +234,15 @@ def _restore(saved: _Saved, ledger: ForecastLedger) -> None:
     ledger.scored_through = saved.scored_through
     if saved.routing is not None and ledger.routes is not None:
         _restore_routing(saved.routing, ledger.routes, len(saved.servers))
+    if saved.rings is not None and ledger.rings is not None:
+        rows, rest = divmod(len(saved.rings.written), n_t * len(BUCKETS) * len(SCORES) * _I8.itemsize)
+        if rest or rows > len(saved.servers):
+            raise _Damaged(
+                f"band residuals of {len(saved.rings.written)} bytes for {len(saved.servers)} servers"
+            )
+        shape = (rows, n_t, len(BUCKETS), len(SCORES))
+        ledger.rings.written = _array(saved.rings.written, _I8, shape, "residual counts")
+        ledger.rings.scores = _array(saved.rings.scores, np.dtype("<f2"), (*shape, SIZE), "residuals")
 
 
 def _restore_routing(saved: _Routing, routes: RoutingBook, servers: int) -> None:

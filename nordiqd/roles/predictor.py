@@ -89,7 +89,7 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
         router = None
         if routing.enabled:
             fit = self.challenger.forecast if self.challenger is not None else Router.challenger
-            router = Router(self.live.routes, routing.blend_steps, fit)
+            router = Router(self.live.routes, routing.blend_steps, fit, self.live.bands)
         self.cycle = ForecastCycle(
             cfg, self.windows, self.slot, watermark=lambda: self.feed.watermark, router=router
         )

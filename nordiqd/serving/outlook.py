@@ -218,11 +218,16 @@ def _routed(
     sources = np.zeros((len(snap.names), len(spec.targets), len(BUCKETS)), dtype=np.int8)
     names = [snap.names[i] for i in eligible]
     choice = router.choose(names) if router is not None and names else None
-    if choice is None or router is None or not (choice.any() or router.blend_steps):
+    if choice is None or router is None:
+        return raw, sources
+    bands = router.bands(names)
+    if not (choice.any() or router.blend_steps or bands is not None):
         return raw, sources
     start = float(snap.last_bucket_start[0]) + spec.step_seconds
     challenger = router.challenger(names, start)
-    routed, used = route(snap.windows[eligible], raw[eligible], choice, spec, router.blend_steps, challenger)
+    routed, used = route(
+        snap.windows[eligible], raw[eligible], choice, spec, router.blend_steps, challenger, bands
+    )
     sources[eligible] = used
     values = raw.copy()
     values[eligible] = routed

@@ -22,6 +22,14 @@ model that leaps away at its first step, the leap becomes a ramp). A convex mix 
 increasing quantiles is increasing, so the quantiles stay ordered. Only the candidates
 some series uses are computed; with ``blend_steps`` 0 and every series on the model, the
 model's array is served as it is. ``sources`` names each bucket's candidate.
+
+**Calibrated bands.** Given the conformal shifts of every candidate per series, target
+and bucket (``LiveAccuracy.bands``, from the ledger's recent residuals with
+``calibration.conformal``), each candidate's band is calibrated before the mix: the
+model's p10 and p90 move by its shifts (``conformal.apply``); last value, seasonal naive
+and the challenger, whose residuals the ledger has around their p50, get edges at the
+p50 moved by theirs. A candidate with fewer residuals than the conformal minimum in a
+bucket keeps its own band there.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import numpy as np
 from nordiqd.accuracy.buckets import bucket_of_lead
 from nordiqd.accuracy.reference import last_values
 from nordiqd.accuracy.routing import CANDIDATES, LAST_VALUE, MODEL, SEASONAL_NAIVE, STATISTICAL
+from nordiqd.calibration.conformal import MIN_POINTS, BandShift, apply
 from nordiqd.model.params import ModelSpec
 from nordiqd.predict.naive import change_scale, naive_forecast
 from nordiqd.predict.risk import clip
@@ -93,6 +102,7 @@ def route(
     spec: ModelSpec,
     blend_steps: int,
     challenger: np.ndarray | None = None,
+    bands: BandShift | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The served forecast of every routed series, and where each bucket came from.
 
@@ -116,7 +126,7 @@ def route(
     else:
         missing = ~np.isfinite(challenger).all(axis=(-1, -2))  # [n, T]
         choice[(choice == STATISTICAL) & missing[..., None]] = MODEL
-    if not choice.any() and not blend_steps:
+    if not choice.any() and not blend_steps and bands is None:
         return model, choice
     weights = step_weights(choice, spec.horizon_steps, spec.step_seconds, blend_steps)
     used = np.flatnonzero(weights.any(axis=(0, 1, 2)))
@@ -131,12 +141,33 @@ def route(
         w = weights[..., c]
         values = made[c]()
         assert values is not None
+        if bands is not None:
+            values = _calibrated(values, c, bands, spec)
         # 0 x NaN would spoil a step another candidate serves: a zero weight adds nothing.
         served += np.where(w[..., None] > 0, w[..., None] * values, 0.0)
     # A candidate without a value at some step (a target its window never held) leaves
     # that step to the model.
     served = np.where(np.isfinite(served), served, model)
     return served.astype(np.float32), choice
+
+
+def _calibrated(values: np.ndarray, candidate: int, bands: BandShift, spec: ModelSpec) -> np.ndarray:
+    """Candidate ``values`` [n, T, H, Q] with its outer quantiles calibrated (see the module docstring)."""
+    per_step = bucket_of_lead(spec.horizon_steps, spec.step_seconds)
+    lower = bands.lower[:, :, per_step, candidate]  # [n, T, H]
+    upper = bands.upper[:, :, per_step, candidate]
+    enough = bands.points[:, :, per_step, candidate] >= MIN_POINTS
+    median = spec.median_index
+    band = BandShift(lower=np.where(enough, lower, 0.0), upper=np.where(enough, upper, 0.0), points=enough)
+    if candidate == MODEL:
+        moved = apply(values[..., None, :], band, median)[..., 0, :]
+    else:
+        around = np.array(values, dtype=np.float64)
+        at_p50 = np.repeat(around[..., median : median + 1], around.shape[-1], axis=-1)
+        at_p50[..., 1:-1] = around[..., 1:-1]  # inner quantiles stay; the edges start at the p50
+        moved = np.where(enough[..., None], apply(at_p50[..., None, :], band, median)[..., 0, :], around)
+        moved = np.sort(moved, axis=-1)
+    return clip(moved, list(spec.targets), axis=1)
 
 
 @dataclass(frozen=True)
@@ -150,8 +181,11 @@ class Router:
         challenger: Server names and the first forecast step's start -> the statistical
             challenger's forecasts [n, targets, horizon, quantiles] (NaN where it has
             none); None when none is fitted.
+        bands: Server names -> the conformal shifts of every candidate's band
+            (``LiveAccuracy.bands``); None when calibration is off.
     """
 
     choose: Callable[[list[str]], np.ndarray | None]
     blend_steps: int
     challenger: Callable[[list[str], float], np.ndarray | None] = lambda names, start: None
+    bands: Callable[[list[str]], BandShift | None] = lambda names: None
