@@ -22,7 +22,9 @@ issue covering it has gone is a gap, never a wrong score.
 Memory: float32 forecasts, naive values and scales and a bool mask per issue; at 1,000
 servers x 5 targets x 96 steps x 3 quantiles an issue holds 8.2 MB; with hourly issues,
 an 8 h horizon and an hour's grace, nine are outstanding at once (74 MB). The routing
-candidates add 20 KB per issue for ``last`` and 1.9 MB for a ``challenger``.
+candidates add 20 KB per issue for ``last`` and 0.96 MB for a ``challenger``, kept as
+float16 offsets from ``last`` (a routing error needs 3 significant digits of the offset,
+not 7 of the value), so the whole stays within 100 MB.
 """
 
 from __future__ import annotations
@@ -63,8 +65,8 @@ class Issue:
         scored: Array [S, T, H] bool, points already scored.
         last: Array [S, T] float32, each series' last value before ``at`` (a routing
             candidate; NaN: unknown); None when not kept.
-        challenger: Array [S, T, H] float32, the statistical challenger's p50 (NaN where
-            it has none); None when not kept.
+        challenger: Array [S, T, H] float16, the statistical challenger's p50 less
+            ``last`` (less 0 where ``last`` is NaN; NaN where it has none); None when not kept.
     """
 
     at: int
@@ -88,6 +90,12 @@ class Issue:
         """Bytes held by the arrays."""
         extra = sum(a.nbytes for a in (self.last, self.challenger) if a is not None)
         return self.forecasts.nbytes + self.naive.nbytes + self.scale.nbytes + self.scored.nbytes + extra
+
+
+def _offsets(challenger: np.ndarray, last: np.ndarray | None) -> np.ndarray:
+    """The challenger's p50 as float16 offsets from the last value (see ``Issue.challenger``)."""
+    base = 0.0 if last is None else np.nan_to_num(np.asarray(last, dtype=np.float64))[..., None]
+    return (np.asarray(challenger, dtype=np.float64) - base).astype(np.float16)
 
 
 def _key(at: int, version: str, kind: Kind) -> tuple[int, str | None]:
@@ -187,7 +195,7 @@ class ForecastLedger:
             scale=np.array(scale, dtype=np.float32),
             scored=np.zeros((s, t, h), dtype=bool),
             last=None if last is None else np.array(last, dtype=np.float32),
-            challenger=None if challenger is None else np.array(challenger, dtype=np.float32),
+            challenger=None if challenger is None else _offsets(challenger, last),
         )
         self.restore(kept)
         return True
@@ -268,7 +276,8 @@ class ForecastLedger:
         if issue.last is not None:
             signed[:, LAST_VALUE] = y - issue.last[row, t]
         if issue.challenger is not None:
-            signed[:, STATISTICAL] = y - issue.challenger[row, t, lead]
+            base = 0.0 if issue.last is None else np.nan_to_num(issue.last[row, t])
+            signed[:, STATISTICAL] = y - (issue.challenger[row, t, lead].astype(np.float64) + base)
         ids, bucket = issue.ids[row], self._bucket[lead]
         if self.routes is not None:
             self.routes.add(at, ids, t, bucket, np.abs(signed))

@@ -123,7 +123,7 @@ def save(path: Path | str, ledger: ForecastLedger) -> None:
                 i.scale.astype(_F4).tobytes(),
                 np.packbits(i.scored).tobytes(),
                 b"" if i.last is None else i.last.astype(_F4).tobytes(),
-                b"" if i.challenger is None else i.challenger.astype(_F4).tobytes(),
+                b"" if i.challenger is None else i.challenger.astype("<f2").tobytes(),
             )
             for i in ledger.issues
         ],
@@ -228,7 +228,9 @@ def _restore(saved: _Saved, ledger: ForecastLedger) -> None:
                 scale=_array(i.scale, _F4, (s, n_t), "scale"),
                 scored=mask[: s * n_t * n_h].astype(bool).reshape(s, n_t, n_h),
                 last=_array(i.last, _F4, (s, n_t), "last values") if i.last else None,
-                challenger=_array(i.challenger, _F4, (s, n_t, n_h), "challenger") if i.challenger else None,
+                challenger=_array(i.challenger, np.dtype("<f2"), (s, n_t, n_h), "challenger")
+                if i.challenger
+                else None,
             )
         )
     ledger.scored_through = saved.scored_through

@@ -12,7 +12,7 @@ import pytest
 from nordiqd import config
 from nordiqd.accuracy.live import LiveAccuracy
 from nordiqd.accuracy.reference import last_values
-from nordiqd.accuracy.routing import CANDIDATES, LAST_VALUE, MODEL, SEASONAL_NAIVE, RoutingBook
+from nordiqd.accuracy.routing import CANDIDATES, LAST_VALUE, MODEL, SEASONAL_NAIVE, STATISTICAL, RoutingBook
 from nordiqd.serving.routes import route, step_weights
 
 STEP = 300
@@ -43,14 +43,15 @@ class Scripted:
     def __init__(self, live: LiveAccuracy, data: np.ndarray) -> None:
         self.live, self.data, self.at = live, data, T0 + DAY * STEP
 
-    def hour(self, offset: float, version: str = "v1") -> None:
+    def hour(self, offset: float, version: str = "v1", challenger: float | None = None) -> None:
         at, horizon = self.at, self.live.ledger.horizon
         end = (at - T0) // STEP
         windows = self.data[:, end - DAY : end]
         truth = self.data[:, end : end + horizon, :].transpose(0, 2, 1)  # [S, T, H]
         p50 = truth + offset
         forecasts = np.stack([p50 - 1, p50, p50 + 1], axis=-1)
-        assert self.live.issue(at, version, "tft", ["web-1"], forecasts, windows)
+        fit = None if challenger is None else truth + challenger
+        assert self.live.issue(at, version, "tft", ["web-1"], forecasts, windows, challenger=fit)
         starts = at + np.arange(horizon) * STEP
         self.live.actuals(["web-1"] * horizon, starts, self.data[0, end : end + horizon, :])
         self.at += 3600
@@ -82,6 +83,20 @@ def test_a_bad_model_is_routed_to_a_baseline_within_min_points_and_back_when_it_
     # A new version takes over the slot's record: a bad one is routed away as its errors come in.
     run.hour(offset=30.0, version="v2")
     assert run.route() == LAST_VALUE
+
+
+def test_a_good_statistical_challenger_is_routed_to_and_kept_across_a_restart(tmp_path: Path) -> None:
+    live = _live(tmp_path)
+    run = Scripted(live, _walk(DAY + 100))
+    run.hour(offset=30.0, challenger=0.01)
+    run.hour(offset=30.0, challenger=0.01)
+    assert CANDIDATES[run.route()] == "statistical"
+    live.save()
+    again = _live(tmp_path)
+    assert again.routes(["web-1"]).tolist() == [[[STATISTICAL, 0, 0]]]
+    kept = again.ledger.issues[-1]
+    assert kept.challenger is not None and kept.challenger.dtype == np.float16
+    np.testing.assert_array_equal(kept.challenger, live.ledger.issues[-1].challenger)
 
 
 def test_routing_off_keeps_no_candidates(tmp_path: Path) -> None:
