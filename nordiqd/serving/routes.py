@@ -44,11 +44,16 @@ from nordiqd.accuracy.buckets import bucket_of_lead
 from nordiqd.accuracy.reference import last_values
 from nordiqd.accuracy.routing import CANDIDATES, LAST_VALUE, MODEL, SEASONAL_NAIVE, STATISTICAL
 from nordiqd.calibration.conformal import MIN_POINTS, BandShift, apply
+from nordiqd.model.baseline import seasonal_naive
 from nordiqd.model.params import ModelSpec
-from nordiqd.predict.naive import change_scale, naive_forecast
+from nordiqd.predict.naive import change_scale
 from nordiqd.predict.risk import clip
 
 __all__ = ["Router", "last_value_quantiles", "route", "step_weights"]
+
+
+def _z(quantiles: tuple[float, ...]) -> np.ndarray:
+    return np.array([0.0 if q == 0.5 else NormalDist().inv_cdf(q) for q in quantiles])
 
 
 def last_value_quantiles(windows: np.ndarray, spec: ModelSpec) -> np.ndarray:
@@ -61,10 +66,9 @@ def last_value_quantiles(windows: np.ndarray, spec: ModelSpec) -> np.ndarray:
     Returns:
         Array [n, targets, horizon, quantiles] float32, clipped to each metric's range.
     """
-    last = last_values(windows).astype(np.float64)  # [n, T]
-    sigma = change_scale(np.moveaxis(windows.astype(np.float64), 1, 2), spec.horizon_steps)  # [n, T, H]
-    z = np.array([0.0 if q == 0.5 else NormalDist().inv_cdf(q) for q in spec.quantiles])
-    values = last[:, :, None, None] + sigma[..., None] * z
+    series = np.moveaxis(np.asarray(windows, dtype=np.float64), 1, 2)  # [n, T, L]
+    sigma = change_scale(series, spec.horizon_steps)
+    values = last_values(windows).astype(np.float64)[..., None, None] + sigma[..., None] * _z(spec.quantiles)
     return clip(values, list(spec.targets), axis=1).astype(np.float32)
 
 
@@ -82,17 +86,22 @@ def step_weights(choice: np.ndarray, horizon: int, step_seconds: int, blend_step
     """
     k = blend_steps
     per_step = choice[..., bucket_of_lead(horizon, step_seconds)]  # [n, T, H]
-    # The k steps before the first are the present: the last value's.
-    before = np.full(per_step.shape[:-1] + (k,), LAST_VALUE, dtype=per_step.dtype)
-    steps = np.concatenate([before, per_step], axis=-1)
-    onehot = (steps[..., None] == np.arange(len(CANDIDATES))).astype(np.float32)
+    onehot = (per_step[..., None] == np.arange(len(CANDIDATES))).astype(np.float32)
     if not k:
         return onehot
-    # Mean of the one-hot weights over steps [h - k, h + k] (the end clipped): cumulative sums.
+    # Mean of the one-hot weights over steps [h - k, h + k] inside the horizon: cumulative sums.
     summed = np.concatenate([np.zeros_like(onehot[..., :1, :]), np.cumsum(onehot, axis=-2)], axis=-2)
-    h = np.arange(horizon) + k
-    lo, hi = h - k, np.minimum(h + k, horizon + k - 1) + 1
+    h = np.arange(horizon)
+    lo, hi = np.maximum(h - k, 0), np.minimum(h + k, horizon - 1) + 1
     return (summed[..., hi, :] - summed[..., lo, :]) / (hi - lo)[:, None]
+
+
+def present_weights(horizon: int, blend_steps: int) -> np.ndarray:
+    """How far each step's level is pulled to the last value: the present's share of the
+    ``2k + 1`` steps around it, as if the steps before the first were the last value's."""
+    k = blend_steps
+    h = np.arange(horizon)
+    return np.clip((k - h) / (2 * k + 1), 0.0, None) if k else np.zeros(horizon)
 
 
 def route(
@@ -114,6 +123,8 @@ def route(
         blend_steps: ``[routing] blend_steps``.
         challenger: Array [n, targets, horizon, quantiles], the statistical challenger's
             forecasts (NaN where it has none); None: no challenger fitted.
+        bands: Conformal shifts [n, targets, buckets, 4] of each candidate's band
+            (``LiveAccuracy.bands``); None: bands as the candidates make them.
 
     Returns:
         The served values [n, targets, horizon, quantiles] float32, and the candidate each
@@ -129,45 +140,68 @@ def route(
     if not choice.any() and not blend_steps and bands is None:
         return model, choice
     weights = step_weights(choice, spec.horizon_steps, spec.step_seconds, blend_steps)
-    used = np.flatnonzero(weights.any(axis=(0, 1, 2)))
-    made = {
-        MODEL: lambda: model,
-        LAST_VALUE: lambda: last_value_quantiles(windows, spec),
-        SEASONAL_NAIVE: lambda: naive_forecast(windows, spec),
-        STATISTICAL: lambda: challenger,
-    }
+    uses = np.any(weights > 0, axis=2)  # [n, T, candidates]: the series each candidate serves a step of
+    series = np.moveaxis(np.asarray(windows, dtype=np.float64), 1, 2)  # [n, T, L]
+    last: np.ndarray = last_values(windows).astype(np.float64)  # [n, T]
+    # The baselines' own band (their h-step change scale): one FFT pass for both, over the
+    # series that use one and whose calibrated band does not replace it everywhere.
+    own_band: np.ndarray = uses[..., LAST_VALUE] | uses[..., SEASONAL_NAIVE]
+    if bands is not None:
+        calibrated = (bands.points[..., [LAST_VALUE, SEASONAL_NAIVE]] >= MIN_POINTS).all(axis=(-1, -2))
+        own_band &= ~calibrated
+    sigma = change_scale(series[own_band], spec.horizon_steps)  # [m, H]
+    spread = np.zeros((*own_band.shape, spec.horizon_steps, len(spec.quantiles)))
+    spread[own_band] = sigma[..., None] * _z(spec.quantiles)
     served = np.zeros(model.shape, dtype=np.float64)
-    for c in used.tolist():
-        w = weights[..., c]
-        values = made[c]()
-        assert values is not None
+    for c in np.flatnonzero(uses.any(axis=(0, 1))).tolist():
+        sel = uses[..., c]
+        if c in (LAST_VALUE, SEASONAL_NAIVE):
+            own = spread[sel]  # [m, H, Q]
+            if c == LAST_VALUE:
+                values = last[sel][:, None, None] + own
+            else:
+                values = seasonal_naive(series[sel], spec.horizon_steps, spec.season_steps)[..., None] + own
+        elif c == STATISTICAL and challenger is not None:
+            values = challenger[sel].astype(np.float64)
+        else:
+            values = model[sel].astype(np.float64)
         if bands is not None:
-            values = _calibrated(values, c, bands, spec)
+            values = _calibrated(values, c, bands, sel, spec)
+        w = weights[..., c][sel][..., None]
         # 0 x NaN would spoil a step another candidate serves: a zero weight adds nothing.
-        served += np.where(w[..., None] > 0, w[..., None] * values, 0.0)
+        served[sel] += np.where(w > 0, w * values, 0.0)
+    pull = present_weights(spec.horizon_steps, blend_steps)
+    if pull.any():
+        # The path starts from the present: each step's level moves towards the last value.
+        p50 = served[..., spec.median_index]
+        gap = np.where(np.isfinite(last), last, 0.0)[..., None] - p50
+        served += (pull * np.where(np.isfinite(gap), gap, 0.0))[..., None]
     # A candidate without a value at some step (a target its window never held) leaves
     # that step to the model.
+    served = clip(served, list(spec.targets), axis=1)
     served = np.where(np.isfinite(served), served, model)
     return served.astype(np.float32), choice
 
 
-def _calibrated(values: np.ndarray, candidate: int, bands: BandShift, spec: ModelSpec) -> np.ndarray:
-    """Candidate ``values`` [n, T, H, Q] with its outer quantiles calibrated (see the module docstring)."""
+def _calibrated(
+    values: np.ndarray, candidate: int, bands: BandShift, sel: np.ndarray, spec: ModelSpec
+) -> np.ndarray:
+    """Candidate ``values`` [m, H, Q] of the ``sel`` series with its outer quantiles calibrated.
+
+    See the module docstring; ``bands`` holds every series' shifts [n, T, buckets, 4].
+    """
     per_step = bucket_of_lead(spec.horizon_steps, spec.step_seconds)
-    lower = bands.lower[:, :, per_step, candidate]  # [n, T, H]
-    upper = bands.upper[:, :, per_step, candidate]
-    enough = bands.points[:, :, per_step, candidate] >= MIN_POINTS
+    lower = bands.lower[sel][:, per_step, candidate]  # [m, H]
+    upper = bands.upper[sel][:, per_step, candidate]
+    enough = bands.points[sel][:, per_step, candidate] >= MIN_POINTS
     median = spec.median_index
     band = BandShift(lower=np.where(enough, lower, 0.0), upper=np.where(enough, upper, 0.0), points=enough)
     if candidate == MODEL:
-        moved = apply(values[..., None, :], band, median)[..., 0, :]
-    else:
-        around = np.array(values, dtype=np.float64)
-        at_p50 = np.repeat(around[..., median : median + 1], around.shape[-1], axis=-1)
-        at_p50[..., 1:-1] = around[..., 1:-1]  # inner quantiles stay; the edges start at the p50
-        moved = np.where(enough[..., None], apply(at_p50[..., None, :], band, median)[..., 0, :], around)
-        moved = np.sort(moved, axis=-1)
-    return clip(moved, list(spec.targets), axis=1)
+        return apply(values[..., None, :], band, median)[..., 0, :]
+    at_p50 = np.repeat(values[..., median : median + 1], values.shape[-1], axis=-1)
+    at_p50[..., 1:-1] = values[..., 1:-1]  # inner quantiles stay; the edges start at the p50
+    moved = np.where(enough[..., None], apply(at_p50[..., None, :], band, median)[..., 0, :], values)
+    return np.sort(moved, axis=-1)
 
 
 @dataclass(frozen=True)
