@@ -15,10 +15,11 @@
 Bucket edges are cross-faded: the weight of each candidate at step h is the share of
 steps within ``blend_steps`` of h whose bucket it serves, so the served path moves from
 one candidate to the next over ``2 x blend_steps + 1`` steps instead of jumping. The
-present is an edge too: the steps before the first count as the last value's, so the
-path starts from where the series is and reaches the first bucket's candidate by step
-``blend_steps`` (with the 0-1h bucket on the last value this changes nothing; with a
-model that leaps away at its first step, the leap becomes a ramp). A convex mix of
+present is joined too: the level of step h is pulled towards the last value by
+``(blend_steps - h) / (blend_steps + 1)`` (3/4, 1/2, 1/4 with 3 steps), so the path
+starts near where the series is and reaches the first bucket's candidate at step
+``blend_steps`` (with the 0-1h bucket on the last value this changes nothing; a model
+or a day-old value that leaps away at the first step becomes a ramp). A convex mix of
 increasing quantiles is increasing, so the quantiles stay ordered. Only the candidates
 some series uses are computed; with ``blend_steps`` 0 and every series on the model, the
 model's array is served as it is. ``sources`` names each bucket's candidate.
@@ -97,11 +98,10 @@ def step_weights(choice: np.ndarray, horizon: int, step_seconds: int, blend_step
 
 
 def present_weights(horizon: int, blend_steps: int) -> np.ndarray:
-    """How far each step's level is pulled to the last value: the present's share of the
-    ``2k + 1`` steps around it, as if the steps before the first were the last value's."""
+    """How far each step's level is pulled to the last value: ``(k - h) / (k + 1)``, 0 from step k."""
     k = blend_steps
     h = np.arange(horizon)
-    return np.clip((k - h) / (2 * k + 1), 0.0, None) if k else np.zeros(horizon)
+    return np.clip((k - h) / (k + 1), 0.0, None)
 
 
 def route(
