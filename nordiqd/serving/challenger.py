@@ -50,6 +50,9 @@ class Fit(msgspec.Struct, frozen=True, kw_only=True):
         values: float32 [servers, targets, steps, quantiles] bytes, NaN where no forecast.
         steps: Steps of every path.
         cpu_s: CPU seconds the fits took.
+        chosen_at: ``origin`` of the fit whose ``models`` were chosen (a refit reuses them
+            for a day of data time; choosing costs three fits a series).
+        failed: Series whose fit raised (logged; no forecast).
     """
 
     origin: int
@@ -61,6 +64,8 @@ class Fit(msgspec.Struct, frozen=True, kw_only=True):
     values: bytes
     steps: int
     cpu_s: float
+    chosen_at: int = 0
+    failed: int = 0
 
 
 class _Loaded:

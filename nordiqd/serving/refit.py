@@ -7,8 +7,11 @@ training job does, for the reasons ``training/priority.py`` gives), so serving t
 always run before it. Then it reads the last ``statistical.DAYS`` days of every target
 from the buffer into step means, and for every series picks the best statistical model
 (``statistical.choose``: AutoETS, AutoTheta or MSTL, by its forecast of the series' own
-last horizon) and forecasts with it from the newest step on, over ``PATH`` = the horizon
-plus the refit interval, so each pass until the next refit finds its steps in the path.
+last horizon; the previous fit's choice is kept for ``CHOOSE_EVERY_S`` of data time,
+since choosing costs three fits a series) and forecasts with it from the newest step on,
+over the horizon plus the refit interval (``path_steps``), so each pass until the next
+refit finds its steps in the path. A series whose fit raises is logged and left without
+a forecast; the others go on.
 The configuration is the one ``NORDIQD_CONFIG`` names (a role's child inherits it).
 
 It writes ``OUT`` atomically: msgpack (``challenger.Fit``), the quantiles as raw float32 bytes.
@@ -21,6 +24,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 import msgspec
 import numpy as np
@@ -35,7 +39,9 @@ from nordiqd.serving.challenger import Fit
 
 log = logging.getLogger("nordiqd.serving.refit")
 
-__all__ = ["fit_fleet", "main", "path_steps"]
+__all__ = ["CHOOSE_EVERY_S", "fit_fleet", "main", "path_steps"]
+
+CHOOSE_EVERY_S = 86400
 
 
 def path_steps(cfg: config_mod.Config) -> int:
@@ -44,8 +50,14 @@ def path_steps(cfg: config_mod.Config) -> int:
     return spec.horizon_steps + int(np.ceil(cfg.routing.refit_hours * 3600 / spec.step_seconds))
 
 
-def fit_fleet(cfg: config_mod.Config, now: float) -> Fit:
-    """Fit every series of the buffer's last ``statistical.DAYS`` days (see the module docstring)."""
+def fit_fleet(cfg: config_mod.Config, now: float, previous: Fit | None = None) -> Fit:
+    """Fit every series of the buffer's last ``statistical.DAYS`` days (see the module docstring).
+
+    Args:
+        cfg: The configuration.
+        now: The clock: the window read ends here.
+        previous: The last fit, whose model choices are kept for ``CHOOSE_EVERY_S``.
+    """
     spec = cfg.model
     targets = list(spec.targets)
     step = spec.step_seconds
@@ -65,18 +77,28 @@ def fit_fleet(cfg: config_mod.Config, now: float) -> Fit:
     steps = path_steps(cfg)
     values = np.full((len(snap.names), len(targets), steps, len(spec.quantiles)), np.nan, np.float32)
     models = [[""] * len(targets) for _ in snap.names]
-    started = time.process_time()
-    for i in range(len(snap.names)):
+    origin = int(snap.last_bucket_start[0]) + step if snap.names else int(now // step) * step
+    kept: dict[str, list[str]] = {}
+    if previous is not None and previous.targets == targets and origin < previous.chosen_at + CHOOSE_EVERY_S:
+        kept = dict(zip(previous.servers, previous.models, strict=True))
+    started, failed = time.process_time(), 0
+    for i, name in enumerate(snap.names):
         for j in range(len(targets)):
             history = snap.windows[i, :, j]
-            model = statistical.choose(history, step, spec.horizon_steps)
-            if model is None:
-                continue
-            models[i][j] = model
-            values[i, j] = statistical.forecast(model, history, step, steps, spec.quantiles)
+            try:
+                model = kept.get(name, [""] * len(targets))[j] or statistical.choose(
+                    history, step, spec.horizon_steps
+                )
+                if model is None:
+                    continue
+                models[i][j] = model
+                values[i, j] = statistical.forecast(model, history, step, steps, spec.quantiles)
+            except Exception:  # one series' fit never stops the fleet's (statsmodels raises odd errors)
+                log.exception("statistical fit of %s %s failed", name, targets[j])
+                failed += 1
     values = clip(values, targets, axis=1).astype(np.float32)
     return Fit(
-        origin=int(snap.last_bucket_start[0]) + step if snap.names else int(now // step) * step,
+        origin=origin,
         step_seconds=step,
         targets=targets,
         quantiles=list(spec.quantiles),
@@ -85,6 +107,8 @@ def fit_fleet(cfg: config_mod.Config, now: float) -> Fit:
         values=values.astype("<f4").tobytes(),
         steps=steps,
         cpu_s=time.process_time() - started,
+        chosen_at=previous.chosen_at if kept and previous is not None else origin,
+        failed=failed,
     )
 
 
@@ -105,13 +129,23 @@ def main(argv: list[str]) -> int:
     _lower_priority()
     try:
         cfg = config_mod.load(None)
-        fit = fit_fleet(cfg, time.time())
+        try:
+            previous: Fit | None = msgspec.msgpack.decode(Path(argv[0]).read_bytes(), type=Fit)
+        except (OSError, msgspec.DecodeError):
+            previous = None
+        fit = fit_fleet(cfg, time.time(), previous)
         write_atomic(argv[0], msgspec.msgpack.encode(fit))
     except Exception:
         log.exception("statistical refit failed")
         return 1
     fitted = sum(1 for row in fit.models for m in row if m)
-    log.info("fitted %d of %d series in %.1f CPU s", fitted, len(fit.servers) * len(fit.targets), fit.cpu_s)
+    log.info(
+        "fitted %d of %d series in %.1f CPU s (%d failed)",
+        fitted,
+        len(fit.servers) * len(fit.targets),
+        fit.cpu_s,
+        fit.failed,
+    )
     return 0
 
 

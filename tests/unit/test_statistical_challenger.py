@@ -56,3 +56,8 @@ def test_a_refit_fits_every_series_and_a_pass_gets_its_steps(
     # A restarted predictor serves the saved fit at once.
     again = StatisticalChallenger(cfg)
     assert again.fit == fit
+    # The next refit keeps the models chosen (a day of data time) and only forecasts again.
+    assert again.refit()
+    refitted = again.fit
+    assert refitted is not None and refitted.models == fit.models and refitted.chosen_at == fit.chosen_at
+    assert refitted.failed == 0 and refitted.cpu_s < fit.cpu_s
