@@ -86,10 +86,10 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
         self.live = LiveAccuracy.from_config(cfg)
         routing = cfg.routing
         self.challenger = StatisticalChallenger(cfg) if routing.enabled and routing.refit_hours > 0 else None
-        router = None
-        if routing.enabled:
-            fit = self.challenger.forecast if self.challenger is not None else Router.challenger
-            router = Router(self.live.routes, routing.blend_steps, fit, self.live.bands)
+        fit = self.challenger.forecast if self.challenger is not None else None
+        router = (
+            Router(self.live.routes, routing.blend_steps, fit, self.live.bands) if routing.enabled else None
+        )
         self.cycle = ForecastCycle(
             cfg, self.windows, self.slot, watermark=lambda: self.feed.watermark, router=router
         )

@@ -220,11 +220,11 @@ def _routed(
     choice = router.choose(names) if router is not None and names else None
     if choice is None or router is None:
         return raw, sources
-    bands = router.bands(names)
+    bands = router.bands(names) if router.bands is not None else None
     if not (choice.any() or router.blend_steps or bands is not None):
         return raw, sources
     start = float(snap.last_bucket_start[0]) + spec.step_seconds
-    challenger = router.challenger(names, start)
+    challenger = router.challenger(names, start) if router.challenger is not None else None
     routed, used = route(
         snap.windows[eligible], raw[eligible], choice, spec, router.blend_steps, challenger, bands
     )

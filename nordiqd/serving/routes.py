@@ -50,27 +50,11 @@ from nordiqd.model.params import ModelSpec
 from nordiqd.predict.naive import change_scale
 from nordiqd.predict.risk import clip
 
-__all__ = ["Router", "last_value_quantiles", "route", "step_weights"]
+__all__ = ["Router", "present_weights", "route", "step_weights"]
 
 
 def _z(quantiles: tuple[float, ...]) -> np.ndarray:
     return np.array([0.0 if q == 0.5 else NormalDist().inv_cdf(q) for q in quantiles])
-
-
-def last_value_quantiles(windows: np.ndarray, spec: ModelSpec) -> np.ndarray:
-    """Last-value naive quantiles (see the module docstring).
-
-    Args:
-        windows: Array [n, L, targets] of step means, oldest first (NaN: a gap).
-        spec: The ``[model]`` section.
-
-    Returns:
-        Array [n, targets, horizon, quantiles] float32, clipped to each metric's range.
-    """
-    series = np.moveaxis(np.asarray(windows, dtype=np.float64), 1, 2)  # [n, T, L]
-    sigma = change_scale(series, spec.horizon_steps)
-    values = last_values(windows).astype(np.float64)[..., None, None] + sigma[..., None] * _z(spec.quantiles)
-    return clip(values, list(spec.targets), axis=1).astype(np.float32)
 
 
 def step_weights(choice: np.ndarray, horizon: int, step_seconds: int, blend_steps: int) -> np.ndarray:
@@ -214,12 +198,12 @@ class Router:
         blend_steps: ``[routing] blend_steps``.
         challenger: Server names and the first forecast step's start -> the statistical
             challenger's forecasts [n, targets, horizon, quantiles] (NaN where it has
-            none); None when none is fitted.
+            none; None when none is fitted); None: no challenger.
         bands: Server names -> the conformal shifts of every candidate's band
-            (``LiveAccuracy.bands``); None when calibration is off.
+            (``LiveAccuracy.bands``; None when calibration is off); None: no calibration.
     """
 
     choose: Callable[[list[str]], np.ndarray | None]
     blend_steps: int
-    challenger: Callable[[list[str], float], np.ndarray | None] = lambda names, start: None
-    bands: Callable[[list[str]], BandShift | None] = lambda names: None
+    challenger: Callable[[list[str], float], np.ndarray | None] | None = None
+    bands: Callable[[list[str]], BandShift | None] | None = None
