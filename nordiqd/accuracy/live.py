@@ -82,7 +82,8 @@ class LiveAccuracy:
         )
         self.ledger = persist.load(self.path, empty)
         self._lock = threading.Lock()
-        self._bands: tuple[int, BandShift] | None = None  # (rings.version, shifts of every row)
+        self._bands: BandShift | None = None  # every row's shifts, as of ``refresh_bands``
+        self.refresh_bands()  # from the saved rings: a restart serves calibrated bands at once
 
     @classmethod
     def from_config(cls, config: Config) -> LiveAccuracy:
@@ -155,23 +156,20 @@ class LiveAccuracy:
             return self.ledger.routes.choose(ids, self.routing.min_points)
 
     def bands(self, servers: Sequence[str]) -> BandShift | None:
-        """Each server's conformal band shifts per target, bucket and candidate (``ResidualRings.shifts``).
+        """Each server's conformal band shifts per target, bucket and candidate.
 
-        Computed once per change of the rings, for every server at once.
+        Answered from what ``refresh_bands`` computed last (for every server at once), so a
+        pass never pays for the conformal quantiles.
 
         Returns:
             Arrays [S, targets, buckets, 4] (model, last value, seasonal naive,
-            statistical); None when calibration is off.
+            statistical); None when calibration is off or nothing was computed yet.
         """
-        rings = self.ledger.rings
-        if rings is None:
-            return None
         with self._lock:
+            every = self._bands
             ids = self.ledger.book.known_ids(servers)
-            cached = self._bands
-            if cached is None or cached[0] != rings.version:
-                cached = self._bands = (rings.version, rings.shifts(np.arange(rings.scores.shape[0])))
-        every = cached[1]
+        if every is None:
+            return None
         known = (ids >= 0) & (ids < every.lower.shape[0])
         picked = []
         for arr in (every.lower, every.upper, every.points):
@@ -179,6 +177,20 @@ class LiveAccuracy:
             out[known] = arr[ids[known]]
             picked.append(out)
         return BandShift(lower=picked[0], upper=picked[1], points=picked[2])
+
+    def refresh_bands(self) -> None:
+        """Compute every server's band shifts from the rings (``ResidualRings.shifts``).
+
+        Called by the accuracy thread, the rings' only writer, after each issue point:
+        the conformal quantiles of the whole fleet take a few hundred ms, once an issue
+        interval rather than in every pass.
+        """
+        rings = self.ledger.rings
+        if rings is None:
+            return
+        every = rings.shifts(np.arange(rings.scores.shape[0]))
+        with self._lock:
+            self._bands = every
 
     def observe(
         self, servers: Sequence[str], windows: np.ndarray, last_bucket_start: int, through: int

@@ -65,7 +65,6 @@ class ResidualRings:
         self.targets = tuple(targets)
         self.scores = np.full((0, len(self.targets), len(BUCKETS), len(SCORES), SIZE), np.nan, np.float16)
         self.written = np.zeros((0, len(self.targets), len(BUCKETS), len(SCORES)), dtype=np.int64)
-        self.version = 0  # counts ``add`` calls: a cached ``shifts`` is current while it holds
 
     @property
     def nbytes(self) -> int:
@@ -81,7 +80,6 @@ class ResidualRings:
         """
         if not len(rows):
             return
-        self.version += 1
         self._grow(int(rows.max()) + 1)
         n_t, n_b, n_s = len(self.targets), len(BUCKETS), len(SCORES)
         flat = ((rows[:, None] * n_t + target[:, None]) * n_b + bucket[:, None]) * n_s + np.arange(n_s)

@@ -175,6 +175,7 @@ class Scoring:
                         snap.windows[eligible],
                         challenger=self._challenger(names, at),
                     )
+                self.live.refresh_bands()
                 if self.probation is not None:
                     try:
                         self.probation.at_issue(at, snap, event.served)

@@ -44,6 +44,7 @@ def _coverage(tmp_path: Path, calibrate: bool) -> tuple[float, float]:
         assert live.issue(at, "v1", "tft", ["web-1"], forecasts, windows)
         actual = 50.0 + rng.normal(0, 1, H)
         live.actuals(["web-1"] * H, at + np.arange(H) * STEP, actual[:, None])
+        live.refresh_bands()  # as the accuracy thread does after each issue point
         if k >= 20:  # once the rings hold their recent residuals
             inside_raw += int(((forecasts[0, 0, :, 0] <= actual) & (actual <= forecasts[0, 0, :, 2])).sum())
             inside_served += int(((served[0, 0, :, 0] <= actual) & (actual <= served[0, 0, :, 2])).sum())
@@ -72,8 +73,15 @@ def test_a_baseline_band_is_built_from_its_own_residuals(tmp_path: Path) -> None
         windows = np.full((1, DAY, 1), 50.0)
         assert live.issue(at, "v1", "tft", ["web-1"], model, windows)
         live.actuals(["web-1"] * H, at + np.arange(H) * STEP, (50.0 + rng.normal(0, 2, H))[:, None])
+    before = live.bands(["web-1"])  # as computed at start, from no residuals: no shift anywhere
+    assert before is not None and not before.points.any() and not before.lower.any()
+    live.refresh_bands()
     bands = live.bands(["web-1"])
     assert bands is not None and bands.points.shape == (1, 1, 3, 4)
+    live.save()
+    again = LiveAccuracy.from_config(cfg)  # a restart computes them from the saved rings
+    restored = again.bands(["web-1"])
+    assert restored is not None and np.array_equal(restored.lower, bands.lower)
     choice = np.full((1, 1, 3), LAST_VALUE, np.int8)
     served, _ = route(np.full((1, DAY, 1), 50.0), model, choice, cfg.model, 0, None, bands)
     # A flat window has no change scale: the last value's own band is zero wide. Calibrated,
