@@ -1,7 +1,8 @@
 """The statistical challenger: refitted in the background, sliced for every pass.
 
 How it runs: ``start()`` starts one thread that, ``FIRST_DELAY_S`` after start (a
-starting predictor's CPU goes to its refill and first passes) and then every ``[routing]
+starting daemon's CPU goes to its refill, first passes and often a first training job,
+which runs at the same idle priority as a refit) and then every ``[routing]
 refit_hours``, runs ``python -m nordiqd.serving.refit`` as a child process at idle
 priority (``serving.refit``) and loads what it wrote (``state/statistical.msgpack``).
 A saved fit is loaded at start, so a restart serves it at once. A failed refit is
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 __all__ = ["FILE", "Fit", "StatisticalChallenger"]
 
 FILE = "statistical.msgpack"
-FIRST_DELAY_S = 60.0
+FIRST_DELAY_S = 600.0
 REFIT_TIMEOUT_S = 3600.0
 
 

@@ -86,9 +86,7 @@ def fit_fleet(cfg: config_mod.Config, now: float, previous: Fit | None = None) -
         for j in range(len(targets)):
             history = snap.windows[i, :, j]
             try:
-                model = kept.get(name, [""] * len(targets))[j] or statistical.choose(
-                    history, step, spec.horizon_steps
-                )
+                model = kept.get(name, [""] * len(targets))[j] or _choose(history, step, spec.horizon_steps)
                 if model is None:
                     continue
                 models[i][j] = model
@@ -110,6 +108,22 @@ def fit_fleet(cfg: config_mod.Config, now: float, previous: Fit | None = None) -
         chosen_at=previous.chosen_at if kept and previous is not None else origin,
         failed=failed,
     )
+
+
+def _choose(history: np.ndarray, step: int, horizon: int) -> str | None:
+    """``statistical.choose``; when a model raises (statsmodels' MSTL can), among the others."""
+    try:
+        return statistical.choose(history, step, horizon)
+    except Exception:
+        usable = []
+        for model in statistical.MODELS:
+            try:
+                statistical.choose(history, step, horizon, models=(model,))
+            except Exception:
+                log.debug("%s cannot fit this series", model, exc_info=True)
+                continue
+            usable.append(model)
+        return statistical.choose(history, step, horizon, models=usable) if usable else None
 
 
 def _lower_priority() -> None:
