@@ -49,8 +49,14 @@ def rss_bytes() -> int:
     return 0
 
 
-def drive(cfg: Config, snap: WindowSnapshot, outlook: Outlook, state: Path) -> dict[str, Any]:
+def drive(
+    cfg: Config, snap: WindowSnapshot, outlook: Outlook, state: Path
+) -> tuple[dict[str, Any], LiveAccuracy]:
     """Issue and score through the snapshot's day in data time; return what it measured.
+
+    With ``[routing]`` on (the default) the ledger also keeps what routing and calibration
+    need, and each issue carries a challenger p50 (the pass's own p50 stands in for the
+    statistical model's: the same size), so the memory figure is routing's too.
 
     Args:
         cfg: The bench's configuration (``[model]``, ``[accuracy]``, ``[buffer]``).
@@ -67,7 +73,9 @@ def drive(cfg: Config, snap: WindowSnapshot, outlook: Outlook, state: Path) -> d
     # Issues outstanding at once: a horizon plus the ledger's grace (one issue interval).
     keep = -(-(spec.horizon_steps * step + every) // every)
     rss0 = rss_bytes()
-    live = LiveAccuracy(state / FILE_NAME, spec, cfg.accuracy, cfg.buffer.retention_days)
+    live = LiveAccuracy(state / FILE_NAME, spec, cfg.accuracy, cfg.buffer.retention_days, cfg.routing)
+    routing = cfg.routing
+    challenger = values[..., spec.median_index] if routing.enabled and routing.refit_hours > 0 else None
     first = last - (length - 1) * step
     points = live.due(first, last - every)  # each issue point with its hour of steps ahead
     issue_s, save_s, observe_s, held, peak, scored = [], [], [], [], 0, 0
@@ -75,7 +83,7 @@ def drive(cfg: Config, snap: WindowSnapshot, outlook: Outlook, state: Path) -> d
         scored += live.observe(snap.names, snap.windows, last, at)
         steady = len(live.ledger.issues) >= keep - 1  # this issue makes ``keep``
         t = time.perf_counter()
-        live.issue(at, outlook.model.label, "tft", names, values, windows)
+        live.issue(at, outlook.model.label, "tft", names, values, windows, challenger=challenger)
         t_issue = time.perf_counter() - t
         t = time.perf_counter()
         live.save()
@@ -108,7 +116,8 @@ def drive(cfg: Config, snap: WindowSnapshot, outlook: Outlook, state: Path) -> d
         "observe_s": observe_s,
         "save_s": save_s,
         "pass_forecast_bytes": values.nbytes,
-    }
+        "routing_bytes": sum(x.nbytes for x in (live.ledger.routes, live.ledger.rings) if x is not None),
+    }, live
 
 
 def beside_the_pass(
@@ -153,8 +162,10 @@ def accuracy_figures(
     runs: int,
     load: Callable[[], str],
     report: dict[str, Any],
-) -> list[str]:
+) -> tuple[list[str], LiveAccuracy]:
     """The two live-accuracy lines of the bench, in its format; their figures into ``report``.
+
+    Also returns the ledger it filled, whose routes and bands the routing figures use.
 
     Args:
         cfg: The bench's configuration.
@@ -169,7 +180,7 @@ def accuracy_figures(
         report: The bench's JSON report; gets ``accuracy``.
     """
     with tempfile.TemporaryDirectory(prefix="nordiqd-bench-accuracy-") as tmp:
-        m = drive(cfg, snap, outlook, Path(tmp))
+        m, live = drive(cfg, snap, outlook, Path(tmp))
     n, every, step = m["servers"], cfg.accuracy.issue_every_s, cfg.model.step_seconds
     issue, observe = statistics.median(m["issue_s"]), statistics.median(m["observe_s"])
     save = statistics.median(m["save_s"])
@@ -208,7 +219,8 @@ def accuracy_figures(
         f"{f'accuracy ledger {n:,} servers':<32} {peak_mb:>7.1f} MB peak numpy arrays, "
         f"{m['outstanding_max']} issues outstanding ({m['outstanding_expected']} expected: "
         f"horizon {h} steps + 1 h grace at {every} s issues; {s}x{t}x{h}x{q} forecasts + naive + "
-        f"scale + mask, {m['issue_bytes'] / 1e6:.1f} MB each); RSS growth {rss_mb:.1f} MB; scores "
+        f"scale + mask + routing candidates, {m['issue_bytes'] / 1e6:.1f} MB each; routing and "
+        f"calibration sums {m['routing_bytes'] / 1e6:.1f} MB); RSS growth {rss_mb:.1f} MB; scores "
         f"{m['book_bytes'] / 1e6:.2f} MB/day of data, file {m['file_bytes'] / 1e6:.1f} MB "
         f"| target <= {TARGETS['ledger_mb']:g} MB {'PASS' if mem_ok else 'FAIL'} "
         f"| ref: one pass's served forecasts {m['pass_forecast_bytes'] / 1e6:.1f} MB "
@@ -224,4 +236,4 @@ def accuracy_figures(
         f"| target <= {TARGETS['scoring_share']:.0%} {'PASS' if cost_ok else 'FAIL'} "
         f"| ref: ForecastCycle.compute {pass_s:.2f} s median ({load()})",
     ]
-    return lines
+    return lines, live

@@ -68,6 +68,7 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 import live_cost  # noqa: E402  (bench/live_cost.py, next to this script)
+import routing_cost  # noqa: E402  (bench/routing_cost.py)
 
 STEP_S = 300
 SEED = 7
@@ -254,9 +255,11 @@ def forecast_figures(args: argparse.Namespace, models: Path, end: int, report: d
         f"| ref: forecast alone {forecast_s:.2f} s median, "
         f"rest {statistics.median(times) - forecast_s:.2f} s ({load()})"
     )
-    lines += live_cost.accuracy_figures(
+    accuracy, live = live_cost.accuracy_figures(
         cfg, windows, cycle, now, snap, last_pass.outlook, statistics.median(times), args.runs, load, report
     )
+    lines += accuracy
+    lines += routing_cost.routing_figures(cfg, windows, cycle, now, live, args.runs, load, report)
     return lines
 
 

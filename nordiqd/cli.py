@@ -14,7 +14,6 @@ from supervisor import exitcodes
 log = logging.getLogger("nordiqd")
 
 
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="nordiqd", description="Predictive monitoring daemon for a server fleet."

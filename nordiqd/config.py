@@ -21,6 +21,7 @@ from nordiqd.config_errors import describe
 from nordiqd.model.params import DEFAULT_TARGETS, ModelSpec
 from nordiqd.names import DEFAULT_METRICS, END, RULES, MetricName, ProfileName, ServerGlob
 from nordiqd.retraining import PromotionConfig, RetrainConfig
+from nordiqd.routing import RoutingConfig
 from nordiqd.thresholds import AlertsConfig
 
 # Every number has an upper bound too: a value the loader accepts must be one every role
@@ -213,6 +214,7 @@ class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     accuracy: AccuracyConfig = msgspec.field(default_factory=AccuracyConfig)
     promotion: PromotionConfig = msgspec.field(default_factory=PromotionConfig)
     retrain: RetrainConfig = msgspec.field(default_factory=RetrainConfig)
+    routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
 
     def endpoint(self, name: str) -> str:
@@ -327,7 +329,11 @@ def _check(cfg: Config, source: str) -> Config:
     if problem:
         raise fail(*problem)
     horizon_h = cfg.model.horizon_steps * cfg.model.step_seconds / 3600
-    problem = cfg.promotion.problem(horizon_h) or cfg.retrain.problem()
+    problem = (
+        cfg.promotion.problem(horizon_h)
+        or cfg.retrain.problem()
+        or cfg.routing.problem(cfg.model.horizon_steps)
+    )
     if problem:
         raise fail(*problem)
     return cfg
@@ -344,4 +350,3 @@ def _check_endpoints(cfg: Config, fail: Any) -> None:
         path = endpoint.removeprefix("ipc://")
         if path != endpoint and len(os.fsencode(path)) > IPC_PATH_MAX:
             raise fail(key, f"the socket path {path} is longer than {IPC_PATH_MAX} bytes")
-

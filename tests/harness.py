@@ -185,8 +185,9 @@ class Daemon:
         """The job's training-status body once it ended (None if it runs past ``timeout``)."""
         ended = ("completed", "failed", "cancelled")
         job: dict[str, Any] | None = wait_for(
-            lambda: (j := self.get(f"/admin/training-status?job_id={job_id}").json())["status"] in ended
-            and j,
+            lambda: (
+                (j := self.get(f"/admin/training-status?job_id={job_id}").json())["status"] in ended and j
+            ),
             timeout,
             step=step,
         )

@@ -5,6 +5,11 @@ calls ``issue`` with the forecast it served for every server: all quantiles over
 whole horizon, the seasonal-naive values for the same steps and each series' scale.
 Step ``h`` of an issue at ``t`` covers ``[t + h*step, t + (h+1)*step)``.
 
+Beside it, an issue may hold what other candidates would have served (``last``, the
+window's last value; ``challenger``, the statistical model's p50): with a ``RoutingBook``
+the served issue's scored points also score them, and seasonal naive, per lead bucket
+(``routing.py``). A model in shadow is not a routing candidate.
+
 ``actuals`` takes final step means, many (server, step) rows at once, in any order. Each
 outstanding issue that covers a row's step scores it into the ``ScoreBook``, and marks
 the (server, target, step) scored, so a step delivered twice is scored once. A NaN
@@ -16,7 +21,10 @@ issue covering it has gone is a gap, never a wrong score.
 
 Memory: float32 forecasts, naive values and scales and a bool mask per issue; at 1,000
 servers x 5 targets x 96 steps x 3 quantiles an issue holds 8.2 MB; with hourly issues,
-an 8 h horizon and an hour's grace, nine are outstanding at once (74 MB).
+an 8 h horizon and an hour's grace, nine are outstanding at once (74 MB). The routing
+candidates add 20 KB per issue for ``last`` and 0.96 MB for a ``challenger``, kept as
+float16 offsets from ``last`` (a routing error needs 3 significant digits of the offset,
+not 7 of the value), so the whole stays within 100 MB.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ import numpy as np
 
 from nordiqd.accuracy.buckets import bucket_of_lead
 from nordiqd.accuracy.points import point_sums
+from nordiqd.accuracy.residuals import ResidualRings, sampled_leads
+from nordiqd.accuracy.routing import CANDIDATES, LAST_VALUE, MODEL, SEASONAL_NAIVE, STATISTICAL, RoutingBook
 from nordiqd.accuracy.scores import Kind, ScoreBook
 
 __all__ = ["ForecastLedger", "Issue", "issue_points"]
@@ -53,6 +63,10 @@ class Issue:
         naive: Array [S, T, H] float32, the value one day before each step (NaN: unknown).
         scale: Array [S, T] float32, mean absolute 1-day difference (NaN: unknown).
         scored: Array [S, T, H] bool, points already scored.
+        last: Array [S, T] float32, each series' last value before ``at`` (a routing
+            candidate; NaN: unknown); None when not kept.
+        challenger: Array [S, T, H] float16, the statistical challenger's p50 less
+            ``last`` (less 0 where ``last`` is NaN; NaN where it has none); None when not kept.
     """
 
     at: int
@@ -63,6 +77,8 @@ class Issue:
     naive: np.ndarray
     scale: np.ndarray
     scored: np.ndarray
+    last: np.ndarray | None = None
+    challenger: np.ndarray | None = None
     rows: dict[str, int] = field(init=False, repr=False)
     ids: np.ndarray = field(init=False, repr=False)  # each row's server id in the book
 
@@ -72,7 +88,14 @@ class Issue:
     @property
     def nbytes(self) -> int:
         """Bytes held by the arrays."""
-        return self.forecasts.nbytes + self.naive.nbytes + self.scale.nbytes + self.scored.nbytes
+        extra = sum(a.nbytes for a in (self.last, self.challenger) if a is not None)
+        return self.forecasts.nbytes + self.naive.nbytes + self.scale.nbytes + self.scored.nbytes + extra
+
+
+def _offsets(challenger: np.ndarray, last: np.ndarray | None) -> np.ndarray:
+    """The challenger's p50 as float16 offsets from the last value (see ``Issue.challenger``)."""
+    base = 0.0 if last is None else np.nan_to_num(np.asarray(last, dtype=np.float64))[..., None]
+    return (np.asarray(challenger, dtype=np.float64) - base).astype(np.float16)
 
 
 def _key(at: int, version: str, kind: Kind) -> tuple[int, str | None]:
@@ -89,6 +112,8 @@ class ForecastLedger:
         step_seconds: Model step.
         horizon_steps: Steps of every forecast.
         grace_s: How long past its horizon (in data time) an issue is kept for late steps.
+        routes: Where the routing candidates' errors go; None: they are not scored.
+        rings: Where the served issue's band residuals go (calibration); None: not kept.
     """
 
     def __init__(
@@ -98,8 +123,12 @@ class ForecastLedger:
         step_seconds: int,
         horizon_steps: int,
         grace_s: int = 0,
+        routes: RoutingBook | None = None,
+        rings: ResidualRings | None = None,
     ) -> None:
         self.book = book
+        self.routes = routes
+        self.rings = rings
         self.quantiles = tuple(quantiles)
         self.step = step_seconds
         self.horizon = horizon_steps
@@ -107,11 +136,14 @@ class ForecastLedger:
         self.issues: list[Issue] = []
         self.scored_through: int | None = None
         self._bucket = bucket_of_lead(horizon_steps, step_seconds)
+        self._median = self.quantiles.index(0.5)
+        self._sampled = sampled_leads(self._bucket)
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the outstanding issues' arrays."""
-        return sum(i.nbytes for i in self.issues)
+        """Bytes held by the outstanding issues' arrays and the routing book."""
+        extra = sum(x.nbytes for x in (self.routes, self.rings) if x is not None)
+        return sum(i.nbytes for i in self.issues) + extra
 
     def issue(
         self,
@@ -122,8 +154,10 @@ class ForecastLedger:
         forecasts: np.ndarray,
         naive: np.ndarray,
         scale: np.ndarray,
+        last: np.ndarray | None = None,
+        challenger: np.ndarray | None = None,
     ) -> bool:
-        """Keep the forecasts served at issue point ``at``.
+        """Keep the forecasts served at issue point ``at`` (and the candidates beside them).
 
         Returns:
             False when ``at`` is already held (a restart issuing again, perhaps with
@@ -138,12 +172,15 @@ class ForecastLedger:
         if at % self.step:
             raise ValueError(f"issue point {at} is not on the {self.step} s step grid")
         s, t, h, q = len(servers), len(self.book.targets), self.horizon, len(self.quantiles)
-        for name, arr, shape in (
+        checks = [
             ("forecasts", forecasts, (s, t, h, q)),
             ("naive", naive, (s, t, h)),
             ("scale", scale, (s, t)),
-        ):
-            if np.shape(arr) != shape:
+            ("last", last, (s, t)),
+            ("challenger", challenger, (s, t, h)),
+        ]
+        for name, arr, shape in checks:
+            if arr is not None and np.shape(arr) != shape:
                 raise ValueError(f"{name} has shape {np.shape(arr)}, expected {shape}")
         key = _key(at, version, kind)
         if any(_key(i.at, i.version, i.kind) == key for i in self.issues) or self._expired(at):
@@ -157,6 +194,8 @@ class ForecastLedger:
             naive=np.array(naive, dtype=np.float32),
             scale=np.array(scale, dtype=np.float32),
             scored=np.zeros((s, t, h), dtype=bool),
+            last=None if last is None else np.array(last, dtype=np.float32),
+            challenger=None if challenger is None else _offsets(challenger, last),
         )
         self.restore(kept)
         return True
@@ -223,4 +262,29 @@ class ForecastLedger:
             issue.ids[row[idx][i]],
             result.sums,
         )
+        if (self.routes is not None or self.rings is not None) and issue.kind != "shadow" and len(i):
+            self._route(issue, y[i, t], row[idx][i], lead[idx][i], t, int(starts[idx].max()))
         return len(i)
+
+    def _route(
+        self, issue: Issue, y: np.ndarray, row: np.ndarray, lead: np.ndarray, t: np.ndarray, at: int
+    ) -> None:
+        """Score each candidate's p50 (routing) and band (calibration) on the served issue's points."""
+        signed = np.full((len(y), len(CANDIDATES)), np.nan)  # actual - p50
+        signed[:, MODEL] = y - issue.forecasts[row, t, lead, self._median]
+        signed[:, SEASONAL_NAIVE] = y - issue.naive[row, t, lead]
+        if issue.last is not None:
+            signed[:, LAST_VALUE] = y - issue.last[row, t]
+        if issue.challenger is not None:
+            base = 0.0 if issue.last is None else np.nan_to_num(issue.last[row, t])
+            signed[:, STATISTICAL] = y - (issue.challenger[row, t, lead].astype(np.float64) + base)
+        ids, bucket = issue.ids[row], self._bucket[lead]
+        if self.routes is not None:
+            self.routes.add(at, ids, t, bucket, np.abs(signed))
+        if self.rings is not None:
+            keep = self._sampled[lead]
+            edges = issue.forecasts[row[keep], t[keep], lead[keep]]
+            scores = np.column_stack(
+                [edges[:, 0] - y[keep], y[keep] - edges[:, -1], signed[keep][:, MODEL + 1 :]]
+            )
+            self.rings.add(ids[keep], t[keep], bucket[keep], scores)

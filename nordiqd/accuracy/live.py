@@ -27,11 +27,15 @@ import numpy as np
 
 from nordiqd.accuracy import persist
 from nordiqd.accuracy.ledger import ForecastLedger, issue_points
-from nordiqd.accuracy.reference import seasonal_naive_steps
+from nordiqd.accuracy.reference import last_values, seasonal_naive_steps
 from nordiqd.accuracy.report import AccuracyReport, build_report
+from nordiqd.accuracy.residuals import ResidualRings
+from nordiqd.accuracy.routing import RoutingBook
 from nordiqd.accuracy.scores import HOUR_S, Kind, ScoreBook
+from nordiqd.calibration.conformal import BandShift
 from nordiqd.config import AccuracyConfig, Config
 from nordiqd.model.params import ModelSpec
+from nordiqd.routing import RoutingConfig
 
 __all__ = ["FILE_NAME", "LiveAccuracy"]
 
@@ -46,31 +50,50 @@ class LiveAccuracy:
         spec: Targets, quantiles, step and horizon of the served forecasts.
         accuracy: The ``[accuracy]`` section.
         retention_days: Sums older than this many days of data time are dropped.
+        routing: The ``[routing]`` section; enabled, the served issues also score the
+            routing candidates (``routing.RoutingBook``), and ``routes`` answers from them;
+            with ``calibrate``, their band residuals are kept (``residuals.ResidualRings``)
+            and ``bands`` answers from them.
     """
 
     def __init__(
-        self, path: Path | str, spec: ModelSpec, accuracy: AccuracyConfig, retention_days: int
+        self,
+        path: Path | str,
+        spec: ModelSpec,
+        accuracy: AccuracyConfig,
+        retention_days: int,
+        routing: RoutingConfig | None = None,
     ) -> None:
         self.path = Path(path)
         self.settings = accuracy
+        self.routing = routing if routing is not None and routing.enabled else None
         self.retention_s = retention_days * 86400
         # An hour's grace (one issue interval) past the horizon: a batch may arrive that
         # much out of order and still be scored by every forecast that covered it.
+        routed = self.routing
         empty = ForecastLedger(
             ScoreBook(spec.targets),
             spec.quantiles,
             spec.step_seconds,
             spec.horizon_steps,
             grace_s=accuracy.issue_every_s,
+            routes=None if routed is None else RoutingBook(spec.targets, routed.half_life_hours * 3600),
+            rings=ResidualRings(spec.targets) if routed is not None and routed.calibrate else None,
         )
         self.ledger = persist.load(self.path, empty)
         self._lock = threading.Lock()
+        self._bands: BandShift | None = None  # every row's shifts, as of ``refresh_bands``
+        self.refresh_bands()  # from the saved rings: a restart serves calibrated bands at once
 
     @classmethod
     def from_config(cls, config: Config) -> LiveAccuracy:
         """The live accuracy of ``config``, its file in ``data_dir/state``."""
         return cls(
-            Path(config.state_dir) / FILE_NAME, config.model, config.accuracy, config.buffer.retention_days
+            Path(config.state_dir) / FILE_NAME,
+            config.model,
+            config.accuracy,
+            config.buffer.retention_days,
+            config.routing,
         )
 
     @property
@@ -91,6 +114,7 @@ class LiveAccuracy:
         forecasts: np.ndarray,
         windows: np.ndarray,
         scale: np.ndarray | None = None,
+        challenger: np.ndarray | None = None,
     ) -> bool:
         """Keep the forecasts served at issue point ``at`` (see ``ForecastLedger.issue``).
 
@@ -104,13 +128,69 @@ class LiveAccuracy:
                 slot the step right before ``at``): the seasonal-naive reference.
             scale: Array [S, T], each series' mean absolute 1-day difference; None: as
                 the scores measured it so far (``ScoreBook.scales``).
+            challenger: Array [S, T, H], the statistical challenger's p50 for the same
+                steps (a routing candidate; NaN where it has none); None: not fitted.
         """
         ledger = self.ledger
         naive = seasonal_naive_steps(windows, ledger.horizon, 86400 // ledger.step)
+        routed = ledger.routes is not None and kind != "shadow"
+        last = last_values(windows) if routed else None
         with self._lock:
             if scale is None:
                 scale = ledger.book.scales(ledger.book.server_ids(servers))
-            return ledger.issue(at, version, kind, servers, forecasts, naive, scale)
+            return ledger.issue(
+                at, version, kind, servers, forecasts, naive, scale, last, challenger if routed else None
+            )
+
+    def routes(self, servers: Sequence[str]) -> np.ndarray | None:
+        """The routing candidate of every server, target and lead bucket (``RoutingBook.choose``).
+
+        Returns:
+            Array [S, targets, buckets] int8 of indexes into ``routing.CANDIDATES``; None
+            when routing is off.
+        """
+        if self.routing is None or self.ledger.routes is None:
+            return None
+        with self._lock:
+            ids = self.ledger.book.known_ids(servers)
+            return self.ledger.routes.choose(ids, self.routing.min_points)
+
+    def bands(self, servers: Sequence[str]) -> BandShift | None:
+        """Each server's conformal band shifts per target, bucket and candidate.
+
+        Answered from what ``refresh_bands`` computed last (for every server at once), so a
+        pass never pays for the conformal quantiles.
+
+        Returns:
+            Arrays [S, targets, buckets, 4] (model, last value, seasonal naive,
+            statistical); None when calibration is off or nothing was computed yet.
+        """
+        with self._lock:
+            every = self._bands
+            ids = self.ledger.book.known_ids(servers)
+        if every is None:
+            return None
+        known = (ids >= 0) & (ids < every.lower.shape[0])
+        picked = []
+        for arr in (every.lower, every.upper, every.points):
+            out = np.zeros((len(ids), *arr.shape[1:]), dtype=arr.dtype)
+            out[known] = arr[ids[known]]
+            picked.append(out)
+        return BandShift(lower=picked[0], upper=picked[1], points=picked[2])
+
+    def refresh_bands(self) -> None:
+        """Compute every server's band shifts from the rings (``ResidualRings.shifts``).
+
+        Called by the accuracy thread, the rings' only writer, after each issue point:
+        the conformal quantiles of the whole fleet take a few hundred ms, once an issue
+        interval rather than in every pass.
+        """
+        rings = self.ledger.rings
+        if rings is None:
+            return
+        every = rings.shifts(np.arange(rings.scores.shape[0]))
+        with self._lock:
+            self._bands = every
 
     def observe(
         self, servers: Sequence[str], windows: np.ndarray, last_bucket_start: int, through: int

@@ -6,6 +6,9 @@ restart the same points are scored, none lost and none twice. The file is msgpac
 (msgspec Structs, never pickle); arrays travel as raw little-endian bytes whose shapes
 follow from the lists beside them, so a truncated or altered array is caught on load.
 
+The routing candidates' trailing errors (``routing.RoutingBook``) travel in the same file,
+as do each issue's candidate values; a file written before routing loads with none.
+
 A file that cannot be read, or was written for other targets, quantiles, step or
 horizon, is moved aside (``accuracy.broken-<epoch>``) for a person to look at, and the
 scores start empty, with a log line.
@@ -24,6 +27,8 @@ import numpy as np
 from nordiqd.accuracy.buckets import BUCKETS
 from nordiqd.accuracy.ledger import ForecastLedger, Issue
 from nordiqd.accuracy.points import NSUMS
+from nordiqd.accuracy.residuals import SCORES, SIZE, ResidualRings
+from nordiqd.accuracy.routing import CANDIDATES, RoutingBook
 from nordiqd.accuracy.scores import Kind, ScoreBook
 from nordiqd.durable import write_atomic
 
@@ -52,6 +57,20 @@ class _Issue(msgspec.Struct, frozen=True, array_like=True):
     naive: bytes
     scale: bytes
     scored: bytes  # np.packbits of the bool mask
+    last: bytes = b""  # routing candidates; empty: not kept
+    challenger: bytes = b""
+
+
+class _Routing(msgspec.Struct, frozen=True, kw_only=True):
+    decayed_to: int | None
+    error: bytes  # [rows, targets, buckets, candidates] float64
+    weight: bytes
+    points: bytes  # int64
+
+
+class _Rings(msgspec.Struct, frozen=True, kw_only=True):
+    scores: bytes  # [rows, targets, buckets, SCORES, SIZE] float16
+    written: bytes  # [rows, targets, buckets, SCORES] int64
 
 
 class _Saved(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,6 +85,8 @@ class _Saved(msgspec.Struct, frozen=True, kw_only=True):
     fleet: list[_Cell]
     per_server: list[_Cell]
     issues: list[_Issue]
+    routing: _Routing | None = None
+    rings: _Rings | None = None
 
 
 class _Damaged(Exception):
@@ -101,11 +122,29 @@ def save(path: Path | str, ledger: ForecastLedger) -> None:
                 i.naive.astype(_F4).tobytes(),
                 i.scale.astype(_F4).tobytes(),
                 np.packbits(i.scored).tobytes(),
+                b"" if i.last is None else i.last.astype(_F4).tobytes(),
+                b"" if i.challenger is None else i.challenger.astype("<f2").tobytes(),
             )
             for i in ledger.issues
         ],
+        routing=None if ledger.routes is None else _routing(ledger.routes),
+        rings=None
+        if ledger.rings is None
+        else _Rings(
+            scores=ledger.rings.scores.astype("<f2").tobytes(),
+            written=ledger.rings.written.astype(_I8).tobytes(),
+        ),
     )
     write_atomic(path, msgspec.msgpack.encode(saved))
+
+
+def _routing(routes: RoutingBook) -> _Routing:
+    return _Routing(
+        decayed_to=routes.decayed_to,
+        error=routes.error.astype(_F8).tobytes(),
+        weight=routes.weight.astype(_F8).tobytes(),
+        points=routes.points.astype(_I8).tobytes(),
+    )
 
 
 def load(path: Path | str, empty: ForecastLedger) -> ForecastLedger:
@@ -120,8 +159,16 @@ def load(path: Path | str, empty: ForecastLedger) -> ForecastLedger:
         data = path.read_bytes()
     except FileNotFoundError:
         return empty
+    routes = None if empty.routes is None else RoutingBook(empty.routes.targets, empty.routes.half_life_s)
+    rings = None if empty.rings is None else ResidualRings(empty.rings.targets)
     ledger = ForecastLedger(
-        ScoreBook(empty.book.targets), empty.quantiles, empty.step, empty.horizon, empty.grace_s
+        ScoreBook(empty.book.targets),
+        empty.quantiles,
+        empty.step,
+        empty.horizon,
+        empty.grace_s,
+        routes,
+        rings,
     )
     try:
         saved = msgspec.msgpack.decode(data, type=_Saved)
@@ -180,6 +227,33 @@ def _restore(saved: _Saved, ledger: ForecastLedger) -> None:
                 naive=_array(i.naive, _F4, (s, n_t, n_h), "naive"),
                 scale=_array(i.scale, _F4, (s, n_t), "scale"),
                 scored=mask[: s * n_t * n_h].astype(bool).reshape(s, n_t, n_h),
+                last=_array(i.last, _F4, (s, n_t), "last values") if i.last else None,
+                challenger=_array(i.challenger, np.dtype("<f2"), (s, n_t, n_h), "challenger")
+                if i.challenger
+                else None,
             )
         )
     ledger.scored_through = saved.scored_through
+    if saved.routing is not None and ledger.routes is not None:
+        _restore_routing(saved.routing, ledger.routes, len(saved.servers))
+    if saved.rings is not None and ledger.rings is not None:
+        rows, rest = divmod(len(saved.rings.written), n_t * len(BUCKETS) * len(SCORES) * _I8.itemsize)
+        if rest or rows > len(saved.servers):
+            raise _Damaged(
+                f"band residuals of {len(saved.rings.written)} bytes for {len(saved.servers)} servers"
+            )
+        shape = (rows, n_t, len(BUCKETS), len(SCORES))
+        ledger.rings.written = _array(saved.rings.written, _I8, shape, "residual counts")
+        ledger.rings.scores = _array(saved.rings.scores, np.dtype("<f2"), (*shape, SIZE), "residuals")
+
+
+def _restore_routing(saved: _Routing, routes: RoutingBook, servers: int) -> None:
+    cell = len(routes.targets) * len(BUCKETS) * len(CANDIDATES)
+    rows, rest = divmod(len(saved.error), cell * _F8.itemsize)
+    if rest or rows > servers:
+        raise _Damaged(f"routing errors of {len(saved.error)} bytes for {servers} servers")
+    shape = (rows, len(routes.targets), len(BUCKETS), len(CANDIDATES))
+    routes.error = _array(saved.error, _F8, shape, "routing errors")
+    routes.weight = _array(saved.weight, _F8, shape, "routing weights")
+    routes.points = _array(saved.points, _I8, shape, "routing points")
+    routes.decayed_to = saved.decayed_to

@@ -63,6 +63,11 @@ class ScoreBook:
                 self.servers.append(name)
         return np.fromiter((ids[n] for n in names), dtype=np.int64, count=len(names))
 
+    def known_ids(self, names: Sequence[str]) -> np.ndarray:
+        """Each server's row in the per-server cells; -1 for a server never scored."""
+        ids = self._server_ids
+        return np.fromiter((ids.get(n, -1) for n in names), dtype=np.int64, count=len(names))
+
     def set_servers(self, names: Sequence[str]) -> None:
         """Replace the server list (when loading saved cells)."""
         self.servers = list(names)

@@ -42,8 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Rolling-origin backtest over the last K horizons: every fold forecasts one horizon "
         "from what precedes it; scores MASE (1-day seasonal-naive scale), P50/P90 loss and "
-        "p10-p90 coverage per target and horizon bucket, for the TFT and the baselines "
-        "(naive, seasonal naive 1 day and 1 week, linear trend)."
+        "p10-p90 coverage (as forecast, and calibrated on the earlier folds) per target and "
+        "horizon bucket, for the TFT, the baselines (naive, seasonal naive 1 day and 1 week, "
+        "linear trend), the statistical challengers (AutoETS, AutoTheta, MSTL) and `routed` "
+        "(per server, target and bucket the candidate best on the earlier folds)."
     )
     p.epilog = EXAMPLES
     p.add_argument("--data", required=True, type=Path, help="CSV or Parquet file (wide) or a buffer folder")
@@ -66,6 +68,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="training device")
     p.add_argument("--targets", help="comma list replacing [model] targets (not with --model)")
     p.add_argument("--buckets", default="1,4,8", help="horizon bucket edges in hours (default 1,4,8)")
+    p.add_argument(
+        "--no-statistical",
+        action="store_true",
+        help="leave out AutoETS, AutoTheta and MSTL (the slowest part without --train)",
+    )
+    p.add_argument("--no-routing", action="store_true", help="leave out the routed entry")
     p.add_argument("--json", required=True, type=Path, help="where to write the JSON report")
     p.add_argument("--plot", type=Path, help="PNG of one server's latest fold (needs matplotlib)")
 
@@ -142,4 +150,6 @@ def options(args: argparse.Namespace, cfg: Any) -> Options:
         device=args.device,
         bucket_hours=hours,
         plot=args.plot,
+        statistical=not args.no_statistical,
+        route=not args.no_routing,
     )

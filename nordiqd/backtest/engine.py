@@ -2,8 +2,12 @@
 
 ``run`` is a plain loop: for each fold (earliest first) it calls every forecaster's
 optional ``prepare`` (the TFT trains there), asks each for the fold's forecasts, forms
-the combinations, and hands forecasts and actuals to ``scoring.FoldErrors``. It runs in
-the calling thread and returns when the last fold is scored.
+the combinations and, with ``route``, the ``routed`` entry (``routing``: per server,
+target and bucket the candidate best on the earlier folds), and hands forecasts and
+actuals to ``scoring.FoldErrors``. With ``buckets`` each model's band is also calibrated
+on the earlier folds (``calibrating``) and scored both ways. Only then are the fold's
+errors and bands added to what routes and calibrates the next fold: no fold sees its
+own future. It runs in the calling thread and returns when the last fold is scored.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from nordiqd.backtest.calibrating import BandHistory
 from nordiqd.backtest.data import Grid
-from nordiqd.backtest.folds import Fold
+from nordiqd.backtest.folds import Bucket, Fold
+from nordiqd.backtest.routing import CANDIDATES, ROUTED, Router
 from nordiqd.backtest.scoring import FoldErrors, seasonal_scale
 from nordiqd.model.params import ModelSpec
 
@@ -93,15 +99,32 @@ def run(
     folds: Sequence[Fold],
     models: Sequence[Forecaster],
     combinations: Sequence[Combination] = (),
+    *,
+    buckets: Sequence[Bucket] = (),
+    route: bool = False,
 ) -> Outcome:
-    """Forecast every fold with every model and collect the errors (module docstring)."""
-    names = [m.name for m in models] + [c.name for c in combinations]
+    """Forecast every fold with every model and collect the errors (module docstring).
+
+    Args:
+        grid: The data.
+        spec: Targets, horizon and quantiles.
+        folds: Folds, earliest first.
+        models: The forecasters.
+        combinations: Ensembles of their forecasts.
+        buckets: Horizon buckets to calibrate bands in and route by; none: no calibration.
+        route: Add the ``routed`` entry (needs ``buckets``).
+    """
+    if route and not buckets:
+        raise ValueError("routing needs the horizon buckets")
+    names = [m.name for m in models] + [c.name for c in combinations] + ([ROUTED] if route else [])
     if len(set(names)) != len(names):
         raise ValueError(f"model names must be unique, got {names}")
     errors = {name: FoldErrors(spec) for name in names}
     seconds = dict.fromkeys(names, 0.0)
     outcome = Outcome(errors=errors, seconds=seconds)
     horizon = spec.horizon_steps
+    router = Router(CANDIDATES, buckets, len(grid.servers), len(spec.targets)) if route else None
+    bands = {name: BandHistory(buckets, len(grid.servers), errors[name].interval) for name in names}
     for fold in folds:
         idx = fold.servers
         history = grid.values[idx, : fold.origin]
@@ -123,8 +146,13 @@ def run(
         for combo in combinations:
             forecasts[combo.name] = combo.combine(forecasts)
         truth = np.moveaxis(actual, 1, 2)  # [n, k, H]
+        if router is not None:
+            forecasts[ROUTED] = router.route(idx, forecasts)
+            router.observe(idx, forecasts, truth, scale, spec.median_index)
         for name, values in forecasts.items():
-            errors[name].add(truth, values, scale)
+            calibrated = bands[name].calibrated(idx, values, spec.median_index) if buckets else None
+            errors[name].add(truth, values, scale, calibrated)
+            bands[name].record(idx, values, truth)
         if fold is folds[-1]:
             outcome.last_fold = forecasts
             outcome.last_history = history

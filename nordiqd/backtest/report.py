@@ -2,8 +2,9 @@
 
 The JSON report (``FORMAT`` 1) holds ``data`` (what was read), ``spec``, ``folds``,
 ``buckets``, ``models`` (per model: per target and bucket ``mase``, ``p50_loss``,
-``p90_loss``, ``coverage``, ``windows``; targets pooled under ``all`` when there are
-several), ``ranking`` (models by whole-horizon MASE, pooled over targets), ``tft`` (how
+``p90_loss``, ``coverage``, ``coverage_calibrated`` (the band calibrated on the earlier
+folds), ``windows``; targets pooled under ``all`` when there are several), ``ranking``
+(models by whole-horizon MASE, pooled over targets; ``routed`` among them), ``tft`` (how
 the TFT was obtained, and each fit) and ``timings``.
 """
 
@@ -129,18 +130,24 @@ def table(report: dict[str, Any]) -> str:
     for target in targets:
         lines.append(
             f"{target}: MASE (1-day seasonal-naive scale; < 1 beats it in-sample) | "
-            f"coverage of p{100 * lo:g}-p{100 * hi:g} (ideal {100 * (hi - lo):.0f}%)"
+            f"coverage of p{100 * lo:g}-p{100 * hi:g} (ideal {100 * (hi - lo):.0f}%) | "
+            "the same after conformal calibration on the earlier folds"
         )
         head = "".join(f"{b:>8}" for b in buckets)
         cov_head = "".join(f"{b:>7}" for b in buckets)
-        lines.append(f"{'model':<{width}}{head}  |{cov_head}  {'P50':>6} {'P90':>6} {'windows':>8}")
+        lines.append(
+            f"{'model':<{width}}{head}  |{cov_head}  |{cov_head}  {'P50':>6} {'P90':>6} {'windows':>8}"
+        )
         for name in order:
             cells = report["models"][name]["targets"].get(target, {})
             mase = "".join(f"{_fmt(cells.get(b, {}).get('mase')):>8}" for b in buckets)
             cov = "".join(f"{_fmt(cells.get(b, {}).get('coverage'), pct=True):>7}" for b in buckets)
+            cal = "".join(
+                f"{_fmt(cells.get(b, {}).get('coverage_calibrated'), pct=True):>7}" for b in buckets
+            )
             whole = cells.get(ALL, {})
             lines.append(
-                f"{name:<{width}}{mase}  |{cov}  {_fmt(whole.get('p50_loss')):>6} "
+                f"{name:<{width}}{mase}  |{cov}  |{cal}  {_fmt(whole.get('p50_loss')):>6} "
                 f"{_fmt(whole.get('p90_loss')):>6} {whole.get('windows', 0):>8}"
             )
         lines.append("")

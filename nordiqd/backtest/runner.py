@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nordiqd.backtest import baselines, data, engine, report, tft_model
+from nordiqd.backtest import baselines, challengers, data, engine, report, tft_model
 from nordiqd.backtest.folds import DEFAULT_BUCKET_HOURS, make_buckets, make_folds
 from nordiqd.model.params import ModelSpec
 
@@ -44,6 +44,9 @@ class Options:
         device: "auto", "cpu" or "gpu" for training.
         bucket_hours: Horizon bucket edges in hours.
         plot: PNG path for one server's latest fold (needs matplotlib).
+        statistical: Score the statistical challengers (AutoETS, AutoTheta, MSTL) too.
+        route: Score the ``routed`` entry (per server, target and bucket the candidate
+            best on the earlier folds).
     """
 
     data: Path
@@ -58,6 +61,8 @@ class Options:
     device: str = "auto"
     bucket_hours: tuple[float, ...] = DEFAULT_BUCKET_HOURS
     plot: Path | None = None
+    statistical: bool = True
+    route: bool = True
 
 
 def backtest(options: Options) -> dict[str, Any]:
@@ -86,6 +91,8 @@ def backtest(options: Options) -> dict[str, Any]:
     fold_list = make_folds(grid, spec, options.folds, where=str(options.data))
 
     models: list[engine.Forecaster] = list(baselines.all_baselines(spec))
+    if options.statistical:
+        models += challengers.all_challengers(spec)
     tft: Any = None
     if loaded is not None:
         tft = tft_model.Loaded(loaded, spec.targets)
@@ -102,7 +109,7 @@ def backtest(options: Options) -> dict[str, Any]:
     if tft is not None:
         models.insert(0, tft)
         combos = ENSEMBLES
-    outcome = engine.run(grid, spec, fold_list, models, combos)
+    outcome = engine.run(grid, spec, fold_list, models, combos, buckets=buckets, route=options.route)
     if options.plot and not report.plot(outcome, spec, options.plot):
         print("nordiqd backtest: no plot: matplotlib is not installed", file=sys.stderr)
     timings = {"load_s": load_s, **{f"{k}_s": v for k, v in outcome.seconds.items()}}

@@ -12,7 +12,8 @@ forecast in the past". Series whose history is shorter than a day and one step, 
 - **P50 / P90 loss**: the mean pinball loss of the 0.5 / 0.9 quantile over the bucket's
   steps, divided by the same scale (so the P50 loss is half the median's scaled error).
 - **Coverage**: the share of actual values inside the outermost quantiles (p10-p90 by
-  default; 80 % is ideal).
+  default; 80 % is ideal); ``coverage_calibrated`` the same for the band after conformal
+  calibration on the earlier folds (``calibrating``), where the engine calibrated.
 
 A model is scored where it has a forecast; ``windows`` says on how many.
 """
@@ -69,19 +70,27 @@ class FoldErrors:
         self._abs: list[np.ndarray] = []
         self._loss: dict[float, list[np.ndarray]] = {q: [] for q in (0.5, 0.9) if q in self.quantiles}
         self._inside: list[np.ndarray] = []
+        self._inside_cal: list[np.ndarray] = []
 
     @property
     def interval(self) -> tuple[float, float]:
         """The quantiles whose interval ``coverage`` refers to."""
         return self.quantiles[0], self.quantiles[-1]
 
-    def add(self, actual: np.ndarray, forecast: np.ndarray, scale: np.ndarray) -> None:
+    def add(
+        self,
+        actual: np.ndarray,
+        forecast: np.ndarray,
+        scale: np.ndarray,
+        calibrated: np.ndarray | None = None,
+    ) -> None:
         """Record one fold.
 
         Args:
             actual: Array [n, k, H] of true values (NaN: no value).
             forecast: Array [n, k, H, Q].
             scale: Array [n, k] from ``seasonal_scale``.
+            calibrated: The same forecast with its band calibrated, if there is one.
         """
         ok = np.isfinite(actual) & np.isfinite(forecast).all(axis=-1) & np.isfinite(scale)[..., None]
         s = scale[..., None]
@@ -90,9 +99,9 @@ class FoldErrors:
             for q, store in self._loss.items():
                 loss = pinball(actual, forecast[..., self.quantiles.index(q)], q) / s
                 store.append(np.where(ok, loss, np.nan))
-            lo, hi = forecast[..., 0], forecast[..., -1]
-            inside = ((actual >= lo) & (actual <= hi)).astype(np.float64)
-        self._inside.append(np.where(ok, inside, np.nan))
+            self._inside.append(np.where(ok, _inside(actual, forecast), np.nan))
+            if calibrated is not None:
+                self._inside_cal.append(np.where(ok, _inside(actual, calibrated), np.nan))
 
     def summary(
         self, targets: Sequence[str], buckets: Sequence[Bucket]
@@ -100,7 +109,8 @@ class FoldErrors:
         """Scores per target (and ``all`` targets pooled) per bucket (and ``all`` steps).
 
         Returns:
-            ``{target: {bucket: {"mase", "p50_loss", "p90_loss", "coverage", "windows"}}}``;
+            ``{target: {bucket: {"mase", "p50_loss", "p90_loss", "coverage",
+            "coverage_calibrated", "windows"}}}``;
             a score with nothing to average is None, a missing quantile's loss too.
         """
         if not self._abs:
@@ -108,6 +118,7 @@ class FoldErrors:
         abs_err = np.concatenate(self._abs)  # [W, k, H]
         losses = {q: np.concatenate(v) for q, v in self._loss.items()}
         inside = np.concatenate(self._inside)
+        inside_cal = np.concatenate(self._inside_cal) if len(self._inside_cal) == len(self._inside) else None
         horizon = abs_err.shape[-1]
         spans = [(b.name, b.start, b.stop) for b in buckets] + [(ALL, 0, horizon)]
         out: dict[str, dict[str, dict[str, float]]] = {}
@@ -127,10 +138,16 @@ class FoldErrors:
                     "p50_loss": _mean(losses[0.5][:, ts, lo:hi]) if 0.5 in losses else None,
                     "p90_loss": _mean(losses[0.9][:, ts, lo:hi]) if 0.9 in losses else None,
                     "coverage": _mean(inside[:, ts, lo:hi]),
+                    "coverage_calibrated": None if inside_cal is None else _mean(inside_cal[:, ts, lo:hi]),
                     "windows": int(finite.sum()),
                 }
                 out[target][name] = cell  # type: ignore[assignment]
         return out
+
+
+def _inside(actual: np.ndarray, forecast: np.ndarray) -> np.ndarray:
+    """1.0 where the actual lies in the outermost quantiles' band, else 0.0."""
+    return ((actual >= forecast[..., 0]) & (actual <= forecast[..., -1])).astype(np.float64)
 
 
 def _mean(values: np.ndarray) -> float | None:

@@ -270,4 +270,3 @@ class WindowForecaster:
             quantiles=spec.quantiles,
             first_bucket=last + spec.step_seconds,
         )
-

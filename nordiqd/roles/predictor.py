@@ -45,11 +45,13 @@ from nordiqd.model import artifacts
 from nordiqd.predict.windows import RollingWindows
 from nordiqd.promotion.log import PromotionLog
 from nordiqd.roles.base import ServiceRole
+from nordiqd.serving.challenger import StatisticalChallenger
 from nordiqd.serving.cycle import ForecastCycle
 from nordiqd.serving.data_time import DataTimeFeed
 from nordiqd.serving.exposition import accuracy_metrics
 from nordiqd.serving.probation import Probation
 from nordiqd.serving.rest_bodies import iso
+from nordiqd.serving.routes import Router
 from nordiqd.serving.scoring import Scoring
 from nordiqd.serving.slot import Done, ModelSlot
 
@@ -83,8 +85,16 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
             workers=cfg.predictor.forecast_workers,
             promotions=PromotionLog(cfg.state_dir),
         )
-        self.cycle = ForecastCycle(cfg, self.windows, self.slot, watermark=lambda: self.feed.watermark)
         self.live = LiveAccuracy.from_config(cfg)
+        routing = cfg.routing
+        self.challenger = StatisticalChallenger(cfg) if routing.enabled and routing.refit_hours > 0 else None
+        fit = self.challenger.forecast if self.challenger is not None else None
+        router = (
+            Router(self.live.routes, routing.blend_steps, fit, self.live.bands) if routing.enabled else None
+        )
+        self.cycle = ForecastCycle(
+            cfg, self.windows, self.slot, watermark=lambda: self.feed.watermark, router=router
+        )
         if spec.encoder_steps * spec.step_seconds < 86400:
             # The seasonal-naive reference is the value a day earlier, read from the windows.
             log.warning(
@@ -92,7 +102,9 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
                 "seasonal reference and scores no forecast",
                 spec.encoder_steps * spec.step_seconds,
             )
-        self.scoring = Scoring(cfg, self.live, probation=Probation(cfg, self.live, self.slot))
+        self.scoring = Scoring(
+            cfg, self.live, probation=Probation(cfg, self.live, self.slot), challenger=self.challenger
+        )
         self.feed = DataTimeFeed(self.windows, spec, self.live, self.scoring, self.slot, self.cycle)
         self._replies: queue.Queue[tuple[list[bytes], m.ServiceReply]] = queue.Queue()
         self._held: list[Any] | None = []  # live batches held while the refill runs
@@ -101,6 +113,8 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
         threading.Thread(target=self._refill, name="refill", daemon=True).start()
         self.slot.start()
         self.cycle.start()
+        if self.challenger is not None:
+            self.challenger.start()
 
     def sockets(self) -> list[zmq.Socket[bytes]]:
         return [self.service, self.sub]
@@ -120,8 +134,8 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
             self.reply_later(frames, msg)
 
     def close(self) -> None:
-        for part in ("slot", "cycle", "scoring"):
-            if hasattr(self, part):
+        for part in ("challenger", "slot", "cycle", "scoring"):
+            if getattr(self, part, None) is not None:
                 getattr(self, part).close()
 
     # --- windows ----------------------------------------------------------------

@@ -39,6 +39,7 @@ from nordiqd.predict.windows import RollingWindows
 from nordiqd.serving.exposition import forecast_metrics
 from nordiqd.serving.forecast_pass import ForecastPass, run_pass, snapshot_pass
 from nordiqd.serving.outlook import forecast_snapshot
+from nordiqd.serving.routes import Router
 from nordiqd.serving.scoring import IssueAt
 from nordiqd.serving.slot import ModelSlot
 
@@ -56,6 +57,8 @@ class ForecastCycle:
         slot: The model slot.
         watermark: The data-time feed's newest record time (None before any), which
             says whether an issue point is about to be crossed live.
+        router: Routes each series' lead buckets to their best candidate
+            (``serving.routes``); None: the model serves every step.
     """
 
     def __init__(
@@ -64,8 +67,10 @@ class ForecastCycle:
         windows: RollingWindows,
         slot: ModelSlot,
         watermark: Callable[[], float | None] = lambda: None,
+        router: Router | None = None,
     ) -> None:
         self.config = config
+        self.router = router
         self.windows = windows
         self.slot = slot
         self.watermark = watermark
@@ -107,7 +112,12 @@ class ForecastCycle:
         """One pass with the model served now; abandoned if another is swapped in meanwhile."""
         served = self.slot.served
         return run_pass(
-            self.config, self.windows, served, now, cancelled=lambda: self.slot.served is not served
+            self.config,
+            self.windows,
+            served,
+            now,
+            cancelled=lambda: self.slot.served is not served,
+            router=self.router,
         )
 
     def exposition(self, forecast_pass: ForecastPass) -> str:
@@ -197,11 +207,14 @@ class ForecastCycle:
                 newest = latest.forecast_start is None or event.at >= latest.forecast_start
                 if k == len(pending) - 1 and newest and event.served is self.slot.served:
                     metrics = tuple(self.windows.metrics)
-                    made = snapshot_pass(self.config, metrics, event.snap, event.served, event.at)
+                    made = snapshot_pass(
+                        self.config, metrics, event.snap, event.served, event.at, self.router
+                    )
                     self.latest = made
                     self._served_boundary = max(self._served_boundary, float(event.at))
                     self._published(made)
-                    result = (made.outlook.values, made.outlook.eligible, made.outlook.model)
+                    # The ledger keeps the model's own forecast; routing scores the others beside it.
+                    result = (made.outlook.raw, made.outlook.eligible, made.outlook.model)
                 else:
                     result = forecast_snapshot(self.config, event.snap, event.served, lambda: False)
             except Exception as exc:

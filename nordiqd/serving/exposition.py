@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from nordiqd.accuracy.buckets import BUCKETS
 from nordiqd.accuracy.report import AccuracyReport, Scores
+from nordiqd.accuracy.routing import CANDIDATES
 from nordiqd.model.params import ModelSpec
 from nordiqd.promtext import family
 from nordiqd.serving.forecast_pass import ForecastPass
@@ -57,6 +59,13 @@ def forecast_metrics(
     return "".join(
         [
             family("nordiqd_forecast", "gauge", "Forecast quantile of a metric at a horizon.", forecast),
+            family(
+                "nordiqd_forecast_source",
+                "gauge",
+                "Where a served forecast's lead bucket came from (1): the model (tft or baseline) "
+                "or the challenger routing chose (last_value, seasonal_naive, statistical).",
+                _sources(forecast_pass, spec),
+            ),
             family(
                 "nordiqd_risk_score",
                 "gauge",
@@ -114,6 +123,19 @@ def forecast_metrics(
             ),
         ]
     )
+
+
+def _sources(forecast_pass: ForecastPass, spec: ModelSpec) -> list[tuple[dict[str, str], float]]:
+    """One line per forecast server, target and lead bucket, naming its source."""
+    outlook = forecast_pass.outlook
+    names = (outlook.model.kind, *CANDIDATES[1:])
+    lines: list[tuple[dict[str, str], float]] = []
+    for i in outlook.eligible.tolist():
+        name = outlook.names[i]
+        for target, row in zip(spec.targets, outlook.sources[i].tolist(), strict=True):
+            for bucket, c in zip(BUCKETS, row, strict=True):
+                lines.append(({"server": name, "metric": target, "bucket": bucket, "source": names[c]}, 1.0))
+    return lines
 
 
 def accuracy_metrics(report: AccuracyReport) -> str:

@@ -10,6 +10,7 @@ from nordiqd.config import Config
 from nordiqd.predict.windows import RollingWindows, WindowSnapshot
 from nordiqd.serving.outlook import Outlook, look_ahead, outlook_of
 from nordiqd.serving.rest_bodies import RestBodies, encode
+from nordiqd.serving.routes import Router
 from nordiqd.serving.slot import ServedModel
 
 
@@ -34,17 +35,23 @@ def run_pass(
     served: ServedModel | None,
     now: float,
     cancelled: Callable[[], bool],
+    router: Router | None = None,
 ) -> ForecastPass:
     """Forecast every server and encode the bodies (``outlook.look_ahead``, ``rest_bodies.encode``).
 
     Raises:
         ForecastCancelled: ``cancelled`` said a newer model was swapped in mid-pass.
     """
-    return timed(config, lambda: look_ahead(config, windows, served, now, cancelled))
+    return timed(config, lambda: look_ahead(config, windows, served, now, cancelled, router))
 
 
 def snapshot_pass(
-    config: Config, metrics: tuple[str, ...], snap: WindowSnapshot, served: ServedModel | None, at: float
+    config: Config,
+    metrics: tuple[str, ...],
+    snap: WindowSnapshot,
+    served: ServedModel | None,
+    at: float,
+    router: Router | None = None,
 ) -> ForecastPass:
     """A pass over windows as they stood at an earlier moment (an issue point), never cancelled.
 
@@ -54,8 +61,9 @@ def snapshot_pass(
         snap: The target windows as they stood right before ``at``.
         served: The model served at ``at``; None for the baseline.
         at: The issue point, the pass's ``generated_at``.
+        router: Routes each series' buckets (None: the model serves every step).
     """
-    return timed(config, lambda: outlook_of(config, metrics, snap, served, at, lambda: False))
+    return timed(config, lambda: outlook_of(config, metrics, snap, served, at, lambda: False, router))
 
 
 def timed(config: Config, outlook: Callable[[], Outlook]) -> ForecastPass:

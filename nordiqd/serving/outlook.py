@@ -3,12 +3,13 @@
 ``look_ahead`` takes one snapshot of the rolling windows and one reference to the served
 model; ``outlook_of`` forecasts every server of a snapshot with enough history (the TFT,
 or the naive baseline when no model is served), clips the forecasts to each metric's
-valid range and assesses the risk. An issue point's pass (``serving.cycle``) runs
-``outlook_of`` on the windows as they stood at the issue point; ``forecast_snapshot`` is
-its forecast-and-clip part, which the accuracy thread runs itself only when that pass
-could not be had. The ``Outlook`` it returns is
-plain arrays; encoding them is ``rest_bodies``' job and the Prometheus text
-``exposition``'s.
+valid range, routes each series' lead buckets to their best candidate when a ``Router``
+is given (``serving.routes``) and assesses the risk of what is served. An issue
+point's pass (``serving.cycle``) runs ``outlook_of`` on the windows as they stood at the
+issue point; ``forecast_snapshot`` is its forecast-and-clip part (the model's own
+forecast, which the ledger keeps), which the accuracy thread runs itself only when that
+pass could not be had. The ``Outlook`` it returns is plain arrays; encoding them is
+``rest_bodies``' job and the Prometheus text ``exposition``'s.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from typing import Literal
 import msgspec
 import numpy as np
 
+from nordiqd.accuracy.buckets import BUCKETS
 from nordiqd.config import Config
 from nordiqd.predict.naive import naive_forecast
 from nordiqd.predict.risk import Assessment, assess, clip
 from nordiqd.predict.windows import RollingWindows, WindowSnapshot
+from nordiqd.serving.routes import Router, route
 from nordiqd.serving.slot import ServedModel
 
 
@@ -55,10 +58,14 @@ class Outlook:
         metrics: The columns of ``current``.
         current: Array [n, len(metrics)], the newest raw sample of every metric.
         forecast_start: Epoch seconds of the first forecast step; None without servers.
-        values: Array [n, targets, horizon, quantiles], clipped; NaN for servers
-            without enough history.
+        values: Array [n, targets, horizon, quantiles], clipped, as served (routed);
+            NaN for servers without enough history.
         eligible: Rows that were forecast (enough history), ascending.
         risk: Risk score and alert level of every server.
+        raw: The model's own forecasts, ``values`` before routing (the same array when
+            nothing was routed): what the accuracy ledger keeps for the model.
+        sources: Array [n, targets, buckets] int8, the candidate
+            (``accuracy.routing.CANDIDATES``) each lead bucket was served from.
     """
 
     generated_at: float
@@ -72,6 +79,8 @@ class Outlook:
     values: np.ndarray
     eligible: np.ndarray
     risk: Assessment
+    raw: np.ndarray
+    sources: np.ndarray
 
     @property
     def forecast_count(self) -> int:
@@ -128,6 +137,7 @@ def look_ahead(
     served: ServedModel | None,
     now: float,
     cancelled: Callable[[], bool],
+    router: Router | None = None,
 ) -> Outlook:
     """Snapshot the windows at ``now``, then ``outlook_of`` the snapshot.
 
@@ -138,9 +148,10 @@ def look_ahead(
         now: Epoch seconds the pass is for.
         cancelled: Polled between batches: True abandons the pass with
             ``ForecastCancelled`` (a newer model was swapped in).
+        router: Routes each series' buckets (None: the model serves every step).
     """
     snap = windows.snapshot(list(config.model.targets), now)
-    return outlook_of(config, tuple(windows.metrics), snap, served, now, cancelled)
+    return outlook_of(config, tuple(windows.metrics), snap, served, now, cancelled, router)
 
 
 def outlook_of(
@@ -150,8 +161,9 @@ def outlook_of(
     served: ServedModel | None,
     generated_at: float,
     cancelled: Callable[[], bool],
+    router: Router | None = None,
 ) -> Outlook:
-    """Forecast (TFT or baseline), clip and assess every server of a target snapshot.
+    """Forecast (TFT or baseline), clip, route and assess every server of a target snapshot.
 
     Args:
         config: The daemon's configuration ([model], [predictor], [alerts]).
@@ -160,13 +172,15 @@ def outlook_of(
         served: The model to forecast with; None for the baseline.
         generated_at: Epoch seconds the pass is for.
         cancelled: Polled between batches (see ``look_ahead``).
+        router: Routes each series' buckets (None: the model serves every step).
 
     Returns:
         The pass's numbers.
     """
     cfg, spec = config, config.model
     n = len(snap.names)
-    values, eligible, model = forecast_snapshot(config, snap, served, cancelled)
+    raw, eligible, model = forecast_snapshot(config, snap, served, cancelled)
+    values, sources = _routed(config, snap, raw, eligible, router)
     risk = assess(
         values,
         snap.current,
@@ -191,4 +205,30 @@ def outlook_of(
         values=values,
         eligible=eligible,
         risk=risk,
+        raw=raw,
+        sources=sources,
     )
+
+
+def _routed(
+    config: Config, snap: WindowSnapshot, raw: np.ndarray, eligible: np.ndarray, router: Router | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The served values and each bucket's source: ``raw`` itself where nothing is routed."""
+    spec = config.model
+    sources = np.zeros((len(snap.names), len(spec.targets), len(BUCKETS)), dtype=np.int8)
+    names = [snap.names[i] for i in eligible]
+    choice = router.choose(names) if router is not None and names else None
+    if choice is None or router is None:
+        return raw, sources
+    bands = router.bands(names) if router.bands is not None else None
+    if not (choice.any() or router.blend_steps or bands is not None):
+        return raw, sources
+    start = float(snap.last_bucket_start[0]) + spec.step_seconds
+    challenger = router.challenger(names, start) if router.challenger is not None else None
+    routed, used = route(
+        snap.windows[eligible], raw[eligible], choice, spec, router.blend_steps, challenger, bands
+    )
+    sources[eligible] = used
+    values = raw.copy()
+    values[eligible] = routed
+    return values, sources

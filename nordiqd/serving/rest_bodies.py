@@ -5,6 +5,12 @@ GET /predictions/current body (gzipped) and the GET /alerts/active body as bytes
 keeps one entry per server for GET /predictions/{server}, to which the predictor adds
 the server's history when asked. The numbers are written in bulk (``decimals``) and
 spliced in as raw JSON: the 1,000-server body holds 1.4 M of them.
+
+Each forecast says where it came from: ``source`` is, per target, the candidate each
+lead bucket was served from (``{"cpu_user_pct": {"0-1h": "last_value", "1-4h": "tft",
+"4-8h": "tft"}}``): ``tft`` or ``baseline`` for the served model itself, or
+``last_value``, ``seasonal_naive`` or ``statistical`` where routing chose a challenger
+(``serving.routes``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import msgspec
 import numpy as np
 from isal import igzip
 
+from nordiqd.accuracy.buckets import BUCKETS
+from nordiqd.accuracy.routing import CANDIDATES
 from nordiqd.model.params import ModelSpec
 from nordiqd.predict.risk import summary
 from nordiqd.serving.decimals import json_arrays
@@ -112,15 +120,18 @@ def _servers(outlook: Outlook, spec: ModelSpec) -> dict[str, dict[str, Any]]:
     )
     current = np.round(outlook.current.astype(np.float64), DECIMALS).tolist()
     metrics = outlook.metrics
+    source = _SourceObjects(outlook.model.kind, spec.targets)
     out: dict[str, dict[str, Any]] = {}
     for i, name in enumerate(outlook.names):
         cur = current[i]
         r = outlook.risk.for_server(i)
+        forecast = forecasts.get(i)
         out[name] = {
             "profile": outlook.profiles[i],
             "last_seen": iso(float(outlook.last_seen[i])),
             "current": {m: (None if v != v else v) for m, v in zip(metrics, cur, strict=True)},
-            "forecast": forecasts.get(i),
+            "forecast": forecast,
+            "source": None if forecast is None else source.of(outlook.sources[i]),
             "risk_score": r["risk_score"],
             "alert_level": r["alert_level"],
             "risk": {
@@ -132,6 +143,31 @@ def _servers(outlook: Outlook, spec: ModelSpec) -> dict[str, dict[str, Any]]:
             },
         }
     return out
+
+
+class _SourceObjects:
+    """``{target: {bucket: source}}`` as encoded JSON, once per distinct routing of a server."""
+
+    def __init__(self, model_kind: str, targets: tuple[str, ...]) -> None:
+        self.names = (model_kind, *CANDIDATES[1:])
+        self.targets = targets
+        self._made: dict[bytes, msgspec.Raw] = {}
+
+    def of(self, sources: np.ndarray) -> msgspec.Raw:
+        """The object of one server's sources [targets, buckets]."""
+        key = sources.tobytes()
+        made = self._made.get(key)
+        if made is None:
+            rows = sources.tolist()
+            made = self._made[key] = msgspec.Raw(
+                msgspec.json.encode(
+                    {
+                        t: {b: self.names[c] for b, c in zip(BUCKETS, row, strict=True)}
+                        for t, row in zip(self.targets, rows, strict=True)
+                    }
+                )
+            )
+        return made
 
 
 def _forecast_objects(values: np.ndarray, targets: list[str], keys: list[str]) -> list[msgspec.Raw]:

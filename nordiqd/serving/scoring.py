@@ -35,6 +35,7 @@ import numpy as np
 from nordiqd.accuracy.live import LiveAccuracy
 from nordiqd.config import Config
 from nordiqd.predict.windows import WindowSnapshot
+from nordiqd.serving.challenger import StatisticalChallenger
 from nordiqd.serving.outlook import ModelIdentity, forecast_snapshot
 from nordiqd.serving.probation import Probation
 from nordiqd.serving.slot import ServedModel
@@ -88,6 +89,8 @@ class Scoring:
         live: The ledger and its scores.
         max_pending_bytes: Issue snapshots allowed to wait (see the module docstring).
         probation: Runs probation at each issue point, after the served forecast is kept.
+        challenger: The statistical challenger, whose p50 at each issue point is kept
+            beside the served forecast for routing (None: no challenger).
     """
 
     def __init__(
@@ -96,10 +99,12 @@ class Scoring:
         live: LiveAccuracy,
         max_pending_bytes: int = MAX_PENDING_BYTES,
         probation: Probation | None = None,
+        challenger: StatisticalChallenger | None = None,
     ) -> None:
         self.config = config
         self.live = live
         self.probation = probation
+        self.challenger = challenger
         self.max_pending_bytes = max_pending_bytes
         self.skipped = 0  # issue points skipped because the thread was behind
         self._pending_bytes = 0
@@ -160,14 +165,17 @@ class Scoring:
                     return
                 values, eligible, model = self._forecasts(event)
                 if eligible.size:
+                    names = [snap.names[i] for i in eligible]
                     self.live.issue(
                         at,
                         model.label,
                         model.kind,
-                        [snap.names[i] for i in eligible],
+                        names,
                         values[eligible],
                         snap.windows[eligible],
+                        challenger=self._challenger(names, at),
                     )
+                self.live.refresh_bands()
                 if self.probation is not None:
                     try:
                         self.probation.at_issue(at, snap, event.served)
@@ -190,6 +198,13 @@ class Scoring:
             except Exception:
                 log.warning("issue point %d: the cycle's forecast failed; forecasting it here", event.at)
         return forecast_snapshot(self.config, event.snap, event.served, lambda: False)
+
+    def _challenger(self, names: list[str], at: int) -> np.ndarray | None:
+        """The statistical challenger's p50 [n, targets, horizon] for the steps from ``at``."""
+        if self.challenger is None:
+            return None
+        made = self.challenger.forecast(names, float(at))
+        return None if made is None else made[..., self.config.model.median_index]
 
     def _observe(self, snap: WindowSnapshot, through: int) -> None:
         if snap.names:

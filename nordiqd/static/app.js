@@ -8,7 +8,7 @@
 import { renderAccuracy, serverSkillText } from "./accuracy.js";
 import { renderPromotion } from "./promotion.js";
 import { drawChart, svgEl } from "./chart.js";
-import { fmt, fmtClock, fmtHourMinute, fmtMinutes } from "./format.js";
+import { fmt, fmtClock, fmtHourMinute, fmtMinutes, fmtSource } from "./format.js";
 
 const REFRESH_MS = 10000;
 const RETRY_MS = 3000; // after a failed refresh: the daemon may be restarting a role
@@ -383,6 +383,8 @@ function chartBox(d, target, risk) {
   const value = el("span", { class: "v" }, el("b", { text: fmt(current, target) }));
   if (last !== null) value.append(` → ${fmt(last, target)} at +${fmtMinutes((forecast.t.length * step) / 60000)}`);
   value.title = "now, and the median forecast at the end of the horizon";
+  const source = fmtSource(d.source && d.source[target]);
+  if (source) value.append(el("span", { class: "source", text: ` · ${source}` }));
   const svg = svgEl("svg", { role: "img", "aria-label": `${target} history and forecast` });
   const box = el(
     "div",

@@ -31,3 +31,12 @@ export const fmtHourMinute = (ms) => {
   const d = new Date(ms);
   return `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
 };
+
+// Where a target's forecast came from, per lead bucket: "tft", or "0-1h last_value · 1-4h tft · ...".
+export function fmtSource(source) {
+  if (!source) return "";
+  const parts = Object.entries(source);
+  const names = new Set(parts.map(([, s]) => s));
+  if (names.size === 1) return `from ${parts[0][1]}`;
+  return "from " + parts.map(([bucket, s]) => `${bucket} ${s}`).join(" · ");
+}

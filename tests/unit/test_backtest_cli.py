@@ -50,7 +50,16 @@ def test_csv_report_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     report = json.loads(out.read_text())
     assert report["data"]["servers"] == 2 and report["data"]["profiles"] == ["default"]
     assert [f["number"] for f in report["folds"]] == [2, 1]
-    assert set(report["models"]) == {"naive", "seasonal_naive_1d", "seasonal_naive_1w", "linear_trend"}
+    assert set(report["models"]) == {
+        "naive",
+        "seasonal_naive_1d",
+        "seasonal_naive_1w",
+        "linear_trend",
+        "auto_ets",
+        "auto_theta",
+        "mstl",
+        "routed",
+    }
     cell = report["models"]["seasonal_naive_1d"]["targets"]["cpu_user_pct"]["4-8h"]
     assert cell["windows"] == 4 and 0 < cell["mase"] < 2
     # mem_used_pct is flat: no scale, so not scored rather than infinitely bad.

@@ -60,9 +60,7 @@ def trained() -> tuple[TrainedModel, list[float]]:
 
 
 @pytest.fixture(scope="module")
-def published(
-    trained: tuple[TrainedModel, list[float]], tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+def published(trained: tuple[TrainedModel, list[float]], tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("models")
     artifacts.publish(root, trained[0])
     return root
