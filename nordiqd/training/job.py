@@ -31,6 +31,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import zmq
@@ -46,8 +47,9 @@ from nordiqd.training import job_command, memory
 from nordiqd.training.priority import lower_priority
 from supervisor import exitcodes
 
-if TYPE_CHECKING:  # the annotation only: torch is imported after the priority drops
+if TYPE_CHECKING:  # the annotations only: torch is imported after the priority drops
     from nordiqd.model.artifacts import LoadedModel
+    from nordiqd.model.fitting import NetworkTraining
 
 log = logging.getLogger("nordiqd.training.job")
 
@@ -132,7 +134,9 @@ def _train(
         from nordiqd.promotion import holdout
 
         columns = ["timestamp", "server_name", "profile", *spec.targets]
-        table = read_window(cfg.buffer_dir, days=cfg.training.training_days, columns=columns)
+        now = time.time()
+        days = cfg.training.training_days
+        table = read_window(cfg.buffer_dir, days=days, columns=columns, clock=lambda: now)
         # The newest hours are the gate's holdout: the model never trains on them.
         rows, cutoff = holdout.split(table, cfg.promotion.holdout_hours)
         report.send(m.JobStarted(job_id=report.job_id, records=rows.num_rows))
@@ -154,6 +158,7 @@ def _train(
             threads=cfg.training.cpu_threads,
             on_progress=report.progress,
             should_stop=should_stop,
+            train=_ray_training(cfg, report, should_stop, memory_limit_mb, epochs, now, cutoff),
         )
         if should_stop():
             raise TrainingCancelled("cancelled after the last batch")
@@ -190,6 +195,37 @@ def _train(
     )
     log.info("candidate %s gated in %.1f s of training", path.name, trained.seconds)
     return exitcodes.OK
+
+
+def _ray_training(
+    cfg: config_mod.Config,
+    report: _Reporter,
+    should_stop: Callable[[], bool],
+    memory_limit_mb: int | None,
+    epochs: int,
+    now: float,
+    cutoff: datetime,
+) -> NetworkTraining | None:
+    """The Ray Train run that fits the network with ``backend = "ray"``; None: in this process.
+
+    The workers read the same window as this job: ``training_days`` back from ``now``
+    up to the holdout's ``cutoff``.
+    """
+    if cfg.training.backend != "ray":
+        return None
+    from nordiqd.training.ray_backend import RayTraining
+
+    return RayTraining(
+        cfg.training,
+        cfg.model,
+        buffer_dir=cfg.buffer_dir,
+        window=((now - cfg.training.training_days * 86_400.0) * 1000.0, cutoff.timestamp() * 1000.0),
+        epochs=epochs,
+        job_id=report.job_id,
+        on_progress=report.progress,
+        should_stop=should_stop,
+        memory_limit_mb=memory_limit_mb,
+    )
 
 
 def failure_text(cfg: config_mod.Config, exc: BaseException, memory_limit_mb: int | None) -> str:

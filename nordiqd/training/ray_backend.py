@@ -1,0 +1,276 @@
+"""A training job's fit on a Ray cluster: ``[training] backend = "ray"``.
+
+``RayTraining`` is the ``fitting.NetworkTraining`` a job hands to ``fit`` in place of
+the in-process Lightning run. ``fit`` has already framed the fleet, indexed the
+windows and fitted the encoders, scalers and loss weights once, on this driver, and
+built the network; ``RayTraining`` connects to ``[training] ray_address``, deals the
+servers into one shard per worker by the hash of their names, and submits a Ray Train
+run (``TorchTrainer`` over ``ray_worker.train_worker``) of ``ray_workers`` workers of
+``ray_cpus_per_worker`` CPUs (and a GPU each with ``ray_use_gpu``). The network, its
+starting weights and the fitted parameters go to every worker in the plan, so all
+ranks train the same model; each reads only its servers' rows from the buffer's
+Parquet files (through ``ray_buffer_uri``). Rank 0's weights come back into the
+network, which the job then validates, publishes as a candidate and puts through the
+gate exactly as a local job's.
+
+How it runs and stops: ``trainer.fit()`` blocks, so it runs on a thread of the job;
+the job's own thread polls the ``JobBridge`` actor twice a second for the batches done
+(progress) and, once the job is asked to stop, sets its cancel flag, which the workers
+read before every batch. A run that does not stop is the trainer role's to kill after
+``cancel_grace_s``: the job process owns the Ray Train controller and the bridge, so
+Ray ends them and the workers with it. A worker that dies fails the run (no retries:
+``FailureConfig(max_failures=0)``) and the job reports why. An address that does not
+answer fails within ``CONNECT_TIMEOUT_S``, naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import socket
+import tempfile
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import ray
+from pytorch_forecasting import TemporalFusionTransformer
+from ray.train import FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from nordiqd.buffer.reader import parquet_files
+from nordiqd.buffer.shards import server_shards
+from nordiqd.config import TrainingConfig
+from nordiqd.model.errors import ModelError, TrainingCancelled
+from nordiqd.model.network import network_hparams
+from nordiqd.model.params import ModelSpec
+from nordiqd.model.windows import WindowBatches
+from nordiqd.training.ray_worker import JobBridge, WorkerPlan, train_worker
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5.0
+POLL_S = 0.5
+
+
+class RayUnavailable(ModelError):
+    """The Ray cluster cannot be reached, or cannot hold the run."""
+
+
+class RayRunFailed(ModelError):
+    """The Ray Train run failed; the message says which worker and why."""
+
+
+def probe(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail fast, naming ``address``, when nothing listens there.
+
+    ``ray.init`` on a silent address retries for a minute or more; a TCP connect to the
+    head's port answers in at most ``timeout_s``. "auto" is left to ``ray.init``, which
+    fails at once when this machine runs no Ray node.
+
+    Raises:
+        RayUnavailable: Nothing accepts a connection at ``address``.
+    """
+    if address == "auto":
+        return
+    parts = urlsplit(address if "://" in address else f"gcs://{address}")
+    host, port = parts.hostname, parts.port
+    if host is None or port is None:
+        raise RayUnavailable(f"the Ray address {address!r} is not HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise RayUnavailable(f"the Ray cluster at {address} does not answer: {exc}") from None
+
+
+def connect(address: str) -> None:
+    """Join the cluster at ``address`` as a driver (no local cluster is ever started).
+
+    Raises:
+        RayUnavailable: It does not answer.
+    """
+    probe(address)
+    try:
+        ray.init(address=address, namespace="nordiqd", log_to_driver=False, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError, TimeoutError) as exc:
+        raise RayUnavailable(f"the Ray cluster at {address} does not answer: {exc}") from None
+
+
+def check_resources(settings: TrainingConfig) -> None:
+    """Refuse a run the whole cluster could never place (it would wait forever).
+
+    Raises:
+        RayUnavailable: The cluster has fewer CPUs (or GPUs) than the workers ask for.
+    """
+    resources = ray.cluster_resources()
+    wanted = {"CPU": settings.ray_workers * settings.ray_cpus_per_worker}
+    if settings.ray_use_gpu:
+        wanted["GPU"] = float(settings.ray_workers)
+    for kind, amount in wanted.items():
+        have = float(resources.get(kind, 0.0))
+        if have < amount:
+            raise RayUnavailable(
+                f"the Ray cluster at {settings.ray_address} has {have:g} {kind}s; "
+                f"[training] ray_workers = {settings.ray_workers} needs {amount:g}"
+            )
+
+
+def _reason(exc: BaseException) -> str:
+    """The failure of a run in a line or three: Ray's own message, first lines."""
+    failures: dict[int, BaseException] = getattr(exc, "worker_failures", {}) or {}
+    if failures:
+        rank, error = min(failures.items())
+        text = f"worker {rank} of the Ray run failed: {type(error).__name__}: {error}"
+    else:
+        text = f"the Ray run failed: {type(exc).__name__}: {exc}"
+    lines = [line for line in text.splitlines() if line.strip()]
+    return " ".join(lines[:4])[:600]
+
+
+class RayTraining:
+    """Trains ``fit``'s network on the Ray cluster (a ``fitting.NetworkTraining``)."""
+
+    def __init__(
+        self,
+        settings: TrainingConfig,
+        spec: ModelSpec,
+        *,
+        buffer_dir: str,
+        window: tuple[float | None, float | None],
+        epochs: int,
+        job_id: str,
+        seed: int = 0,
+        on_progress: Callable[[float], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        memory_limit_mb: int | None = None,
+    ) -> None:
+        self.settings, self.spec, self.epochs, self.seed = settings, spec, epochs, seed
+        self.buffer_dir, self.window, self.job_id = buffer_dir, window, job_id
+        self.on_progress, self.should_stop = on_progress, should_stop
+        self.memory_limit_mb = memory_limit_mb
+
+    def plan(
+        self,
+        network: TemporalFusionTransformer,
+        batches: WindowBatches,
+        parameters: dict[str, Any],
+        weights: list[float],
+        bridge: Any,
+    ) -> WorkerPlan:
+        """Every worker's plan: the same network and parameters, its own shard by rank."""
+        s = self.settings
+        shards = server_shards(
+            [batches.series.names[i] for i in set(batches.series.server.tolist())], s.ray_workers
+        )
+        empty = [k for k, shard in enumerate(shards) if not shard]
+        if empty:
+            raise RayUnavailable(
+                f"[training] ray_workers = {s.ray_workers} is more than the {sum(map(len, shards))} "
+                "servers with training data: each worker needs at least one"
+            )
+        limit = self.spec.max_windows_per_epoch or len(batches)
+        steps = max(1, math.ceil(min(limit, len(batches)) / (s.ray_workers * self.spec.batch_size)))
+        buffer_uri = s.ray_buffer_uri or self.buffer_dir
+        return WorkerPlan(
+            spec=self.spec,
+            hparams=network_hparams(network),
+            parameters=parameters,
+            loss_weights=list(weights),
+            state={k: v.detach().cpu() for k, v in network.state_dict().items()},
+            reals=list(batches.reals),
+            categoricals=list(batches.categoricals),
+            buffer_uri=buffer_uri,
+            files=parquet_files(self.buffer_dir, *self.window),
+            shards=shards,
+            start_ms=self.window[0],
+            end_ms=self.window[1],
+            epochs=self.epochs,
+            steps=steps,
+            batch_size=self.spec.batch_size,
+            seed=self.seed,
+            threads=max(1, int(s.ray_cpus_per_worker)),
+            use_gpu=s.ray_use_gpu,
+            memory_limit_mb=self.memory_limit_mb,
+            bridge=bridge,
+        )
+
+    def __call__(
+        self,
+        network: TemporalFusionTransformer,
+        batches: WindowBatches,
+        parameters: dict[str, Any],
+        weights: list[float],
+    ) -> str:
+        """Run the Ray Train run; rank 0's weights end up in ``network``.
+
+        Raises:
+            RayUnavailable: The cluster does not answer or is too small.
+            RayRunFailed: A worker failed (the message says which and why).
+            TrainingCancelled: The job was asked to stop.
+        """
+        s = self.settings
+        connect(s.ray_address)
+        storage = tempfile.mkdtemp(prefix="nordiqd-ray-")
+        try:
+            check_resources(s)
+            bridge = JobBridge.remote()  # type: ignore[attr-defined]
+            plan = self.plan(network, batches, parameters, weights, bridge)
+            log.info(
+                "Ray run at %s: %d workers x %g CPUs%s, %d batches per epoch each, shards of %s servers",
+                s.ray_address, s.ray_workers, s.ray_cpus_per_worker, " + 1 GPU" if s.ray_use_gpu else "",
+                plan.steps, "/".join(str(len(x)) for x in plan.shards),
+            )  # fmt: skip
+            trainer = TorchTrainer(
+                train_worker,
+                train_loop_config={"plan": plan},
+                scaling_config=ScalingConfig(
+                    num_workers=s.ray_workers,
+                    use_gpu=s.ray_use_gpu,
+                    resources_per_worker={"CPU": s.ray_cpus_per_worker},
+                ),
+                run_config=RunConfig(
+                    name=self.job_id, storage_path=storage, failure_config=FailureConfig(max_failures=0)
+                ),
+            )
+            self._follow(trainer, bridge, plan.steps * self.epochs)
+            state = ray.get(bridge.take_weights.remote())
+            if state is None:
+                raise RayRunFailed("the Ray run ended without rank 0's weights")
+            network.load_state_dict(state)
+            ray.kill(bridge)
+        finally:
+            ray.shutdown()
+            shutil.rmtree(storage, ignore_errors=True)
+        if self.on_progress is not None:
+            self.on_progress(100.0)
+        return "cuda" if s.ray_use_gpu else "cpu"
+
+    def _follow(self, trainer: TorchTrainer, bridge: Any, total: int) -> None:
+        """Run ``trainer.fit()`` on a thread; relay progress and the cancel meanwhile."""
+        outcome: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                trainer.fit()
+            except BaseException as exc:  # noqa: BLE001 - handed to the job's thread
+                outcome.append(exc)
+
+        thread = threading.Thread(target=run, name="ray-train", daemon=True)
+        thread.start()
+        stopping = False
+        while thread.is_alive():
+            thread.join(POLL_S)
+            if not stopping and self.should_stop is not None and self.should_stop():
+                stopping = True
+                bridge.stop.remote()
+                log.info("cancel: asked the Ray workers to stop before their next batch")
+            if self.on_progress is not None and not stopping:
+                done = ray.get(bridge.batches_done.remote(), timeout=30)
+                self.on_progress(min(99.9, 100.0 * done / max(1, total)))
+        if stopping or (self.should_stop is not None and self.should_stop()):
+            raise TrainingCancelled("the Ray run stopped on request")
+        if outcome:
+            raise RayRunFailed(_reason(outcome[0])) from outcome[0]

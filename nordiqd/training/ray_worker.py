@@ -1,0 +1,215 @@
+"""One Ray Train worker of a training job: its shard of servers, Lightning under DDP.
+
+``train_worker`` is the ``train_loop_per_worker`` of the ``TorchTrainer`` that
+``ray_backend`` submits; it runs in a Ray worker process on any node of the cluster.
+It gets the plan (``WorkerPlan``) the driver made: the network's hyperparameters and
+starting weights, the dataset parameters (encoders, scalers) and loss weights fitted
+once on the driver, so every rank builds the same network; the Parquet files of the
+window and its own servers (``buffer.shards``). It reads only those servers' rows,
+frames them into series and windows, and trains with Lightning under
+``RayDDPStrategy``/``RayLightningEnvironment`` (``prepare_trainer``): gradients are
+averaged across ranks after every batch, so the ranks' weights stay equal.
+
+Every rank runs the same number of batches per epoch (``WorkerPlan.steps``; a shard
+with fewer windows goes round them again), as DDP needs. Rank 0 reports progress to
+the job's ``JobBridge`` actor after every batch and asks it, before every batch,
+whether the job was cancelled; the answer is broadcast to every rank, so all stop at
+the same batch (``TrainingCancelled``). At the end rank 0 hands its weights to the
+bridge, where the driver takes them.
+
+A worker caps its own memory first (``[training] max_memory_mb``, as a local job's).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+import ray.train
+import torch
+import torch.distributed as dist
+from lightning.pytorch import Callback, LightningModule, Trainer
+from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, prepare_trainer
+from torch.utils.data import DataLoader, Sampler
+
+from nordiqd.buffer.shards import read_shard
+from nordiqd.model.errors import TrainingCancelled
+from nordiqd.model.network import network_from_hparams
+from nordiqd.model.params import ModelSpec
+from nordiqd.model.series import fleet_series
+from nordiqd.model.windows import WindowBatches, training_windows
+from nordiqd.training import memory
+
+_log = logging.getLogger(__name__)
+
+
+@ray.remote(num_cpus=0)
+class JobBridge:
+    """The job's side channel to its workers: cancel flag in, progress and weights out."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self.done = 0
+        self.weights: dict[str, torch.Tensor] | None = None
+
+    def stop(self) -> None:
+        self.stopping = True
+
+    def should_stop(self) -> bool:
+        return self.stopping
+
+    def progress(self, done: int) -> None:
+        self.done = max(self.done, done)
+
+    def batches_done(self) -> int:
+        return self.done
+
+    def put_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        self.weights = weights
+
+    def take_weights(self) -> dict[str, torch.Tensor] | None:
+        return self.weights
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """What every worker needs from the driver (the shard it reads is by rank)."""
+
+    spec: ModelSpec
+    hparams: dict[str, Any]
+    parameters: dict[str, Any]
+    loss_weights: list[float]
+    state: dict[str, torch.Tensor]
+    reals: list[str]
+    categoricals: list[str]
+    buffer_uri: str
+    files: list[str]
+    shards: list[list[str]]
+    start_ms: float | None
+    end_ms: float | None
+    epochs: int
+    steps: int
+    batch_size: int
+    seed: int
+    threads: int
+    use_gpu: bool
+    memory_limit_mb: int | None
+    bridge: Any  # the JobBridge actor's handle
+
+
+class ShardBatches(Sampler[list[int]]):
+    """Exactly ``steps`` batches of ``batch_size`` windows of ``count`` per epoch.
+
+    Windows are drawn from random permutations, a new one when the last is used up, so
+    a small shard repeats its windows rather than run fewer batches than the others.
+    """
+
+    def __init__(self, count: int, steps: int, batch_size: int, generator: torch.Generator) -> None:
+        self.count, self.steps, self.batch_size, self.generator = count, steps, batch_size, generator
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[list[int]]:
+        pool = torch.randperm(self.count, generator=self.generator)
+        at = 0
+        for _ in range(self.steps):
+            batch: list[int] = []
+            while len(batch) < self.batch_size:
+                if at == pool.numel():
+                    pool, at = torch.randperm(self.count, generator=self.generator), 0
+                take = min(self.batch_size - len(batch), pool.numel() - at)
+                batch += pool[at : at + take].tolist()
+                at += take
+            yield batch
+
+
+class _RankCallback(Callback):
+    """Rank 0 reports progress and reads the cancel flag; every rank obeys it."""
+
+    def __init__(self, bridge: Any, rank: int) -> None:
+        self.bridge, self.rank, self.done = bridge, rank, 0
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        flag = torch.zeros(1)
+        if self.rank == 0 and ray.get(self.bridge.should_stop.remote()):
+            flag += 1
+        dist.broadcast(flag, src=0)
+        if flag.item():
+            raise TrainingCancelled(f"training cancelled after {self.done} batches")
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self.done += 1
+        if self.rank == 0:
+            self.bridge.progress.remote(self.done)
+
+
+def shard_batches(plan: WorkerPlan, rank: int) -> WindowBatches:
+    """This rank's servers' windows, read from the buffer's files under ``buffer_uri``."""
+    spec = plan.spec
+    columns = list(spec.targets)
+    table = read_shard(plan.buffer_uri, plan.files, columns, plan.shards[rank], plan.start_ms, plan.end_ms)
+    series = fleet_series(table, spec)
+    del table
+    windows = training_windows(series, spec, plan.seed)
+    return WindowBatches(series, windows, spec, plan.parameters, plan.reals, plan.categoricals)
+
+
+def train_worker(config: dict[str, Any]) -> None:
+    """``train_loop_per_worker``: train this rank's shard; rank 0 hands back the weights."""
+    plan: WorkerPlan = config["plan"]
+    if plan.memory_limit_mb is not None:
+        memory.apply(plan.memory_limit_mb)
+    context = ray.train.get_context()
+    rank = context.get_world_rank()
+    torch.manual_seed(plan.seed)
+    batches = shard_batches(plan, rank)
+    network = network_from_hparams(plan.hparams, plan.parameters, plan.spec, plan.loss_weights)
+    network.load_state_dict(plan.state)
+    generator = torch.Generator().manual_seed(plan.seed + rank)
+    loader = DataLoader(
+        batches,
+        sampler=ShardBatches(len(batches), plan.steps, plan.batch_size, generator),
+        batch_size=None,
+        num_workers=0,
+    )
+    if not plan.use_gpu:
+        torch.set_num_threads(max(1, plan.threads))
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    callback = _RankCallback(plan.bridge, rank)
+    with tempfile.TemporaryDirectory(prefix="nordiqd-ray-") as root, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*ReduceLROnPlateau conditioned.*")
+        warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
+        trainer = Trainer(
+            max_epochs=plan.epochs,
+            accelerator="gpu" if plan.use_gpu else "cpu",
+            devices="auto",
+            strategy=RayDDPStrategy(),
+            plugins=[RayLightningEnvironment()],
+            gradient_clip_val=plan.spec.gradient_clip,
+            callbacks=[callback],
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            default_root_dir=root,
+        )
+        trainer = prepare_trainer(trainer)
+        trainer.fit(network, train_dataloaders=loader)
+    _log.info("rank %d: %d batches of its %d windows", rank, callback.done, len(batches))
+    if rank == 0:
+        weights = {k: v.detach().cpu() for k, v in network.state_dict().items()}
+        ray.get(plan.bridge.put_weights.remote(weights))
