@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 import ray
 from pytorch_forecasting import TemporalFusionTransformer
+from ray.exceptions import RayActorError
 from ray.train import FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
@@ -119,15 +120,28 @@ def check_resources(settings: TrainingConfig) -> None:
 
 
 def _reason(exc: BaseException) -> str:
-    """The failure of a run in a line or three: Ray's own message, first lines."""
+    """The failure of a run in a line or two: a worker that died first, then the others."""
     failures: dict[int, BaseException] = getattr(exc, "worker_failures", {}) or {}
-    if failures:
-        rank, error = min(failures.items())
-        text = f"worker {rank} of the Ray run failed: {type(error).__name__}: {error}"
-    else:
-        text = f"the Ray run failed: {type(exc).__name__}: {exc}"
-    lines = [line for line in text.splitlines() if line.strip()]
-    return " ".join(lines[:4])[:600]
+    if not failures:
+        return _line(f"the Ray run failed: {type(exc).__name__}: {exc}", 600)
+    # A killed worker shows as the others' broken collective too; its death is the cause.
+    ranked = sorted(failures.items(), key=lambda kv: (_death(kv[1]) is None, kv[0]))
+    parts = []
+    for rank, error in ranked[:2]:
+        death = _death(error)
+        what, shown = ("failed", error) if death is None else ("died", death)
+        parts.append(_line(f"worker {rank} {what}: {type(shown).__name__}: {shown}", 300))
+    return f"the Ray run failed ({len(failures)} of its workers): " + "; ".join(parts)
+
+
+def _death(error: BaseException) -> RayActorError | None:
+    """The worker's death behind ``error`` (Ray Train reports it as a failed health check)."""
+    cause = getattr(error, "health_check_failure", error)
+    return cause if isinstance(cause, RayActorError) else None
+
+
+def _line(text: str, limit: int) -> str:
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())[:limit]
 
 
 class RayTraining:
