@@ -44,6 +44,8 @@ class Options:
         device: "auto", "cpu" or "gpu" for training.
         bucket_hours: Horizon bucket edges in hours.
         plot: PNG path for one server's latest fold (needs matplotlib).
+        ray: A Ray cluster's address: the folds and fits run there as tasks
+            (``ray_folds``), each of ``ray_cpus`` CPUs.
     """
 
     data: Path
@@ -58,6 +60,8 @@ class Options:
     device: str = "auto"
     bucket_hours: tuple[float, ...] = DEFAULT_BUCKET_HOURS
     plot: Path | None = None
+    ray: str | None = None
+    ray_cpus: float = 1.0
 
 
 def backtest(options: Options) -> dict[str, Any]:
@@ -102,7 +106,12 @@ def backtest(options: Options) -> dict[str, Any]:
     if tft is not None:
         models.insert(0, tft)
         combos = ENSEMBLES
-    outcome = engine.run(grid, spec, fold_list, models, combos)
+    if options.ray is not None:
+        from nordiqd.backtest import ray_folds
+
+        outcome = ray_folds.run(options.ray, grid, spec, fold_list, models, combos, options.ray_cpus)
+    else:
+        outcome = engine.run(grid, spec, fold_list, models, combos)
     if options.plot and not report.plot(outcome, spec, options.plot):
         print("nordiqd backtest: no plot: matplotlib is not installed", file=sys.stderr)
     timings = {"load_s": load_s, **{f"{k}_s": v for k, v in outcome.seconds.items()}}

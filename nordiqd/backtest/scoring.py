@@ -94,6 +94,13 @@ class FoldErrors:
             inside = ((actual >= lo) & (actual <= hi)).astype(np.float64)
         self._inside.append(np.where(ok, inside, np.nan))
 
+    def extend(self, other: FoldErrors) -> None:
+        """Record ``other``'s folds after these (the folds of another process's run)."""
+        self._abs += other._abs
+        for q, store in self._loss.items():
+            store += other._loss[q]
+        self._inside += other._inside
+
     def summary(
         self, targets: Sequence[str], buckets: Sequence[Bucket]
     ) -> dict[str, dict[str, dict[str, float]]]:

@@ -11,6 +11,7 @@ with ``backend = "ray"`` stops at once with exit 78 and says how to install it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -241,3 +242,44 @@ def test_backend_ray_without_ray_stops_startup_with_exit_78(tmp_path: Path) -> N
         assert "pip install nordiqd[ray]" in log and "training.backend" in log, log
     finally:
         d.kill_group()
+
+
+def test_backtest_fans_folds_and_fits_out_as_ray_tasks(head: RayHead, tmp_path: Path) -> None:
+    from tests.unit.test_backtest_cli import write_csv
+
+    data = write_csv(tmp_path / "fleet.csv", days=1.5, servers=3)
+    config = tmp_path / "nordiqd.toml"
+    config.write_text(
+        "[model]\ntargets = ['cpu_user_pct']\nencoder_steps = 24\nhorizon_steps = 12\nhidden_size = 4\n"
+        "attention_heads = 1\nhidden_continuous_size = 2\nbatch_size = 32\nmax_windows_per_epoch = 64\n"
+    )
+    argv = ["backtest", "--data", str(data), "-c", str(config), "--train", "--retrain", "--epochs", "1"]
+    argv += ["--folds", "2", "--device", "cpu"]
+    nordiqd = [sys.executable, "-m", "nordiqd"]
+    reports = {}
+    for where, extra in (("local", []), ("ray", ["--ray", head.address])):
+        out = tmp_path / f"{where}.json"
+        done = subprocess.run(
+            [*nordiqd, *argv, *extra, "--json", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        reports[where] = json.loads(out.read_text())
+    local, ray = reports["local"], reports["ray"]
+    folds = [sorted(f["fold"] for f in r["tft"]["fits"]) for r in (local, ray)]
+    assert folds == [[1, 2], [1, 2]]  # one fit per fold, each in its fold's task
+    for name in ("naive", "seasonal_naive_1d"):  # the same folds, scored the same
+        assert ray["models"][name]["targets"] == local["models"][name]["targets"], name
+    assert ray["models"]["tft"]["targets"]["cpu_user_pct"]["all"]["windows"] == 6
+    silent = f"127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    done = subprocess.run(
+        [*nordiqd, *argv, "--ray", silent, "--json", str(tmp_path / "x.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and silent in done.stderr and "does not answer" in done.stderr, done.stderr
+    assert time.monotonic() - started < 60
