@@ -11,6 +11,9 @@ go over a PUSH socket to the trainer role. It runs below the serving roles
 with a bounded number of torch threads (or on CUDA when present), so ingest and
 predictions keep the machine.
 
+With ``[training] backend = "ray"`` the fit's Lightning run happens on a Ray cluster
+instead (``ray_backend.RayTraining``); everything around it is the same.
+
 Its memory is capped (``[training] max_memory_mb``, ``nordiqd.training.memory``) before
 anything else runs; a job over the cap, or one that meets a full disk, fails with that
 reason named, and publishes nothing (the served model stays).
