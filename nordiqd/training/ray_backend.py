@@ -104,6 +104,7 @@ class RayTraining:
         self.buffer_dir, self.window, self.job_id = buffer_dir, window, job_id
         self.on_progress, self.should_stop = on_progress, should_stop
         self.memory_limit_mb = memory_limit_mb
+        self.ranks: dict[int, dict[str, float]] = {}  # each rank's figures, after a run
 
     def plan(
         self,
@@ -193,6 +194,13 @@ class RayTraining:
             if state is None:
                 raise RayRunFailed("the Ray run ended without rank 0's weights")
             network.load_state_dict(state)
+            self.ranks = ray.get(bridge.rank_figures.remote())
+            for rank, f in sorted(self.ranks.items()):
+                log.info(
+                    "rank %d: %d servers, %d windows, %d batches in %.1f s; peak RSS %.0f MB, "
+                    "shard arrays %.1f MB", rank, f["servers"], f["windows"], f["batches"], f["train_s"],
+                    f["peak_rss_mb"], f["shard_array_mb"],
+                )  # fmt: skip
             ray.kill(bridge)
         finally:
             ray.shutdown()

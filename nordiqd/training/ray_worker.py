@@ -15,7 +15,8 @@ with fewer windows goes round them again), as DDP needs. Rank 0 reports progress
 the job's ``JobBridge`` actor after every batch and asks it, before every batch,
 whether the job was cancelled; the answer is broadcast to every rank, so all stop at
 the same batch (``TrainingCancelled``). At the end rank 0 hands its weights to the
-bridge, where the driver takes them.
+bridge, where the driver takes them; every rank reports its figures there (windows,
+batches, seconds, its shard's array bytes and its peak resident memory).
 
 A worker caps its own memory first (``[training] max_memory_mb``, as a local job's).
 """
@@ -23,7 +24,9 @@ A worker caps its own memory first (``[training] max_memory_mb``, as a local job
 from __future__ import annotations
 
 import logging
+import resource
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,6 +59,7 @@ class JobBridge:
         self.stopping = False
         self.done = 0
         self.weights: dict[str, torch.Tensor] | None = None
+        self.ranks: dict[int, dict[str, float]] = {}
 
     def stop(self) -> None:
         self.stopping = True
@@ -74,6 +78,12 @@ class JobBridge:
 
     def take_weights(self) -> dict[str, torch.Tensor] | None:
         return self.weights
+
+    def rank_done(self, rank: int, figures: dict[str, float]) -> None:
+        self.ranks[rank] = figures
+
+    def rank_figures(self) -> dict[int, dict[str, float]]:
+        return self.ranks
 
 
 @dataclass(frozen=True)
@@ -164,6 +174,14 @@ def shard_batches(plan: WorkerPlan, rank: int) -> WindowBatches:
     return WindowBatches(series, windows, spec, plan.parameters, plan.reals, plan.categoricals)
 
 
+def shard_bytes(batches: WindowBatches) -> int:
+    """Bytes of the shard's arrays: its series and its window index."""
+    series, index = batches.series, batches.index
+    arrays = [series.values, series.starts, series.first_tick, series.server, series.segment]
+    arrays += [index.series, index.hidden, index.offset, index.cum, index.length]
+    return sum(a.nbytes for a in arrays)
+
+
 def train_worker(config: dict[str, Any]) -> None:
     """``train_loop_per_worker``: train this rank's shard; rank 0 hands back the weights."""
     plan: WorkerPlan = config["plan"]
@@ -187,6 +205,7 @@ def train_worker(config: dict[str, Any]) -> None:
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     callback = _RankCallback(plan.bridge, rank)
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="nordiqd-ray-") as root, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*ReduceLROnPlateau conditioned.*")
@@ -209,7 +228,15 @@ def train_worker(config: dict[str, Any]) -> None:
         )
         trainer = prepare_trainer(trainer)
         trainer.fit(network, train_dataloaders=loader)
-    _log.info("rank %d: %d batches of its %d windows", rank, callback.done, len(batches))
+    figures = {
+        "servers": float(len(plan.shards[rank])),
+        "windows": float(len(batches)),
+        "batches": float(callback.done),
+        "train_s": time.monotonic() - started,
+        "shard_array_mb": shard_bytes(batches) / 2**20,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    ray.get(plan.bridge.rank_done.remote(rank, figures))
     if rank == 0:
         weights = {k: v.detach().cpu() for k, v in network.state_dict().items()}
         ray.get(plan.bridge.put_weights.remote(weights))
