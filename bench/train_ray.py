@@ -134,7 +134,8 @@ def summary(out: dict[str, Any], args: argparse.Namespace) -> list[str]:
     for r in out["runs"]:
         by.setdefault(r["workers"], []).append(max(f["train_s"] for f in r["ranks"].values()))
     for w, values in sorted(by.items()):
-        lines.append(f"# {w} worker(s): training s/epoch " + ", ".join(f"{v / args.epochs:.1f}" for v in values))
+        per_epoch = ", ".join(f"{v / args.epochs:.1f}" for v in values)
+        lines.append(f"# {w} worker(s): training s/epoch {per_epoch}")
     if 1 in by and 2 in by:
         ratio = min(by[1]) / min(by[2])
         lines.append(f"# 2 workers against 1 (best runs): {ratio:.2f}x the speed, on {os.cpu_count()} cores")
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--servers", type=int, default=1000)
     p.add_argument("--days", type=int, default=30)
     p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--windows", type=int, default=2560, help="training windows per epoch, all workers together")
+    p.add_argument("--windows", type=int, default=2560, help="training windows per epoch, all workers")
     p.add_argument("--workers", default="1,2", help="worker counts to compare, in turn")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--seed", type=int, default=1)
