@@ -52,6 +52,7 @@ from nordiqd.training.ray_worker import JobBridge, WorkerPlan, train_worker
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5
+CHUNK_ROWS = 2_000_000  # rows a worker reads and frames at once (about 150 MB in flight)
 
 
 class RayRunFailed(ModelError):
@@ -116,9 +117,8 @@ class RayTraining:
     ) -> WorkerPlan:
         """Every worker's plan: the same network and parameters, its own shard by rank."""
         s = self.settings
-        shards = server_shards(
-            [batches.series.names[i] for i in set(batches.series.server.tolist())], s.ray_workers
-        )
+        names = [batches.series.names[i] for i in set(batches.series.server.tolist())]
+        shards = server_shards(names, s.ray_workers)
         empty = [k for k, shard in enumerate(shards) if not shard]
         if empty:
             raise RayUnavailable(
@@ -148,6 +148,7 @@ class RayTraining:
             threads=max(1, int(s.ray_cpus_per_worker)),
             use_gpu=s.ray_use_gpu,
             memory_limit_mb=self.memory_limit_mb,
+            chunk_servers=max(1, CHUNK_ROWS * len(names) // max(1, len(batches.series.values))),
             bridge=bridge,
         )
 

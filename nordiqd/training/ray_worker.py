@@ -23,6 +23,7 @@ A worker caps its own memory first (``[training] max_memory_mb``, as a local job
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import resource
 import tempfile
@@ -32,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import ray
 import ray.train
 import torch
@@ -41,10 +43,10 @@ from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment, prepare
 from torch.utils.data import DataLoader, Sampler
 
 from nordiqd.buffer.shards import read_shard
-from nordiqd.model.errors import TrainingCancelled
+from nordiqd.model.errors import InsufficientData, TrainingCancelled
 from nordiqd.model.network import network_from_hparams
 from nordiqd.model.params import ModelSpec
-from nordiqd.model.series import fleet_series
+from nordiqd.model.series import FleetSeries, fleet_series
 from nordiqd.model.windows import WindowBatches, training_windows
 from nordiqd.training import memory
 
@@ -109,6 +111,7 @@ class WorkerPlan:
     threads: int
     use_gpu: bool
     memory_limit_mb: int | None
+    chunk_servers: int
     bridge: Any  # the JobBridge actor's handle
 
 
@@ -164,14 +167,52 @@ class _RankCallback(Callback):
 
 
 def shard_batches(plan: WorkerPlan, rank: int) -> WindowBatches:
-    """This rank's servers' windows, read from the buffer's files under ``buffer_uri``."""
-    spec = plan.spec
-    columns = list(spec.targets)
-    table = read_shard(plan.buffer_uri, plan.files, columns, plan.shards[rank], plan.start_ms, plan.end_ms)
-    series = fleet_series(table, spec)
-    del table
+    """This rank's servers' windows, read from the buffer's files under ``buffer_uri``.
+
+    The shard is read and framed ``plan.chunk_servers`` servers at a time and the
+    pieces joined, so besides the shard's own arrays only one chunk's rows and framing
+    are in memory at once (a 5,000-server shard of 30 days is 43 M rows).
+
+    Raises:
+        InsufficientData: None of the shard's servers has a full window.
+    """
+    spec, servers = plan.spec, plan.shards[rank]
+    pieces = []
+    for lo in range(0, len(servers), plan.chunk_servers):
+        chunk = servers[lo : lo + plan.chunk_servers]
+        table = read_shard(plan.buffer_uri, plan.files, list(spec.targets), chunk, plan.start_ms, plan.end_ms)
+        if table.num_rows:
+            with contextlib.suppress(InsufficientData):  # none of these servers has a window
+                pieces.append(fleet_series(table, spec))
+        del table
+    if not pieces:
+        raise InsufficientData(f"worker {rank}: none of its {len(servers)} servers has a full window")
+    series = joined(pieces)
     windows = training_windows(series, spec, plan.seed)
     return WindowBatches(series, windows, spec, plan.parameters, plan.reals, plan.categoricals)
+
+
+def joined(pieces: list[FleetSeries]) -> FleetSeries:
+    """One ``FleetSeries`` of pieces framed from consecutive runs of sorted server names."""
+    first = pieces[0]
+    if len(pieces) == 1:
+        return first
+    offsets = np.cumsum([0, *(len(p.names) for p in pieces[:-1])])
+    starts = np.cumsum([0, *(len(p.values) for p in pieces[:-1])])
+    return FleetSeries(
+        values=np.concatenate([p.values for p in pieces]),
+        starts=np.concatenate(
+            [p.starts[:-1] + s for p, s in zip(pieces, starts, strict=True)]
+            + [np.asarray([starts[-1] + len(pieces[-1].values)], dtype=np.int64)]
+        ),
+        first_tick=np.concatenate([p.first_tick for p in pieces]),
+        server=np.concatenate([p.server + o for p, o in zip(pieces, offsets, strict=True)]),
+        segment=np.concatenate([p.segment for p in pieces]),
+        names=[n for p in pieces for n in p.names],
+        profiles=[x for p in pieces for x in p.profiles],
+        targets=first.targets,
+        step_seconds=first.step_seconds,
+    )
 
 
 def shard_bytes(batches: WindowBatches) -> int:
@@ -190,6 +231,7 @@ def train_worker(config: dict[str, Any]) -> None:
     context = ray.train.get_context()
     rank = context.get_world_rank()
     torch.manual_seed(plan.seed)
+    start_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     batches = shard_batches(plan, rank)
     network = network_from_hparams(plan.hparams, plan.parameters, plan.spec, plan.loss_weights)
     network.load_state_dict(plan.state)
@@ -234,6 +276,7 @@ def train_worker(config: dict[str, Any]) -> None:
         "batches": float(callback.done),
         "train_s": time.monotonic() - started,
         "shard_array_mb": shard_bytes(batches) / 2**20,
+        "start_rss_mb": start_rss_mb,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     ray.get(plan.bridge.rank_done.remote(rank, figures))
