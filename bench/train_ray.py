@@ -15,7 +15,8 @@ the same fleet, the same windows per epoch in total (``--windows``, split across
 workers), the same seed. Reported per run: the Ray run's wall time (workers' start,
 shard reads, framing and training), each rank's training seconds, windows per second,
 and each rank's peak resident memory against its shard's arrays (series values and
-window index), which the rank measures itself (``ru_maxrss``).
+window index), which the rank measures itself (``ru_maxrss``), at its start (Ray, torch,
+Lightning and pytorch-forecasting imported: the worker's fixed cost) and at its end.
 
 On this 2-core machine shared with other work, 2 workers can at best halve the
 training time, and Ray's own processes (GCS, raylet, the Train controller) take CPU too;
@@ -117,8 +118,9 @@ def _line(r: dict[str, Any], args: argparse.Namespace) -> str:
     train_s = max(f["train_s"] for f in ranks)
     windows = args.windows * args.epochs
     mem = ", ".join(
-        f"rank {k}: {f['peak_rss_mb']:.0f} MB peak / {f['shard_array_mb']:.0f} MB shard arrays "
-        f"({f['peak_rss_mb'] / max(f['shard_array_mb'], 1e-9):.1f}x)"
+        f"rank {k}: peak {f['peak_rss_mb']:.0f} MB (at start {f['start_rss_mb']:.0f}) for "
+        f"{f['shard_array_mb']:.0f} MB of shard arrays: {_ratio(f['peak_rss_mb'], f):.1f}x, "
+        f"{_ratio(f['peak_rss_mb'] - f['start_rss_mb'], f):.1f}x above start"
         for k, f in sorted(r["ranks"].items())
     )
     return (
@@ -126,6 +128,10 @@ def _line(r: dict[str, Any], args: argparse.Namespace) -> str:
         f"{train_s:.1f} s = {train_s / args.epochs:.1f} s/epoch, {windows / train_s:.0f} windows/s; "
         f"{mem}; loadavg {r['loadavg']:.1f}"
     )
+
+
+def _ratio(mb: float, figures: dict[str, float]) -> float:
+    return mb / max(figures["shard_array_mb"], 1e-9)
 
 
 def summary(out: dict[str, Any], args: argparse.Namespace) -> list[str]:

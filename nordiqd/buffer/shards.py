@@ -89,6 +89,7 @@ def read_shard(
                 columns=columns,
                 filters=predicate,
                 read_dictionary=["server_name", "profile"],
+                use_threads=False,  # a worker has its CPUs; one row group in flight, not many
             )
         except (OSError, pa.ArrowException) as exc:
             raise OSError(f"cannot read the buffer file {uri.rstrip('/')}/{name}: {exc}") from exc

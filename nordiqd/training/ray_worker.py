@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 import ray.train
 import torch
@@ -51,6 +53,8 @@ from nordiqd.model.windows import WindowBatches, training_windows
 from nordiqd.training import memory
 
 _log = logging.getLogger(__name__)
+
+FRAME_ROWS = 500_000  # rows of whole servers framed at once (about 150 MB while it runs)
 
 
 @ray.remote(num_cpus=0)
@@ -169,9 +173,11 @@ class _RankCallback(Callback):
 def shard_batches(plan: WorkerPlan, rank: int) -> WindowBatches:
     """This rank's servers' windows, read from the buffer's files under ``buffer_uri``.
 
-    The shard is read and framed ``plan.chunk_servers`` servers at a time and the
-    pieces joined, so besides the shard's own arrays only one chunk's rows and framing
-    are in memory at once (a 5,000-server shard of 30 days is 43 M rows).
+    The shard is read ``plan.chunk_servers`` servers at a time (each read is a pass over
+    the files) and framed ``FRAME_ROWS`` rows of whole servers at a time (framing takes
+    about 300 bytes a row while it runs), and the pieces are joined: besides the shard's
+    own arrays only one chunk's rows and one slice's framing are in memory at once (a
+    5,000-server shard of 30 days is 43 M rows).
 
     Raises:
         InsufficientData: None of the shard's servers has a full window.
@@ -181,15 +187,29 @@ def shard_batches(plan: WorkerPlan, rank: int) -> WindowBatches:
     for lo in range(0, len(servers), plan.chunk_servers):
         chunk = servers[lo : lo + plan.chunk_servers]
         table = read_shard(plan.buffer_uri, plan.files, list(spec.targets), chunk, plan.start_ms, plan.end_ms)
-        if table.num_rows:
+        for part in server_runs(table, FRAME_ROWS):
             with contextlib.suppress(InsufficientData):  # none of these servers has a window
-                pieces.append(fleet_series(table, spec))
+                pieces.append(fleet_series(part, spec))
         del table
     if not pieces:
         raise InsufficientData(f"worker {rank}: none of its {len(servers)} servers has a full window")
     series = joined(pieces)
     windows = training_windows(series, spec, plan.seed)
     return WindowBatches(series, windows, spec, plan.parameters, plan.reals, plan.categoricals)
+
+
+def server_runs(table: pa.Table, rows: int) -> list[pa.Table]:
+    """``table`` (sorted by server) cut into slices of about ``rows`` rows of whole servers."""
+    if table.num_rows == 0:
+        return []
+    codes = pc.dictionary_encode(table["server_name"]).combine_chunks().indices.to_numpy()
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(codes)) + 1))
+    cuts = [0]
+    for start in starts.tolist():
+        if start - cuts[-1] >= rows:
+            cuts.append(start)
+    cuts.append(table.num_rows)
+    return [table.slice(a, b - a) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
 
 
 def joined(pieces: list[FleetSeries]) -> FleetSeries:
@@ -228,6 +248,9 @@ def train_worker(config: dict[str, Any]) -> None:
     plan: WorkerPlan = config["plan"]
     if plan.memory_limit_mb is not None:
         memory.apply(plan.memory_limit_mb)
+    # What Arrow frees goes back to the system, as in a local job (``memory.apply``): a
+    # worker's reads come and go chunk by chunk, and its peak is what it holds.
+    pa.set_memory_pool(pa.system_memory_pool())
     context = ray.train.get_context()
     rank = context.get_world_rank()
     torch.manual_seed(plan.seed)

@@ -41,3 +41,18 @@ def test_every_rank_runs_the_same_batches_a_small_shard_goes_round_again() -> No
     assert sorted(drawn[10:20]) == list(range(10))
     assert len({w for b in large for w in b}) == 32  # no repeats while the shard lasts
     assert list(ShardBatches(10, 4, 8, torch.Generator().manual_seed(0))) == small
+
+
+def test_server_runs_cut_between_servers_near_the_row_count() -> None:
+    import pyarrow as pa
+
+    from nordiqd.training.ray_worker import server_runs
+
+    table = pa.table({"server_name": ["a"] * 5 + ["b"] * 3 + ["c"] * 4 + ["d"], "x": list(range(13))})
+    parts = server_runs(table, 6)
+    assert [p["server_name"].to_pylist() for p in parts] == [
+        ["a"] * 5 + ["b"] * 3,
+        ["c"] * 4 + ["d"],
+    ]
+    assert [len(p) for p in server_runs(table, 1)] == [5, 3, 4, 1]
+    assert server_runs(table.slice(0, 0), 6) == []
