@@ -30,7 +30,7 @@ import math
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import ray
@@ -100,11 +100,13 @@ class RayTraining:
         on_progress: Callable[[float], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
         memory_limit_mb: int | None = None,
+        servers: Sequence[str] | None = None,
     ) -> None:
         self.settings, self.spec, self.epochs, self.seed = settings, spec, epochs, seed
         self.buffer_dir, self.window, self.job_id = buffer_dir, window, job_id
         self.on_progress, self.should_stop = on_progress, should_stop
         self.memory_limit_mb = memory_limit_mb
+        self.servers = servers  # to shard; None: the servers ``fit`` framed
         self.ranks: dict[int, dict[str, float]] = {}  # each rank's figures, after a run
 
     def plan(
@@ -117,7 +119,7 @@ class RayTraining:
     ) -> WorkerPlan:
         """Every worker's plan: the same network and parameters, its own shard by rank."""
         s = self.settings
-        names = [batches.series.names[i] for i in set(batches.series.server.tolist())]
+        names = list(self.servers or [batches.series.names[i] for i in set(batches.series.server.tolist())])
         shards = server_shards(names, s.ray_workers)
         empty = [k for k, shard in enumerate(shards) if not shard]
         if empty:
