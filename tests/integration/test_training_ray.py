@@ -73,7 +73,7 @@ class RayHead:
     def stop(self) -> None:
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(30)
+            self.proc.wait(10)
         except ProcessLookupError:
             pass
         except subprocess.TimeoutExpired:
