@@ -150,9 +150,15 @@ class RayTraining:
             threads=max(1, int(s.ray_cpus_per_worker)),
             use_gpu=s.ray_use_gpu,
             memory_limit_mb=self.memory_limit_mb,
-            chunk_servers=max(1, CHUNK_ROWS * len(names) // max(1, len(batches.series.values))),
+            chunk_servers=self._chunk_servers(batches),
             bridge=bridge,
         )
+
+    @staticmethod
+    def _chunk_servers(batches: WindowBatches) -> int:
+        """Servers a worker reads at once: about ``CHUNK_ROWS`` rows of the fleet's average server."""
+        servers = len(set(batches.series.server.tolist()))
+        return max(1, CHUNK_ROWS * servers // max(1, len(batches.series.values)))
 
     def __call__(
         self,
