@@ -24,6 +24,7 @@ A worker caps its own memory first (``[training] max_memory_mb``, as a local job
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import resource
 import tempfile
@@ -213,23 +214,34 @@ def server_runs(table: pa.Table, rows: int) -> list[pa.Table]:
 
 
 def joined(pieces: list[FleetSeries]) -> FleetSeries:
-    """One ``FleetSeries`` of pieces framed from consecutive runs of sorted server names."""
+    """One ``FleetSeries`` of pieces framed from consecutive runs of sorted server names.
+
+    Empties ``pieces`` as it copies them into the joined values, so the peak is the
+    shard's values and one piece, not the values twice.
+    """
     first = pieces[0]
     if len(pieces) == 1:
         return first
+    lengths = [len(p.values) for p in pieces]
     offsets = np.cumsum([0, *(len(p.names) for p in pieces[:-1])])
-    starts = np.cumsum([0, *(len(p.values) for p in pieces[:-1])])
+    starts = np.cumsum([0, *lengths])
+    values = np.empty((int(starts[-1]), first.values.shape[1]), dtype=first.values.dtype)
+    kept = []
+    for k in range(len(pieces)):
+        piece = pieces[k]
+        values[starts[k] : starts[k + 1]] = piece.values
+        kept.append(dataclasses.replace(piece, values=piece.values[:0]))  # the rest is small
+        pieces[k] = kept[-1]
     return FleetSeries(
-        values=np.concatenate([p.values for p in pieces]),
+        values=values,
         starts=np.concatenate(
-            [p.starts[:-1] + s for p, s in zip(pieces, starts, strict=True)]
-            + [np.asarray([starts[-1] + len(pieces[-1].values)], dtype=np.int64)]
+            [p.starts[:-1] + s for p, s in zip(kept, starts[:-1], strict=True)] + [starts[-1:]]
         ),
-        first_tick=np.concatenate([p.first_tick for p in pieces]),
-        server=np.concatenate([p.server + o for p, o in zip(pieces, offsets, strict=True)]),
-        segment=np.concatenate([p.segment for p in pieces]),
-        names=[n for p in pieces for n in p.names],
-        profiles=[x for p in pieces for x in p.profiles],
+        first_tick=np.concatenate([p.first_tick for p in kept]),
+        server=np.concatenate([p.server + o for p, o in zip(kept, offsets, strict=True)]),
+        segment=np.concatenate([p.segment for p in kept]),
+        names=[n for p in kept for n in p.names],
+        profiles=[x for p in kept for x in p.profiles],
         targets=first.targets,
         step_seconds=first.step_seconds,
     )
