@@ -8,6 +8,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PIP_FLAGS ?= --disable-pip-version-check -q
 PYTEST_ARGS ?=
+EXTRAS ?= test
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -20,7 +21,7 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
 	$(BIN)/pip install $(PIP_FLAGS) "$(TORCH_SPEC)"
-	$(BIN)/pip install $(PIP_FLAGS) -e '.[test]' "$(TORCH_SPEC)"
+	$(BIN)/pip install $(PIP_FLAGS) -e '.[$(EXTRAS)]' "$(TORCH_SPEC)"
 	touch $@
 
 install: $(STAMP)

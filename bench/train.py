@@ -5,6 +5,7 @@ Usage::
     .venv/bin/python bench/train.py                       # 1,000 servers x 30 days, both sizes
     .venv/bin/python bench/train.py --servers 50 --days 3 --windows 1280 --repeats 1
     .venv/bin/python bench/train.py --device cuda --windows 0   # full epochs on a GPU
+    .venv/bin/python bench/train.py --ray 127.0.0.1:6390 --workers 1,2  # on Ray (bench/train_ray.py)
 
 Each (model size, repeat) runs in a fresh interpreter (``--child``), so its peak
 resident memory (``ru_maxrss`` read by the parent through ``os.wait4``) is that job's
@@ -425,6 +426,10 @@ def summarise(results: list[dict[str, Any]], threads: list[int]) -> tuple[list[s
 
 def main(argv: list[str] | None = None) -> int:
     """Parse flags; run as the parent (spawn and summarise) or as one child job."""
+    if "--ray" in (sys.argv[1:] if argv is None else argv):  # on a Ray cluster: bench/train_ray.py
+        from bench.train_ray import main as ray_main
+
+        return ray_main(argv)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--servers", type=int, default=1000)
     p.add_argument("--days", type=float, default=30.0)

@@ -39,12 +39,18 @@ _FSYNC = r"^(?:always|[1-9][0-9]{0,6}ms)" + END
 Path = Annotated[str, Meta(pattern=_PATH)]
 Endpoint = Annotated[str, Meta(pattern=_ENDPOINT)]
 Host = Annotated[str, Meta(pattern=_HOST)]
+_RAY_ADDRESS = r"^(?:auto|(?:ray://)?(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5})" + END
+_BUFFER_URI = r"^(?:|/[^\x00]*|[a-z][a-z0-9+.-]*://[^\x00]+)" + END
+RayAddress = Annotated[str, Meta(pattern=_RAY_ADDRESS)]
+BufferUri = Annotated[str, Meta(pattern=_BUFFER_URI)]
 # What each pattern means, for the error messages.
 _RULES = {
     **RULES,
     _PATH: "a path must not be empty nor hold a NUL character",
     _ENDPOINT: "an endpoint is empty (the default), ipc://PATH or tcp://HOST:PORT (0.0.0.0: every interface)",
     _HOST: "a host is a host name or an IP address",
+    _RAY_ADDRESS: "a Ray address is 'auto', HOST:PORT (the head's GCS port, 6379) or ray://HOST:PORT",
+    _BUFFER_URI: "the buffer URI is empty (the buffer folder), an absolute path or a URI like s3://bucket/path",
     _FSYNC: "fsync is 'always' or a period in milliseconds from '1ms' to '9999999ms', like '1000ms'",
 }
 FsyncPolicy = Literal["always"] | int  # int: the background fdatasync period in ms
@@ -177,6 +183,12 @@ class TrainingConfig(_Section, frozen=True):
     cpu_priority: Literal["idle", "nice"] = "idle"  # idle: SCHED_IDLE, CPU that serving leaves
     cancel_grace_s: Seconds = 10.0
     max_memory_mb: Annotated[int, Meta(ge=0, le=1 << 30)] = 0  # a job's memory cap; 0: half the machine
+    backend: Literal["local", "ray"] = "local"  # ray: a Ray Train run (pip install nordiqd[ray])
+    ray_address: RayAddress = "auto"  # auto, HOST:PORT (the GCS) or ray://HOST:PORT (Ray Client)
+    ray_workers: Annotated[int, Meta(ge=1, le=10_000)] = 2
+    ray_use_gpu: bool = False  # one GPU per worker
+    ray_cpus_per_worker: Annotated[float, Meta(gt=0, le=1024)] = 1.0
+    ray_buffer_uri: BufferUri = ""  # where workers read the buffer's Parquet; "": the buffer folder
 
 
 class PredictorConfig(_Section, frozen=True):

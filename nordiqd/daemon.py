@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 
 from nordiqd import apikey, logsetup
@@ -31,6 +32,7 @@ def run(cfg: config_mod.Config, config_path: str | None) -> int:
             ("daemon.run_dir", cfg.daemon.run_dir),
         ):
             _make_dir(key, path)
+        _check_backend(cfg)
     except config_mod.ConfigError as exc:
         log.error("configuration error: %s", exc)
         return exitcodes.CONFIG
@@ -69,6 +71,24 @@ def run(cfg: config_mod.Config, config_path: str | None) -> int:
         return Arbiter(specs, settings, on_reload=lambda: _reload(cfg, config_path)).run()
     finally:
         pidfile.release()
+
+
+def _check_backend(cfg: config_mod.Config) -> None:
+    """With ``[training] backend = "ray"``, Ray must import here, or no job could ever run.
+
+    Imported in a child interpreter: the supervisor itself never loads Ray.
+    """
+    if cfg.training.backend != "ray":
+        return
+    probe = subprocess.run(
+        [sys.executable, "-c", "import ray.train"], capture_output=True, text=True, timeout=300
+    )
+    if probe.returncode != 0:
+        lines = probe.stderr.strip().splitlines()
+        raise config_mod.ConfigError(
+            f"key 'training.backend': \"ray\" needs Ray, which does not import here "
+            f"({lines[-1] if lines else f'exit {probe.returncode}'}): pip install nordiqd[ray]"
+        )
 
 
 def _make_dir(key: str, path: str) -> None:

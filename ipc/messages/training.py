@@ -66,6 +66,8 @@ class JobStatus(msgspec.Struct, frozen=True, kw_only=True):
     promoted: bool | None = None
     gate: dict[str, Any] | None = None
     buffer_records: int | None = None
+    backend: Literal["local", "ray"] = "local"  # where it trains: [training] backend
+    workers: int = 1  # processes training it: 1 locally, [training] ray_workers on Ray
 
 
 class TrainingStatusRequest(Message, frozen=True, tag="training_status"):

@@ -16,6 +16,7 @@ history), 78 configuration error.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -33,6 +34,7 @@ examples:
   nordiqd backtest --data fleet.parquet --targets cpu_user_pct --json out.json      baselines only
   nordiqd backtest --data /var/lib/nordiqd/buffer --model /var/lib/nordiqd/models/current --json out.json
   nordiqd backtest --data fleet.csv -c nordiqd.toml --train --folds 6 --epochs 3 --seed 1 --json out.json
+  nordiqd backtest --data /mnt/shared/buffer --train --retrain --folds 8 --ray 10.0.0.5:6379 --json out.json
 """
 
 
@@ -66,6 +68,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     p.add_argument("--threads", type=int, help="CPU threads for training (default [training] cpu_threads)")
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="training device")
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the folds and fits as tasks on this Ray cluster (HOST:PORT, ray://HOST:PORT or auto; "
+        "pip install nordiqd[ray]); each task takes [training] ray_cpus_per_worker CPUs",
+    )
     p.add_argument("--targets", help="comma list replacing [model] targets (not with --model)")
     p.add_argument("--buckets", default="1,4,8", help="horizon bucket edges in hours (default 1,4,8)")
     p.add_argument(
@@ -96,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"configuration error: {exc}", exitcodes.CONFIG)
     if args.retrain and not args.train:
         return _fail("--retrain needs --train", exitcodes.USAGE)
+    if args.ray and importlib.util.find_spec("ray") is None:
+        return _fail("--ray needs Ray, not installed here: pip install nordiqd[ray]", exitcodes.USAGE)
     if args.model and args.targets:
         return _fail(
             "--targets cannot change a trained model's targets; leave it out with --model", exitcodes.USAGE
@@ -152,4 +162,6 @@ def options(args: argparse.Namespace, cfg: Any) -> Options:
         plot=args.plot,
         statistical=not args.no_statistical,
         route=not args.no_routing,
+        ray=args.ray,
+        ray_cpus=cfg.training.ray_cpus_per_worker,
     )

@@ -103,6 +103,13 @@ class FoldErrors:
             if calibrated is not None:
                 self._inside_cal.append(np.where(ok, _inside(actual, calibrated), np.nan))
 
+    def extend(self, other: FoldErrors) -> None:
+        """Record ``other``'s folds after these (the folds of another process's run)."""
+        self._abs += other._abs
+        for q, store in self._loss.items():
+            store += other._loss[q]
+        self._inside += other._inside
+
     def summary(
         self, targets: Sequence[str], buckets: Sequence[Bucket]
     ) -> dict[str, dict[str, dict[str, float]]]:

@@ -25,7 +25,7 @@ from .batch import TIMESTAMP_TYPE, conform, decode_batch, order_and_dedup
 from .layout import DAY_MS, BufferLayout, day_name, file_info
 from .wal import scan_segments
 
-__all__ = ["buffer_stats", "read_window"]
+__all__ = ["buffer_stats", "parquet_files", "read_window"]
 
 _KEYS = ("timestamp", "server_name")
 _DICTIONARY = ["server_name", "profile"]  # read as stored: no string copies
@@ -83,6 +83,20 @@ def read_window(
             index = table.column_names.index(name)
             table = table.set_column(index, name, table.column(index).cast(pa.string()))
     return table
+
+
+def parquet_files(buffer_dir: Path | str, start_ms: float | None, end_ms: float | None) -> list[str]:
+    """The Parquet files holding a time window, relative to ``buffer_dir``, oldest day first.
+
+    Day files and the parts no file replaces, as ``read_window`` reads them; records
+    still in the write-ahead log are not among them. A reader on another machine
+    (``buffer.shards``) reads these names under its own copy of the folder.
+    """
+    layout = BufferLayout(buffer_dir)
+    first_day = -math.inf if start_ms is None else math.floor(start_ms / DAY_MS)
+    last_day = math.inf if end_ms is None else math.floor(end_ms / DAY_MS)
+    files, _ = _live_files(layout, first_day, last_day)
+    return [os.path.relpath(path, layout.root) for _, path in files]
 
 
 def buffer_stats(

@@ -7,7 +7,9 @@ and indexes the training windows (``windows``), fits the encoders and scalers
 calling thread (``trainer``) on batches built as arrays, and validates the result.
 Progress goes to ``on_progress`` after every batch and ``should_stop`` is checked
 before every batch; a stop request raises ``TrainingCancelled`` before the next batch
-runs, so a cancelled fit returns nothing that could be published.
+runs, so a cancelled fit returns nothing that could be published. ``train`` replaces the
+in-process Lightning run (``nordiqd.training.ray_backend`` trains the same network on a
+Ray cluster): the windows, encoders and scalers are still fitted here, once.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ from nordiqd.model.trained import TrainedModel, Validation
 from nordiqd.model.trainer import run_trainer
 from nordiqd.model.windows import BatchSet, WindowBatches, training_windows, validation_windows
 
+NetworkTraining = Callable[[TemporalFusionTransformer, WindowBatches, dict[str, Any], list[float]], str]
+"""Trains the network in place on (the fleet behind) these batches, with the dataset
+parameters and loss weights it was built from; returns the device it ran on."""
+
 
 def fit(
     data: pa.Table | FleetSeries,
@@ -45,6 +51,7 @@ def fit(
     should_stop: Callable[[], bool] | None = None,
     accelerator: str = "auto",
     seed: int = 0,
+    train: NetworkTraining | None = None,
 ) -> TrainedModel:
     """Train a TFT on buffer rows, from scratch or continuing a published model.
 
@@ -63,6 +70,9 @@ def fit(
         should_stop: Polled before every batch; True cancels the fit.
         accelerator: "auto" (CUDA when present), "cpu" or "gpu".
         seed: Seed for weights, window sampling and the hidden-name copies.
+        train: Trains the network instead of ``trainer.run_trainer`` in this process
+            (``epochs``, ``threads``, ``accelerator``, ``on_progress`` and
+            ``should_stop`` are then its business).
 
     Raises:
         InsufficientData: Too little contiguous data for one training window.
@@ -103,9 +113,12 @@ def fit(
         params_out = model_parameters(prototype.get_parameters())
     inputs = (params_out, network.hparams["x_reals"], network.hparams["x_categoricals"])
     batches = WindowBatches(series, windows, spec, *inputs)
-    device = run_trainer(
-        network, batches, spec, epochs, threads, accelerator, on_progress, should_stop, seed, notes
-    )
+    if train is None:
+        device = run_trainer(
+            network, batches, spec, epochs, threads, accelerator, on_progress, should_stop, seed, notes
+        )
+    else:
+        device = train(network, batches, params_out, weights)
     network = network.cpu().eval()
     validation = validate(
         network, WindowBatches(series, validation_windows(series, spec), spec, *inputs), spec

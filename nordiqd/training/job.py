@@ -11,6 +11,9 @@ go over a PUSH socket to the trainer role. It runs below the serving roles
 with a bounded number of torch threads (or on CUDA when present), so ingest and
 predictions keep the machine.
 
+With ``[training] backend = "ray"`` the fit's Lightning run happens on a Ray cluster
+instead (``ray_backend.RayTraining``); everything around it is the same.
+
 Its memory is capped (``[training] max_memory_mb``, ``nordiqd.training.memory``) before
 anything else runs; a job over the cap, or one that meets a full disk, fails with that
 reason named, and publishes nothing (the served model stays).
@@ -31,7 +34,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import zmq
@@ -47,8 +50,9 @@ from nordiqd.training import job_command, memory
 from nordiqd.training.priority import lower_priority
 from supervisor import exitcodes
 
-if TYPE_CHECKING:  # the annotation only: torch is imported after the priority drops
+if TYPE_CHECKING:  # the annotations only: torch is imported after the priority drops
     from nordiqd.model.artifacts import LoadedModel
+    from nordiqd.model.fitting import NetworkTraining
 
 log = logging.getLogger("nordiqd.training.job")
 
@@ -138,9 +142,15 @@ def _train(
 
         columns = ["timestamp", "server_name", "profile", *spec.targets]
         # Names as stored, dictionary-encoded: framing codes them anyway, and millions of
-        # rows of strings were a fifth of the table.
+        # rows of strings were a fifth of the table. One clock for the whole job, so that Ray
+        # workers read the window the driver framed.
+        now = time.time()
         table = read_window(
-            cfg.buffer_dir, days=cfg.training.training_days, columns=columns, dictionary_names=True
+            cfg.buffer_dir,
+            days=cfg.training.training_days,
+            columns=columns,
+            dictionary_names=True,
+            clock=lambda: now,
         )
         span = pc.min_max(table["timestamp"])
         first, last = span["min"].as_py(), span["max"].as_py()
@@ -172,6 +182,7 @@ def _train(
             threads=cfg.training.cpu_threads,
             on_progress=report.progress,
             should_stop=should_stop,
+            train=_ray_training(cfg, report, should_stop, memory_limit_mb, epochs, now, cutoff),
         )
         del series
         if should_stop():
@@ -212,6 +223,37 @@ def _train(
     )
     log.info("candidate %s gated in %.1f s of training", path.name, trained.seconds)
     return exitcodes.OK
+
+
+def _ray_training(
+    cfg: config_mod.Config,
+    report: _Reporter,
+    should_stop: Callable[[], bool],
+    memory_limit_mb: int | None,
+    epochs: int,
+    now: float,
+    cutoff: datetime,
+) -> NetworkTraining | None:
+    """The Ray Train run that fits the network with ``backend = "ray"``; None: in this process.
+
+    The workers read the same window as this job: ``training_days`` back from ``now``
+    up to the holdout's ``cutoff``.
+    """
+    if cfg.training.backend != "ray":
+        return None
+    from nordiqd.training.ray_backend import RayTraining
+
+    return RayTraining(
+        cfg.training,
+        cfg.model,
+        buffer_dir=cfg.buffer_dir,
+        window=((now - cfg.training.training_days * 86_400.0) * 1000.0, cutoff.timestamp() * 1000.0),
+        epochs=epochs,
+        job_id=report.job_id,
+        on_progress=report.progress,
+        should_stop=should_stop,
+        memory_limit_mb=memory_limit_mb,
+    )
 
 
 def failure_text(cfg: config_mod.Config, exc: BaseException, memory_limit_mb: int | None) -> str:

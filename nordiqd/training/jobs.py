@@ -154,6 +154,8 @@ class TrainingJobs:
                 queued_at=iso(self._wall()),
                 trigger=trigger,
                 buffer_records=int(verdict.data_buffer.get("total_records", 0)),
+                backend=self._settings.backend,
+                workers=self._settings.ray_workers if self._settings.backend == "ray" else 1,
             )
         )
         self._start(job_id, epochs, incremental)

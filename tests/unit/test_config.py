@@ -78,6 +78,13 @@ def test_defaults_hold_the_fixed_keys() -> None:
         ({"model": {"hidden_sise": 8}}, "unknown key 'model.hidden_sise'"),
         ({"schema": {"metrics": ["a", "a"]}}, "key 'schema.metrics'"),
         ({"training": {"min_records": -1}}, "key 'training.min_records'"),
+        ({"training": {"backend": "spark"}}, "key 'training.backend'"),
+        ({"training": {"ray_address": "head"}}, "key 'training.ray_address': 'head' is not usable: a Ray"),
+        ({"training": {"ray_address": "http://h:1"}}, "key 'training.ray_address'"),
+        ({"training": {"ray_workers": 0}}, "key 'training.ray_workers'"),
+        ({"training": {"ray_cpus_per_worker": 0}}, "key 'training.ray_cpus_per_worker'"),
+        ({"training": {"ray_use_gpu": "yes"}}, "key 'training.ray_use_gpu'"),
+        ({"training": {"ray_buffer_uri": "buffer"}}, "key 'training.ray_buffer_uri': 'buffer' is not usable"),
         ({"accuracy": {"issue_every_s": 0}}, "key 'accuracy.issue_every_s'"),
         ({"accuracy": {"issue_every_s": 1000}}, "must be a multiple of model.step_seconds (300)"),
         ({"accuracy": {"window_hours": 0}}, "key 'accuracy.window_hours'"),
@@ -89,6 +96,15 @@ def test_errors_name_the_key(data: dict, message: str) -> None:  # type: ignore[
         config.from_dict(data, "my.toml")
     assert message in str(err.value)
     assert str(err.value).startswith("my.toml: ")
+
+
+def test_ray_keys_take_the_addresses_ray_does() -> None:
+    assert config.from_dict({}).training.backend == "local"
+    for address in ("auto", "10.0.0.5:6379", "ray://head.example:10001", "[::1]:6379"):
+        training = config.from_dict({"training": {"backend": "ray", "ray_address": address}}).training
+        assert training.ray_address == address
+    for uri in ("", "/mnt/shared/buffer", "s3://bucket/nordiq/buffer"):
+        assert config.from_dict({"training": {"ray_buffer_uri": uri}}).training.ray_buffer_uri == uri
 
 
 def test_bad_toml_and_missing_file(tmp_path: Path) -> None:

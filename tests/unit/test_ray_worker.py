@@ -1,0 +1,58 @@
+"""A Ray worker's shard: framed in chunks of servers and joined; its batches per epoch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("ray", reason="needs the ray extra")
+
+import numpy as np  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
+
+from nordiqd.model.params import ModelSpec  # noqa: E402
+from nordiqd.model.series import fleet_series  # noqa: E402
+from nordiqd.simulate import SimulatedFleet  # noqa: E402
+from nordiqd.training.ray_worker import ShardBatches, joined  # noqa: E402
+
+
+def test_a_shard_framed_in_chunks_of_servers_is_the_shard_framed_at_once() -> None:
+    spec = ModelSpec.from_dict({**ModelSpec().to_dict(), "encoder_steps": 24, "horizon_steps": 6})
+    t0 = 1_790_000_000 - 1_790_000_000 % 86_400
+    table = SimulatedFleet(size=7, seed=3, interval_s=300).generate(t0, t0 + 86_400).to_arrow()
+    whole = fleet_series(table, spec)
+    names = whole.names
+    chunks = [names[:3], names[3:5], names[5:]]
+    pieces = [fleet_series(table.filter(pc.field("server_name").isin(c)), spec) for c in chunks]
+    got = joined(pieces)
+    for field in ("values", "starts", "first_tick", "server", "segment"):
+        np.testing.assert_array_equal(getattr(got, field), getattr(whole, field), err_msg=field)
+    assert (got.names, got.profiles) == (whole.names, whole.profiles)
+    assert joined(pieces[:1]) is pieces[0]
+
+
+def test_every_rank_runs_the_same_batches_a_small_shard_goes_round_again() -> None:
+    small = list(ShardBatches(10, 4, 8, torch.Generator().manual_seed(0)))
+    large = list(ShardBatches(1000, 4, 8, torch.Generator().manual_seed(1)))
+    assert len(small) == len(large) == 4
+    assert all(len(b) == 8 for b in small + large)
+    drawn = [w for b in small for w in b]
+    assert sorted(drawn[:10]) == list(range(10))  # one whole pass before any window repeats
+    assert sorted(drawn[10:20]) == list(range(10))
+    assert len({w for b in large for w in b}) == 32  # no repeats while the shard lasts
+    assert list(ShardBatches(10, 4, 8, torch.Generator().manual_seed(0))) == small
+
+
+def test_server_runs_cut_between_servers_near_the_row_count() -> None:
+    import pyarrow as pa
+
+    from nordiqd.training.ray_worker import server_runs
+
+    table = pa.table({"server_name": ["a"] * 5 + ["b"] * 3 + ["c"] * 4 + ["d"], "x": list(range(13))})
+    parts = server_runs(table, 6)
+    assert [p["server_name"].to_pylist() for p in parts] == [
+        ["a"] * 5 + ["b"] * 3,
+        ["c"] * 4 + ["d"],
+    ]
+    assert [len(p) for p in server_runs(table, 1)] == [5, 3, 4, 1]
+    assert server_runs(table.slice(0, 0), 6) == []
