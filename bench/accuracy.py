@@ -70,6 +70,11 @@ TFT, SNAIVE, ROUTED = "tft", "seasonal_naive_1d", "routed"
 COMBOS = (f"{TFT}+{SNAIVE}", f"{TFT}+naive")
 
 
+def data_path(name: str) -> Path:
+    """Where a set's Parquet file is: the real ones in ``DATA``, the simulated one beside it."""
+    return (DATA.parent / "sim" if name == "sim" else DATA) / f"{name}.parquet"
+
+
 def set_spec(name: str) -> dict[str, Any]:
     """The spec of a set: ``SPEC``; the simulated fleet forecasts all five default targets."""
     if name != "sim":
@@ -105,8 +110,8 @@ def simulated(path: Path) -> None:
 
 def ensure_data(src: Path | None) -> None:
     """Convert the real sets with bench/realdata.py, and simulate ``sim``, when missing."""
-    if not (DATA / "sim.parquet").exists():
-        simulated(DATA / "sim.parquet")
+    if not data_path("sim").exists():
+        simulated(data_path("sim"))
     if all((DATA / f"{name}.parquet").exists() for name in REAL):
         return
     from bench import realdata
@@ -290,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     reports: dict[str, dict[str, Any]] = {}
     for name in args.sets.split(","):
         options = Options(
-            data=DATA / f"{name}.parquet",
+            data=data_path(name),
             spec=ModelSpec.from_dict(set_spec(name)),
             train=True,
             folds=args.folds or FOLDS[name],
