@@ -111,3 +111,11 @@ def test_the_chosen_model_continues_a_steady_climb() -> None:
     forecast = statistical.forecast(picked or "", y, STEP, 96, QS)[:, 1]
     future = 10 + 0.01 * np.arange(t.size, t.size + 96)
     assert np.abs(forecast - future).mean() < 1.0
+
+
+@pytest.mark.parametrize("model", statistical.MODELS)
+def test_a_constant_series_is_forecast_as_its_value(model: str) -> None:
+    # Float noise of 1.2 everywhere once sent Theta's trend to +20 an hour.
+    y = np.full(16 * DAY, 1.2) + np.random.default_rng(0).choice([0.0, 2e-16], 16 * DAY)
+    out = statistical.forecast(model, y, STEP, 96, QS)
+    assert np.allclose(out, 1.2, atol=1e-6)
