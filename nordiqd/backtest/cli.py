@@ -31,7 +31,7 @@ DEFAULT_FOLDS = 3
 
 EXAMPLES = """\
 examples:
-  nordiqd backtest --data fleet.parquet --targets cpu_user_pct --json out.json      baselines only
+  nordiqd backtest --data fleet.parquet --targets cpu_user_pct --json out.json      no TFT
   nordiqd backtest --data /var/lib/nordiqd/buffer --model /var/lib/nordiqd/models/current --json out.json
   nordiqd backtest --data fleet.csv -c nordiqd.toml --train --folds 6 --epochs 3 --seed 1 --json out.json
   nordiqd backtest --data /mnt/shared/buffer --train --retrain --folds 8 --ray 10.0.0.5:6379 --json out.json

@@ -3,16 +3,17 @@
 What the live router serves (issue 18), replayed over the folds without look-ahead. At
 each fold, for every server, target and horizon bucket, ``Router.route`` takes the
 candidate with the smallest mean scaled absolute error of its median (the MASE terms)
-on the **earlier folds only**, among candidates with at least ``min_points`` scored
-steps there and a forecast for the whole horizon now; a group with no such candidate
-gets the default (the TFT, or the served seasonal naive without one). Only after the
-fold is routed does ``observe`` add its errors, so a fold's own future never chooses its
-forecast (``tests/unit/test_backtest_routing.py`` fails if it did).
+on the **earlier folds only** (shrunk towards the candidate's mean over the whole fleet
+by ``prior_points``: a few hours of one server are a noisy record), among candidates
+with at least ``min_points`` scored steps there and a forecast for the whole horizon
+now; a group with no such candidate gets the default (the TFT, or the served seasonal
+naive without one). Only after the fold is routed does ``observe`` add its errors, so a
+fold's own future never chooses its forecast (``tests/unit/test_backtest_routing.py``
+fails if it did).
 
-Bucket edges are joined smoothly: the choice is a one-hot weight per candidate and
-step, which is averaged over ``blend_steps`` steps around each step (edges repeated at
-the ends of the horizon), and the routed quantiles are the weighted mean of the
-candidates' quantiles; inside a bucket, away from its edges, it is exactly the chosen
+Bucket edges are joined smoothly by ``nordiqd.predict.blend`` (the choices as one-hot
+weights averaged over ``blend_steps`` steps; the weighted mean of the candidates'
+quantiles): inside a bucket, away from its edges, the path is exactly the chosen
 candidate's forecast.
 """
 
@@ -23,12 +24,15 @@ from collections.abc import Sequence
 import numpy as np
 
 from nordiqd.backtest.folds import Bucket
+from nordiqd.predict import blend
 
 ROUTED = "routed"
 # The default first: the TFT, or without one the predictor's own fallback.
 CANDIDATES = ("tft", "seasonal_naive_1d", "naive", "auto_ets", "auto_theta", "mstl")
 MIN_POINTS = 12  # one earlier fold's first hour at 5-minute steps
-BLEND_STEPS = 5
+BLEND_STEPS = blend.BLEND_STEPS
+MARGIN = 0.0  # tuned on the bundled sets: 0.05-0.2 helped Azure (TFT best) and cost NAB more
+PRIOR_POINTS = 96.0  # tuned on the bundled sets (bench/accuracy.md): 36 and 288 did worse
 
 
 class Router:
@@ -41,6 +45,12 @@ class Router:
         targets: Number of targets.
         min_points: Scored earlier steps a candidate needs in a group to be chosen.
         blend_steps: Width of the moving average that joins bucket edges (odd; 1: none).
+        prior_points: Weight, in points, of the fleet's skill (the candidate's mean over
+            every server, same target and bucket) added to a group's own: a group with few
+            points of its own follows the fleet, one with many its own record.
+        margin: How much better (relative) than the default a candidate's skill must be
+            to replace it: a near tie on a few folds is noise, and the default is the
+            better-tested forecast.
     """
 
     def __init__(
@@ -52,13 +62,15 @@ class Router:
         *,
         min_points: int = MIN_POINTS,
         blend_steps: int = BLEND_STEPS,
+        prior_points: float = PRIOR_POINTS,
+        margin: float = MARGIN,
     ) -> None:
-        if blend_steps < 1 or blend_steps % 2 == 0:
-            raise ValueError(f"blend_steps must be odd and at least 1, got {blend_steps}")
         self.candidates = tuple(candidates)
         self.buckets = tuple(buckets)
         self.min_points = min_points
         self.blend_steps = blend_steps
+        self.prior_points = prior_points
+        self.margin = margin
         shape = (len(self.candidates), servers, targets, len(self.buckets))
         self._sum = np.zeros(shape)
         self._count = np.zeros(shape, dtype=np.int64)
@@ -74,11 +86,16 @@ class Router:
         rows = [self.candidates.index(c) for c in present]
         total, count = self._sum[rows][:, servers], self._count[rows][:, servers]
         with np.errstate(invalid="ignore", divide="ignore"):
-            skill = total / count
+            fleet = self._sum[rows].sum(axis=1) / self._count[rows].sum(axis=1)  # [C, k, B]
+            prior = self.prior_points * np.nan_to_num(fleet, nan=0.0)[:, None]
+            skill = (total + prior) / (count + self.prior_points)
         eligible = (count >= self.min_points) & available[..., None]
         skill = np.where(eligible, skill, np.inf)
         best = np.argmin(skill, axis=0)
-        return np.where(np.isfinite(skill.min(axis=0)), best, 0)
+        lowest = skill.min(axis=0)
+        with np.errstate(invalid="ignore"):  # inf * (1 - margin): the default is not eligible
+            holds = ~np.isfinite(lowest) | (lowest >= (1.0 - self.margin) * skill[0])
+        return np.where(holds, 0, best)
 
     def route(self, servers: np.ndarray, forecasts: dict[str, np.ndarray]) -> np.ndarray:
         """The routed [n, k, H, Q] forecast of a fold from the candidates' forecasts."""
@@ -88,14 +105,8 @@ class Router:
         stack = np.stack([forecasts[c] for c in present])  # [C, n, k, H, Q]
         available = np.isfinite(stack).all(axis=(-1, -2))
         chosen = self.choice(servers, present, available)  # [n, k, B]
-        horizon = stack.shape[-2]
-        weights = np.zeros(stack.shape[:-1])  # [C, n, k, H]
-        for b, bucket in enumerate(self.buckets):
-            onehot = chosen[..., b][None] == np.arange(len(present))[:, None, None]
-            weights[..., bucket.start : bucket.stop] = onehot[..., None]
-        weights = _smooth(weights, self.blend_steps, horizon)
-        # A candidate with NaN has weight 0 there; 0 * NaN must not poison the sum.
-        return np.einsum("cnkh,cnkhq->nkhq", weights, np.nan_to_num(stack))  # type: ignore[no-any-return]
+        spans = [(b.start, b.stop) for b in self.buckets]
+        return blend.blend(stack, blend.weights(chosen, spans, len(present), self.blend_steps))
 
     def observe(
         self,
@@ -124,16 +135,3 @@ class Router:
                 ok = np.isfinite(part)
                 self._sum[c, servers, :, b] += np.where(ok, part, 0.0).sum(axis=-1)
                 self._count[c, servers, :, b] += ok.sum(axis=-1)
-
-
-def _smooth(weights: np.ndarray, width: int, horizon: int) -> np.ndarray:
-    """Moving average of ``width`` steps along the last axis, the ends repeated."""
-    if width == 1 or horizon == 1:
-        return weights
-    half = width // 2
-    padded = np.concatenate(
-        [np.repeat(weights[..., :1], half, axis=-1), weights, np.repeat(weights[..., -1:], half, axis=-1)],
-        axis=-1,
-    )
-    cum = np.cumsum(np.concatenate([np.zeros(weights.shape[:-1] + (1,)), padded], axis=-1), axis=-1)
-    return (cum[..., width:] - cum[..., :-width]) / width  # type: ignore[no-any-return]

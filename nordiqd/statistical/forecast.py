@@ -13,6 +13,7 @@ from nordiqd.statistical.models import FITS
 log = logging.getLogger(__name__)
 
 MODELS: tuple[str, ...] = tuple(FITS)
+FLAT = 1e-9  # relative range of the bin means below which a series is constant
 
 
 def forecast(
@@ -37,7 +38,9 @@ def forecast(
     Returns:
         Array [horizon_steps, len(quantiles)], float64, unclipped; all NaN when the
         series has under two days of data or the model cannot be fitted to it (logged
-        at debug: a flat or odd series is expected in a fleet, not an error).
+        at debug: an odd series is expected in a fleet, not an error). A series whose
+        bin means are constant is forecast as that constant by every model, its band
+        the within-bin spread.
 
     Raises:
         ValueError: Unknown model, or a step that does not divide an hour.
@@ -48,6 +51,12 @@ def forecast(
     coarse = to_coarse(history, step_s, days=days)
     if coarse is None:
         return out
+    level = coarse.values[-1]
+    if np.ptp(coarse.values) <= FLAT * max(1.0, abs(level)):
+        # A constant series (an idle swap, a full disk): every model's answer is its value.
+        # Theta's trend fit turns the float noise of such a series into a steep slope.
+        ahead = bins_for(horizon_steps, coarse.per_bin)
+        return to_steps(coarse, np.full(ahead, level), np.zeros(ahead), horizon_steps, quantiles)
     try:
         mean, std = FITS[model](coarse, bins_for(horizon_steps, coarse.per_bin))
     except (ValueError, np.linalg.LinAlgError) as exc:
