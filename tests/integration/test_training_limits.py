@@ -23,13 +23,15 @@ from tests.fleetdata import OPEN_GATE, TINY_MODEL, backfill
 from tests.harness import Daemon, wait_for
 from tests.smalldisk import SmallDisk, small_disk
 
-# Same data, a model far too big for 1 GB: 4096 windows of hidden width 128 in one batch.
+# Same data, a model far too big for 1 GB: 4096 windows of hidden width 128 in one batch,
+# run whole (micro-batches would bound its memory).
 HUNGRY_MODEL = {
     **TINY_MODEL,
     "hidden_size": 128,
     "attention_heads": 1,
     "hidden_continuous_size": 64,
     "batch_size": 4096,
+    "micro_batch_size": 4096,
     "max_windows_per_epoch": 4096,
 }
 CAP_MB = 1024
