@@ -7,7 +7,7 @@ and averages them over ``width`` steps around each step (the first and last step
 repeated at the ends of the horizon), so at an edge the weight moves from one candidate
 to the next over ``width`` steps; ``blend`` is the weighted mean of the candidates'
 quantiles (a weighted mean of quantile forecasts is one, and keeps their order). Used by
-the backtest's ``routed`` entry; pure numpy, so the predictor can serve the same path.
+the backtest's ``routed`` entry and by the predictor's live routing (``serving.routes``).
 """
 
 from __future__ import annotations

@@ -12,9 +12,10 @@
 - **statistical**: the statistical challenger's quantiles, where one was fitted (else
   the model serves there).
 
-Bucket edges are cross-faded: the weight of each candidate at step h is the share of
-steps within ``blend_steps`` of h whose bucket it serves, so the served path moves from
-one candidate to the next over ``2 x blend_steps + 1`` steps instead of jumping. The
+Bucket edges are cross-faded as in the backtest's ``routed`` entry (``predict.blend``):
+the weight of each candidate at step h is the share of steps within ``blend_steps`` of h
+whose bucket it serves, so the served path moves from one candidate to the next over
+``2 x blend_steps + 1`` steps instead of jumping. The
 present is joined too: the level of step h is pulled towards the last value by
 ``(blend_steps - h) / (blend_steps + 1)`` (3/4, 1/2, 1/4 with 3 steps), so the path
 starts near where the series is and reaches the first bucket's candidate at step
@@ -47,6 +48,7 @@ from nordiqd.accuracy.routing import CANDIDATES, LAST_VALUE, MODEL, SEASONAL_NAI
 from nordiqd.calibration.conformal import MIN_POINTS, BandShift, apply
 from nordiqd.model.baseline import seasonal_naive
 from nordiqd.model.params import ModelSpec
+from nordiqd.predict import blend
 from nordiqd.predict.naive import change_scale
 from nordiqd.predict.risk import clip
 
@@ -58,7 +60,7 @@ def _z(quantiles: tuple[float, ...]) -> np.ndarray:
 
 
 def step_weights(choice: np.ndarray, horizon: int, step_seconds: int, blend_steps: int) -> np.ndarray:
-    """Each candidate's weight at every step, bucket edges cross-faded.
+    """Each candidate's weight at every step, bucket edges cross-faded (``predict.blend``).
 
     Args:
         choice: Array [n, targets, buckets] of candidate indexes.
@@ -69,16 +71,11 @@ def step_weights(choice: np.ndarray, horizon: int, step_seconds: int, blend_step
     Returns:
         Array [n, targets, horizon, candidates] float32; each step's weights sum to 1.
     """
-    k = blend_steps
-    per_step = choice[..., bucket_of_lead(horizon, step_seconds)]  # [n, T, H]
-    onehot = (per_step[..., None] == np.arange(len(CANDIDATES))).astype(np.float32)
-    if not k:
-        return onehot
-    # Mean of the one-hot weights over steps [h - k, h + k] inside the horizon: cumulative sums.
-    summed = np.concatenate([np.zeros_like(onehot[..., :1, :]), np.cumsum(onehot, axis=-2)], axis=-2)
-    h = np.arange(horizon)
-    lo, hi = np.maximum(h - k, 0), np.minimum(h + k, horizon - 1) + 1
-    return (summed[..., hi, :] - summed[..., lo, :]) / (hi - lo)[:, None]
+    per_step = bucket_of_lead(horizon, step_seconds)
+    bounds = np.searchsorted(per_step, np.arange(choice.shape[-1] + 1))  # buckets are runs in lead order
+    spans = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+    weights = blend.weights(choice, spans, len(CANDIDATES), 2 * blend_steps + 1)  # [C, n, T, H]
+    return np.moveaxis(weights, 0, -1).astype(np.float32)
 
 
 def present_weights(horizon: int, blend_steps: int) -> np.ndarray:
