@@ -39,6 +39,7 @@ from ipc import messages as m
 from ipc.sockets import make_socket
 from nordiqd.accuracy.live import LiveAccuracy
 from nordiqd.buffer.batch import decode_batch
+from nordiqd.buffer.layout import BufferLayout
 from nordiqd.buffer.reader import read_window
 from nordiqd.config import applying
 from nordiqd.model import artifacts
@@ -59,6 +60,7 @@ log = logging.getLogger(__name__)
 
 WARMUP_SERVERS = 8  # real windows the warm-up forward pass of a new model must keep finite
 MAX_CATCH_UP_S = 2 * 86400  # data time the refill replays through the ledger after a restart
+DAY_S = 86400  # a buffer day file's span
 SETTLE_WAIT_S = 120.0  # the model served at start is loaded before missed issue points are caught up
 
 
@@ -162,14 +164,18 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
                 (now - since) / 3600,
             )
             since = None
+        columns = ["timestamp", "server_name", "profile", *self.config.schema.metrics]
         try:
             start = (since if since is not None else now) - window
-            table = read_window(
-                self.config.buffer_dir,
-                start=start,
-                columns=["timestamp", "server_name", "profile", *self.config.schema.metrics],
-                dictionary_names=True,
-            )
+            table = read_window(self.config.buffer_dir, start=start, columns=columns, dictionary_names=True)
+            if since is None and not table.num_rows:
+                # A fleet silent for longer than a window (or a replay of old data): its
+                # windows are the newest data's, in data time, not the clock's last hours.
+                days = BufferLayout(self.config.buffer_dir).days()
+                start = days[-1] * DAY_S - window if days else None
+                table = read_window(
+                    self.config.buffer_dir, start=start, columns=columns, dictionary_names=True
+                )
             rows = table.num_rows
             # Issue points caught up are forecast with the model served now: the loader
             # (whose warm-up reads the windows refilled so far) has it first.
