@@ -172,9 +172,9 @@ class PredictorRole(ServiceRole[m.PredictorRequest]):
                 # A fleet silent for longer than a window (or a replay of old data): its
                 # windows are the newest data's, in data time, not the clock's last hours.
                 days = BufferLayout(self.config.buffer_dir).days()
-                start = days[-1] * DAY_S - window if days else None
+                newest_day = days[-1] * DAY_S - window if days else None
                 table = read_window(
-                    self.config.buffer_dir, start=start, columns=columns, dictionary_names=True
+                    self.config.buffer_dir, start=newest_day, columns=columns, dictionary_names=True
                 )
             rows = table.num_rows
             # Issue points caught up are forecast with the model served now: the loader
