@@ -21,7 +21,8 @@ reason named, and publishes nothing (the served model stays).
 How it stops: SIGTERM (a cancel) sets a flag the fit checks before every batch; the job
 then reports ``JobFailed`` with ``cancelled=True`` and exits 3, leaving no model behind
 (a candidate cancelled during its gate is deleted). If the
-trainer role dies (its pid is no longer our parent) the job stops the same way.
+trainer role dies (its pid is no longer our parent) the job stops the same way, and ends
+itself after ``[training] cancel_grace_s`` if it has not stopped by then.
 Exit codes: 0 completed, 1 failed, 3 cancelled.
 """
 
@@ -32,6 +33,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -47,7 +49,7 @@ from nordiqd import logsetup
 from nordiqd.diskspace import full_message, is_disk_full
 from nordiqd.model.errors import TrainingCancelled
 from nordiqd.training import job_command, memory
-from nordiqd.training.priority import lower_priority
+from nordiqd.training.priority import lower_priority, wind_down
 from supervisor import exitcodes
 
 if TYPE_CHECKING:  # the annotations only: torch is imported after the priority drops
@@ -102,6 +104,13 @@ def run(
     def on_term(_sig: int, _frame: object) -> None:
         nonlocal stop
         stop = True
+        wind_down()
+        if os.getppid() != parent:
+            # No trainer is left to kill a job that does not stop within the grace period
+            # (one in a phase without stop checks): the job ends itself, publishing nothing.
+            ender = threading.Timer(cfg.training.cancel_grace_s, os._exit, (exitcodes.CANCELLED,))
+            ender.daemon = True
+            ender.start()
 
     def should_stop() -> bool:
         return stop or os.getppid() != parent

@@ -12,6 +12,10 @@ below them, each where the system allows it (Linux; a refusal is logged, not fat
 - a parent-death signal, so the job, no longer in the daemon's process group, still
   stops when the trainer role dies.
 
+A job told to stop leaves ``SCHED_IDLE`` (``wind_down``): on a machine busy with other
+work an idle-class task can wait minutes for a slice, and a stopping job must reach its
+next stop check, not linger as an orphan holding its memory.
+
 All of it is set before any thread starts, so torch's and pyarrow's threads inherit it.
 """
 
@@ -56,3 +60,12 @@ def lower_priority(priority: str, parent: int) -> None:
             f.write(str(19))
     except OSError as exc:  # no autogroup (cgroups decide instead), or refused
         log.info("job autogroup weight unchanged: %s", exc)
+
+
+def wind_down() -> None:
+    """Take the calling thread out of ``SCHED_IDLE`` (at nice +10) so a stopping job gets CPU."""
+    try:
+        if os.sched_getscheduler(0) == os.SCHED_IDLE:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except (AttributeError, OSError) as exc:
+        log.info("stopping job stays under SCHED_IDLE: %s", exc)
