@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python bench/statfit.py --runs 3           # 100 of 1,000 servers (500 series), scaled x10
     .venv/bin/python bench/statfit.py --sample 0         # all 1,000 servers (5,000 series; slow)
+    .venv/bin/python bench/statfit.py --accuracy --servers 30 --sample 0 --refreshes 8
 
 Budget (issue 18, line 4): fitting the statistical models for 1,000 servers x 5 targets
 takes <= 60 s of one core per refresh, i.e. 12 ms per series.
@@ -25,7 +26,10 @@ fleet. Printed: the full-fit cost (the first refresh), every steady refresh with
 series it fitted in full and re-filtered, the worst steady refresh against the budget,
 and the reference: the served seasonal-naive forecast of the same fleet
 (``predict.naive.naive_forecast``, the fleet in one call). ``--runs`` repeats it on other
-samples; every run is printed.
+samples; every run is printed. ``--accuracy`` times nothing: it runs the scheme and a
+full fit of every series at every refresh (``reestimate_every = 1``) on the same sample,
+scores each refresh's p50 on the horizon after it (MAE over the window's mean absolute
+step change) and prints both, with their CPU.
 """
 
 from __future__ import annotations
@@ -68,6 +72,34 @@ def fleet_series(servers: int, days: int, spec: ModelSpec) -> np.ndarray:
     return out
 
 
+def run_scheme(
+    data: np.ndarray, picked: np.ndarray, first_end: int, refreshes: int, every: int, cfg: Config
+) -> list[tuple[int, statistical.Refreshed]]:
+    """The first refresh at step ``first_end`` and ``refreshes`` more, one refit interval apart."""
+    spec = cfg.model
+    refit_steps = int(round(cfg.routing.refit_hours * 3600 / spec.step_seconds))
+    length = statistical.DAYS * 86400 // spec.step_seconds
+    previous = None
+    out = []
+    for k in range(refreshes + 1):
+        end = first_end + k * refit_steps
+        done = statistical.refresh(
+            data[picked, end - length : end],
+            [f"server-{i:04d}" for i in picked],
+            list(spec.targets),
+            step_s=spec.step_seconds,
+            end_s=START + end * spec.step_seconds,
+            horizon_steps=spec.horizon_steps,
+            steps=path_steps(cfg),
+            quantiles=spec.quantiles,
+            previous=previous,
+            every=every,
+        )
+        previous = done.params
+        out.append((end, done))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Refresh, time and print (module docstring)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -79,23 +111,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--every", type=int, default=cfg.routing.reestimate_every, help="[routing] reestimate_every"
     )
+    p.add_argument(
+        "--accuracy",
+        action="store_true",
+        help="instead: each refresh's p50 scored on the next horizon, the scheme vs a full fit every time",
+    )
     args = p.parse_args(argv)
     spec = cfg.model
     refit_steps = int(round(cfg.routing.refit_hours * 3600 / spec.step_seconds))
-    length = statistical.DAYS * 86400 // spec.step_seconds
     print(
         f"nordiqd statfit, {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}, {os.cpu_count()} CPUs, "
         f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}; refit every {cfg.routing.refit_hours:g} h, "
         f"full fit every {args.every} refreshes"
     )
-    days = statistical.DAYS + 1 + (args.refreshes * refit_steps) / (86400 / spec.step_seconds)
+    steps_per_day = 86400 / spec.step_seconds
+    days = statistical.DAYS + 1 + (args.refreshes * refit_steps + spec.horizon_steps) / steps_per_day
     data = fleet_series(args.servers, int(np.ceil(days)), spec)
     n_series = args.servers * len(spec.targets)
     started = time.process_time()
     naive_forecast(data[:, -spec.encoder_steps :], spec)
     ref_s = time.process_time() - started
-    names = [f"server-{i:04d}" for i in range(args.servers)]
-    first_end = data.shape[1] - args.refreshes * refit_steps
+    first_end = data.shape[1] - args.refreshes * refit_steps - spec.horizon_steps
     for run in range(1, args.runs + 1):
         rng = np.random.default_rng(run)
         picked = (
@@ -103,26 +139,22 @@ def main(argv: list[str] | None = None) -> int:
             if args.sample
             else np.arange(args.servers)
         )
+        if args.accuracy:
+            print(
+                f"run {run}: {picked.size * len(spec.targets):,} series, {args.refreshes + 1} refreshes: ",
+                end="",
+            )
+            parts = []
+            for every in (args.every, 1):
+                done = run_scheme(data, picked, first_end, args.refreshes, every, cfg)
+                parts.append(f"every {every}: {_scores(data[picked], done, spec)}")
+            print(" | ".join(parts), flush=True)
+            continue
         scale = args.servers / picked.size
-        previous = None
         lines = []
         cpu = []
         ordered = True
-        for k in range(args.refreshes + 1):
-            end = first_end + k * refit_steps
-            done = statistical.refresh(
-                data[picked, end - length : end],
-                [names[i] for i in picked],
-                list(spec.targets),
-                step_s=spec.step_seconds,
-                end_s=START + end * spec.step_seconds,
-                horizon_steps=spec.horizon_steps,
-                steps=path_steps(cfg),
-                quantiles=spec.quantiles,
-                previous=previous,
-                every=args.every,
-            )
-            previous = done.params
+        for _, done in run_scheme(data, picked, first_end, args.refreshes, args.every, cfg):
             finite = np.isfinite(done.values).all(axis=-1)
             ordered &= bool((np.diff(done.values, axis=-1)[finite] >= 0).all())
             cpu.append(scale * done.cpu_s)
@@ -142,6 +174,22 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     return 0
+
+
+def _scores(data: np.ndarray, done: list[tuple[int, statistical.Refreshed]], spec: ModelSpec) -> str:
+    """Each refresh's p50 on the next horizon: its MAE over the window's mean absolute step change."""
+    errors = []
+    cpu = 0.0
+    for end, refreshed in done:
+        horizon, length = spec.horizon_steps, statistical.DAYS * 86400 // spec.step_seconds
+        truth = np.moveaxis(data[:, end : end + horizon], 1, 2)  # [servers, targets, horizon]
+        step = np.nanmean(np.abs(np.diff(data[:, end - length : end], axis=1)), axis=1)
+        p50 = refreshed.values[:, :, :horizon, spec.median_index]
+        errors.append(np.nanmean(np.abs(p50 - truth), axis=-1) / np.maximum(step, 1e-9))
+        cpu += refreshed.cpu_s
+    e = np.array(errors)
+    e = e[np.isfinite(e)]
+    return f"scaled MAE mean {e.mean():.3f}, median {np.median(e):.3f}, {cpu:.1f} CPU-s"
 
 
 if __name__ == "__main__":
