@@ -4,7 +4,9 @@ How it runs: ``start()`` starts one thread that, ``FIRST_DELAY_S`` after start (
 starting daemon's CPU goes to its refill, first passes and often a first training job,
 which runs at the same idle priority as a refit) and then every ``[routing]
 refit_hours``, runs ``python -m nordiqd.serving.refit`` as a child process at idle
-priority (``serving.refit``) and loads what it wrote (``state/statistical.msgpack``).
+priority (``serving.refit``: most series re-filtered with the parameters of their last
+full fit, kept in ``state/statistical_params.msgpack``, a bounded share fitted again) and
+loads the forecasts it wrote (``state/statistical.msgpack``).
 A saved fit is loaded at start, so a restart serves it at once. A failed refit is
 logged and the previous fit stays.
 
@@ -31,9 +33,10 @@ from nordiqd.config import Config
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FILE", "Fit", "StatisticalChallenger"]
+__all__ = ["FILE", "PARAMS_FILE", "Fit", "StatisticalChallenger"]
 
 FILE = "statistical.msgpack"
+PARAMS_FILE = "statistical_params.msgpack"  # the refit child's own: the predictor never reads it
 FIRST_DELAY_S = 600.0
 REFIT_TIMEOUT_S = 3600.0
 
@@ -50,9 +53,9 @@ class Fit(msgspec.Struct, frozen=True, kw_only=True):
         models: Per server and target, the model chosen ("" where none could fit).
         values: float32 [servers, targets, steps, quantiles] bytes, NaN where no forecast.
         steps: Steps of every path.
-        cpu_s: CPU seconds the fits took.
-        chosen_at: ``origin`` of the fit whose ``models`` were chosen (a refit reuses them
-            for a day of data time; choosing costs three fits a series).
+        cpu_s: CPU seconds the refresh took.
+        estimated: Series fitted in full (model chosen, parameters estimated).
+        filtered: Series re-filtered with the parameters of their last full fit.
         failed: Series whose fit raised (logged; no forecast).
     """
 
@@ -65,7 +68,8 @@ class Fit(msgspec.Struct, frozen=True, kw_only=True):
     values: bytes
     steps: int
     cpu_s: float
-    chosen_at: int = 0
+    estimated: int = 0
+    filtered: int = 0
     failed: int = 0
 
 
@@ -90,6 +94,7 @@ class StatisticalChallenger:
     def __init__(self, config: Config, first_delay_s: float = FIRST_DELAY_S) -> None:
         self.config = config
         self.path = Path(config.state_dir) / FILE
+        self.params_path = Path(config.state_dir) / PARAMS_FILE
         self.first_delay_s = first_delay_s
         self.refits = 0  # refits completed (loaded)
         self.failures = 0
@@ -144,7 +149,9 @@ class StatisticalChallenger:
         """Run one refit now (on the calling thread); True when a new fit was loaded."""
         started = time.monotonic()
         try:
-            self._child = subprocess.Popen([sys.executable, "-m", "nordiqd.serving.refit", str(self.path)])
+            self._child = subprocess.Popen(
+                [sys.executable, "-m", "nordiqd.serving.refit", str(self.path), str(self.params_path)]
+            )
             code = self._child.wait(timeout=REFIT_TIMEOUT_S)
         except (OSError, subprocess.TimeoutExpired) as exc:
             if self._child is not None:
@@ -166,11 +173,14 @@ class StatisticalChallenger:
         self._loaded = loaded
         self.refits += 1
         log.info(
-            "statistical challengers refitted: %d servers from %d in %.1f s (%.1f CPU s)",
+            "statistical challengers refreshed: %d servers from %d in %.1f s (%.1f CPU s; "
+            "%d series fitted in full, %d re-filtered)",
             len(loaded.fit.servers),
             loaded.fit.origin,
             time.monotonic() - started,
             loaded.fit.cpu_s,
+            loaded.fit.estimated,
+            loaded.fit.filtered,
         )
         return True
 

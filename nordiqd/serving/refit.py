@@ -1,21 +1,24 @@
-"""``python -m nordiqd.serving.refit OUT``: fit the statistical challengers of the fleet.
+"""``python -m nordiqd.serving.refit OUT PARAMS``: refresh the statistical challengers of the fleet.
 
 The predictor's ``StatisticalChallenger`` starts this as a child process every
 ``[routing] refit_hours`` (a fresh interpreter: statsmodels and pandas never load into
 the predictor). It lowers its own priority first (nice 19 and ``SCHED_IDLE``, as a
 training job does, for the reasons ``training/priority.py`` gives), so serving threads
 always run before it. Then it reads the last ``statistical.DAYS`` days of every target
-from the buffer into step means, and for every series picks the best statistical model
-(``statistical.choose``: AutoETS, AutoTheta or MSTL, by its forecast of the series' own
-last horizon; the previous fit's choice is kept for ``CHOOSE_EVERY_S`` of data time,
-since choosing costs three fits a series) and forecasts with it from the newest step on,
-over the horizon plus the refit interval (``path_steps``), so each pass until the next
-refit finds its steps in the path. A series whose fit raises is logged and left without
-a forecast; the others go on.
+from the buffer into step means and runs ``statistical.refresh`` over them: a series seen
+for the first time, or whose turn it is (each refresh about ``1/[routing]
+reestimate_every`` of the fleet), is fitted in full: the best statistical model chosen
+(``statistical.select``: AutoETS, AutoTheta or MSTL, by its forecast of the series' own
+last horizon) and its parameters estimated; every other series is re-filtered over the
+new data with the model and parameters of its last full fit (no optimiser), as
+``PARAMS`` (``statistical.FleetParams``, msgpack) kept them. Each forecast runs from the
+newest step over the horizon plus the refit interval (``path_steps``), so each pass until
+the next refit finds its steps in the path. A series whose fit raises is logged and left
+without a forecast; the others go on.
 The configuration is the one ``NORDIQD_CONFIG`` names (a role's child inherits it).
 
-It writes ``OUT`` atomically: msgpack (``challenger.Fit``), the quantiles as raw float32 bytes.
-Exit 0 after writing, 1 on a failure (logged).
+It writes ``OUT`` (msgpack ``challenger.Fit``, the quantiles as raw float32 bytes), then
+``PARAMS``, each atomically. Exit 0 after writing, 1 on a failure (logged).
 """
 
 from __future__ import annotations
@@ -39,9 +42,7 @@ from nordiqd.serving.challenger import Fit
 
 log = logging.getLogger("nordiqd.serving.refit")
 
-__all__ = ["CHOOSE_EVERY_S", "fit_fleet", "main", "path_steps"]
-
-CHOOSE_EVERY_S = 86400
+__all__ = ["fit_fleet", "main", "path_steps"]
 
 
 def path_steps(cfg: config_mod.Config) -> int:
@@ -50,13 +51,18 @@ def path_steps(cfg: config_mod.Config) -> int:
     return spec.horizon_steps + int(np.ceil(cfg.routing.refit_hours * 3600 / spec.step_seconds))
 
 
-def fit_fleet(cfg: config_mod.Config, now: float, previous: Fit | None = None) -> Fit:
-    """Fit every series of the buffer's last ``statistical.DAYS`` days (see the module docstring).
+def fit_fleet(
+    cfg: config_mod.Config, now: float, previous: statistical.FleetParams | None = None
+) -> tuple[Fit, statistical.FleetParams]:
+    """Refresh every series of the buffer's last ``statistical.DAYS`` days (see the module docstring).
 
     Args:
         cfg: The configuration.
         now: The clock: the window read ends here.
-        previous: The last fit, whose model choices are kept for ``CHOOSE_EVERY_S``.
+        previous: What the last refresh kept (None: every series is fitted in full).
+
+    Returns:
+        The forecasts to serve, and what the next refresh starts from.
     """
     spec = cfg.model
     targets = list(spec.targets)
@@ -74,56 +80,35 @@ def fit_fleet(cfg: config_mod.Config, now: float, previous: Fit | None = None) -
         float(table.column("timestamp").to_numpy().max().astype("int64") / 1e3) if table.num_rows else now
     )
     snap = windows.snapshot(targets, newest)
-    steps = path_steps(cfg)
-    values = np.full((len(snap.names), len(targets), steps, len(spec.quantiles)), np.nan, np.float32)
-    models = [[""] * len(targets) for _ in snap.names]
     origin = int(snap.last_bucket_start[0]) + step if snap.names else int(now // step) * step
-    kept: dict[str, list[str]] = {}
-    if previous is not None and previous.targets == targets and origin < previous.chosen_at + CHOOSE_EVERY_S:
-        kept = dict(zip(previous.servers, previous.models, strict=True))
-    started, failed = time.process_time(), 0
-    for i, name in enumerate(snap.names):
-        for j in range(len(targets)):
-            history = snap.windows[i, :, j]
-            try:
-                model = kept.get(name, [""] * len(targets))[j] or _choose(history, step, spec.horizon_steps)
-                if model is None:
-                    continue
-                models[i][j] = model
-                values[i, j] = statistical.forecast(model, history, step, steps, spec.quantiles)
-            except Exception:  # one series' fit never stops the fleet's (statsmodels raises odd errors)
-                log.exception("statistical fit of %s %s failed", name, targets[j])
-                failed += 1
-    values = clip(values, targets, axis=1).astype(np.float32)
-    return Fit(
+    done = statistical.refresh(
+        snap.windows,
+        snap.names,
+        targets,
+        step_s=step,
+        end_s=float(origin),
+        horizon_steps=spec.horizon_steps,
+        steps=path_steps(cfg),
+        quantiles=spec.quantiles,
+        previous=previous,
+        every=cfg.routing.reestimate_every,
+    )
+    values = clip(done.values, targets, axis=1).astype("<f4")
+    fit = Fit(
         origin=origin,
         step_seconds=step,
         targets=targets,
         quantiles=list(spec.quantiles),
         servers=list(snap.names),
-        models=models,
-        values=values.astype("<f4").tobytes(),
-        steps=steps,
-        cpu_s=time.process_time() - started,
-        chosen_at=previous.chosen_at if kept and previous is not None else origin,
-        failed=failed,
+        models=done.models,
+        values=values.tobytes(),
+        steps=path_steps(cfg),
+        cpu_s=done.cpu_s,
+        estimated=done.estimated,
+        filtered=done.filtered,
+        failed=done.failed,
     )
-
-
-def _choose(history: np.ndarray, step: int, horizon: int) -> str | None:
-    """``statistical.choose``; when a model raises (statsmodels' MSTL can), among the others."""
-    try:
-        return statistical.choose(history, step, horizon)
-    except Exception:
-        usable = []
-        for model in statistical.MODELS:
-            try:
-                statistical.choose(history, step, horizon, models=(model,))
-            except Exception:
-                log.debug("%s cannot fit this series", model, exc_info=True)
-                continue
-            usable.append(model)
-        return statistical.choose(history, step, horizon, models=usable) if usable else None
+    return fit, done.params
 
 
 def _lower_priority() -> None:
@@ -135,29 +120,35 @@ def _lower_priority() -> None:
 
 
 def main(argv: list[str]) -> int:
-    """Fit and write ``argv[0]``; the exit code."""
+    """Refresh, then write ``argv[0]`` (the forecasts) and ``argv[1]`` (the parameters); the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s refit: %(message)s")
-    if len(argv) != 1:
-        print("usage: python -m nordiqd.serving.refit OUT", file=sys.stderr)
+    if len(argv) != 2:
+        print("usage: python -m nordiqd.serving.refit OUT PARAMS", file=sys.stderr)
         return 2
     _lower_priority()
     try:
         cfg = config_mod.load(None)
         try:
-            previous: Fit | None = msgspec.msgpack.decode(Path(argv[0]).read_bytes(), type=Fit)
-        except (OSError, msgspec.DecodeError):
+            previous: statistical.FleetParams | None = msgspec.msgpack.decode(
+                Path(argv[1]).read_bytes(), type=statistical.FleetParams
+            )
+        except FileNotFoundError:
             previous = None
-        fit = fit_fleet(cfg, time.time(), previous)
+        except (OSError, msgspec.DecodeError) as exc:
+            log.warning("%s unreadable, every series is fitted in full: %s", argv[1], exc)
+            previous = None
+        fit, params = fit_fleet(cfg, time.time(), previous)
         write_atomic(argv[0], msgspec.msgpack.encode(fit))
+        write_atomic(argv[1], msgspec.msgpack.encode(params))
     except Exception:
         log.exception("statistical refit failed")
         return 1
-    fitted = sum(1 for row in fit.models for m in row if m)
     log.info(
-        "fitted %d of %d series in %.1f CPU s (%d failed)",
-        fitted,
+        "refreshed %d series in %.1f CPU s: %d fitted in full, %d filtered with kept parameters, %d failed",
         len(fit.servers) * len(fit.targets),
         fit.cpu_s,
+        fit.estimated,
+        fit.filtered,
         fit.failed,
     )
     return 0

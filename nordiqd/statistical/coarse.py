@@ -38,12 +38,14 @@ class Coarse:
         bin_s: Seconds per bin.
         per_bin: Model steps per bin.
         within_var: Mean variance of the steps around their bin's mean.
+        end_s: When the last bin ends (epoch seconds; 0 where the series has no clock).
     """
 
     values: np.ndarray
     bin_s: int
     per_bin: int
     within_var: float
+    end_s: float = 0.0
 
     @property
     def season(self) -> int:
@@ -51,7 +53,9 @@ class Coarse:
         return max(1, 86400 // self.bin_s)
 
 
-def to_coarse(history: np.ndarray, step_s: int, *, days: int = DAYS, bin_s: int = BIN_S) -> Coarse | None:
+def to_coarse(
+    history: np.ndarray, step_s: int, *, days: int = DAYS, bin_s: int = BIN_S, end_s: float = 0.0
+) -> Coarse | None:
     """Bin means of the last ``days`` of ``history`` (module docstring).
 
     Args:
@@ -59,6 +63,7 @@ def to_coarse(history: np.ndarray, step_s: int, *, days: int = DAYS, bin_s: int 
         step_s: Seconds per step.
         days: How much history to keep.
         bin_s: Seconds per bin, a multiple of ``step_s``.
+        end_s: When ``history`` ends (epoch seconds), kept as the last bin's end.
 
     Returns:
         The coarse series, or None with fewer than ``MIN_BINS`` bins from the first
@@ -89,7 +94,11 @@ def to_coarse(history: np.ndarray, step_s: int, *, days: int = DAYS, bin_s: int 
     idx = np.arange(means.size)
     means = np.interp(idx, idx[finite], means[finite])
     return Coarse(
-        values=means, bin_s=bin_s, per_bin=per_bin, within_var=float(within) if np.isfinite(within) else 0.0
+        values=means,
+        bin_s=bin_s,
+        per_bin=per_bin,
+        within_var=float(within) if np.isfinite(within) else 0.0,
+        end_s=end_s,
     )
 
 

@@ -7,13 +7,29 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nordiqd.statistical.coarse import DAYS, bins_for, to_coarse, to_steps
+from nordiqd.statistical.coarse import DAYS, Coarse, bins_for, to_coarse, to_steps
 from nordiqd.statistical.models import FITS
+from nordiqd.statistical.params import Params, model_of
 
 log = logging.getLogger(__name__)
 
 MODELS: tuple[str, ...] = tuple(FITS)
 FLAT = 1e-9  # relative range of the bin means below which a series is constant
+
+
+def is_flat(coarse: Coarse) -> bool:
+    """Whether the bin means are constant (an idle swap, a full disk).
+
+    Every model's answer for such a series is its value; Theta's trend fit turns the
+    float noise of such a series into a steep slope.
+    """
+    return bool(np.ptp(coarse.values) <= FLAT * max(1.0, abs(coarse.values[-1])))
+
+
+def constant(coarse: Coarse, horizon_steps: int, quantiles: Sequence[float]) -> np.ndarray:
+    """The forecast of a flat series: its value, the band its within-bin spread."""
+    ahead = bins_for(horizon_steps, coarse.per_bin)
+    return to_steps(coarse, np.full(ahead, coarse.values[-1]), np.zeros(ahead), horizon_steps, quantiles)
 
 
 def forecast(
@@ -25,7 +41,7 @@ def forecast(
     *,
     days: int = DAYS,
 ) -> np.ndarray:
-    """Quantile forecast of the ``horizon_steps`` steps after ``history``.
+    """Quantile forecast of the ``horizon_steps`` steps after ``history``, by a full fit.
 
     Args:
         model: One of ``MODELS``.
@@ -51,14 +67,10 @@ def forecast(
     coarse = to_coarse(history, step_s, days=days)
     if coarse is None:
         return out
-    level = coarse.values[-1]
-    if np.ptp(coarse.values) <= FLAT * max(1.0, abs(level)):
-        # A constant series (an idle swap, a full disk): every model's answer is its value.
-        # Theta's trend fit turns the float noise of such a series into a steep slope.
-        ahead = bins_for(horizon_steps, coarse.per_bin)
-        return to_steps(coarse, np.full(ahead, level), np.zeros(ahead), horizon_steps, quantiles)
+    if is_flat(coarse):
+        return constant(coarse, horizon_steps, quantiles)
     try:
-        mean, std = FITS[model](coarse, bins_for(horizon_steps, coarse.per_bin))
+        mean, std, _ = FITS[model](coarse, bins_for(horizon_steps, coarse.per_bin))
     except (ValueError, np.linalg.LinAlgError) as exc:
         log.debug("%s could not be fitted: %s", model, exc)
         return out
@@ -67,24 +79,70 @@ def forecast(
     return to_steps(coarse, mean, std, horizon_steps, quantiles)
 
 
-def choose(
-    history: np.ndarray, step_s: int, horizon_steps: int, *, models: Sequence[str] = MODELS, days: int = DAYS
-) -> str | None:
+def select(
+    history: np.ndarray,
+    step_s: int,
+    horizon_steps: int,
+    *,
+    end_s: float = 0.0,
+    models: Sequence[str] = MODELS,
+    days: int = DAYS,
+) -> Params | None:
     """The model in ``models`` whose median best forecast the series' own last horizon.
 
     Each model is fitted on ``history`` without its last ``horizon_steps`` steps and
-    scored by the mean absolute error of its median over them.
+    scored by the mean absolute error of its median over them; a model that cannot be
+    fitted there (statsmodels raises odd errors on odd series, MSTL most) is left out.
+    Where that earlier part is flat there is nothing to score, and the first of
+    ``models`` is fitted on the whole history (every model forecasts a flat series
+    alike).
+
+    Args:
+        history: Array [T] of step values, oldest first, NaN for gaps.
+        step_s: Seconds per step.
+        horizon_steps: Steps held out to score on.
+        end_s: When ``history`` ends (epoch seconds): saved with MSTL's seasons.
+        models: The candidates.
+        days: Days of history each model is fitted on.
 
     Returns:
-        The model's name, or None when no model could forecast (too little history).
+        The winner's parameters, fitted on ``history`` less its last horizon (a refresh
+        filters the whole history with them), or None when no model could forecast
+        (too little history).
     """
     history = np.asarray(history, dtype=np.float64)
     head, tail = history[:-horizon_steps], history[-horizon_steps:]
+    coarse = to_coarse(head, step_s, days=days, end_s=end_s - horizon_steps * step_s)
+    if coarse is None:
+        return None
+    if is_flat(coarse):
+        whole = to_coarse(history, step_s, days=days, end_s=end_s)
+        if whole is None or is_flat(whole):
+            return None
+        coarse, models = whole, models[:1]
+    ahead = bins_for(horizon_steps, coarse.per_bin)
     best, best_err = None, np.inf
     for model in models:
-        median = forecast(model, head, step_s, horizon_steps, (0.5,), days=days)[:, 0]
+        try:
+            mean, std, params = FITS[model](coarse, ahead)
+        except Exception:  # one model's failure leaves the others to choose from
+            log.debug("%s cannot fit this series", model, exc_info=True)
+            continue
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+            continue
+        if len(models) == 1:
+            return params
+        median = to_steps(coarse, mean, std, horizon_steps, (0.5,))[:, 0]
         with np.errstate(invalid="ignore"):
             err = np.abs(median - tail)
         if np.isfinite(err).any() and (score := float(np.nanmean(err))) < best_err:
-            best, best_err = model, score
+            best, best_err = params, score
     return best
+
+
+def choose(
+    history: np.ndarray, step_s: int, horizon_steps: int, *, models: Sequence[str] = MODELS, days: int = DAYS
+) -> str | None:
+    """The name of the model ``select`` picks, or None when no model could forecast."""
+    params = select(history, step_s, horizon_steps, models=models, days=days)
+    return None if params is None else model_of(params)

@@ -1,22 +1,33 @@
-"""The three statistical models on a coarse series, each to forecast bin means and spreads.
+"""The three statistical models on a coarse series: a full fit, and a refresh.
 
-Every function takes a ``Coarse`` series and the number of bins ahead and returns
-``(mean [K], std [K])``, the forecast of the bin means and its standard deviation from
-the model's own prediction intervals (normal). All use additive errors: the metrics
-can be 0, and additive-error models have closed-form forecast variances.
+Every model has two functions over a ``Coarse`` series and the number of bins ahead,
+both returning the forecast of the bin means and its standard deviation from the
+model's own prediction intervals (normal):
+
+- ``fit(coarse, ahead)`` -> ``(mean [K], std [K], params)``: the search and the
+  optimisation, and what they found (``statistical.params``);
+- ``apply(params, coarse, ahead)`` -> ``(mean [K], std [K])``: the model's filter over
+  ``coarse`` with those parameters held, no optimiser; on the data ``fit`` saw it
+  gives ``fit``'s forecast (MSTL: close to it, see ``mstl``).
+
+All use additive errors: the metrics can be 0, and additive-error models have
+closed-form forecast variances.
 
 - ``auto_ets``: statsmodels ``ETSModel`` over error A and trend/season in {N, Ad} x
   {N, A} (season = one day of bins), the one with the smallest AICc (as statsforecast's
   AutoETS chooses). Initial states are the heuristic ones (not optimised): an order of
-  magnitude cheaper, and fine with two weeks of hourly data.
-- ``auto_theta``: statsmodels ``ThetaModel`` (the standard Theta method) with its own
-  test for a daily season; the variant, additive or multiplicative deseasonalising
-  (multiplicative only for positive series) and theta 1.5, 2 or 3, with the smallest
-  absolute error over the series' last day forecast from what precedes it.
+  magnitude cheaper, fine with two weeks of hourly data, and re-derived by ``apply``
+  from the data it filters. ``apply`` is ``ETSModel.smooth`` at the saved parameters.
+- ``auto_theta``: ``statistical.theta``.
 - ``mstl``: statsmodels ``MSTL`` with a daily and, given two weeks, a weekly season;
   the seasonally adjusted series (trend + remainder) is forecast by ``ETSModel`` A-N-N
   or A-Ad-N by AICc, and each season continues as its last cycle (as statsforecast's
   MSTL does). The STL smoothers skip points (``STL_JUMPS``) to keep the cost down.
+  The decomposition is most of a fit's cost, so ``apply`` does not decompose again: the
+  bins the fit saw are adjusted by the seasons it found there, the bins since by each
+  season's last cycle continued (read at each bin's phase from the fit's end,
+  ``MstlParams.end_s``), as the fit's own forecast continued them; then the ETS filter
+  runs over the adjusted series. On the fit's own data that is the fit's forecast.
 """
 
 from __future__ import annotations
@@ -26,123 +37,88 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from scipy.signal import lfilter
-from statsmodels.tsa.exponential_smoothing.ets import ETSModel
-from statsmodels.tsa.forecasting.theta import ThetaModel
+from statsmodels.tools.eval_measures import aicc
+from statsmodels.tsa.exponential_smoothing.ets import ETSModel, ETSResults
 from statsmodels.tsa.seasonal import MSTL
 
+from nordiqd.statistical import theta
 from nordiqd.statistical.coarse import Coarse
+from nordiqd.statistical.params import EtsParams, MstlParams, Params, ThetaParams
 
-Fit = Callable[[Coarse, int], tuple[np.ndarray, np.ndarray]]
+__all__ = ["ETS_CONFIGS", "FITS", "Fit", "apply"]
+
+Fit = Callable[[Coarse, int], tuple[np.ndarray, np.ndarray, Params]]
 
 ETS_CONFIGS: tuple[tuple[bool, bool], ...] = ((False, False), (True, False), (False, True), (True, True))
-THETAS = (1.5, 2.0, 3.0)
 WEEK_DAYS = 7
 # STL's LOESS smoothers evaluated every 7th point and interpolated between (statsmodels'
 # documented speed-up): a weekly season of hourly bins costs 12 ms instead of 72.
 STL_JUMPS = {"seasonal_jump": 7, "trend_jump": 7, "low_pass_jump": 7}
 
 
-def _ets(y: np.ndarray, *, trend: bool, season: int | None) -> object:
-    model = ETSModel(
-        pd.Series(y),
+def _ets_model(y: np.ndarray, trend: bool, seasonal: bool, season: int) -> ETSModel:
+    return ETSModel(
+        pd.Series(y),  # its get_prediction needs a pandas index
         error="add",
         trend="add" if trend else None,
         damped_trend=trend,
-        seasonal="add" if season else None,
-        seasonal_periods=season,
+        seasonal="add" if seasonal else None,
+        seasonal_periods=season if seasonal else None,
         initialization_method="heuristic",
     )
-    return model.fit(disp=False)
 
 
-def _ets_forecast(fit: object, n: int, ahead: int) -> tuple[np.ndarray, np.ndarray]:
-    pred = fit.get_prediction(start=n, end=n + ahead - 1)  # type: ignore[attr-defined]
+def _ets_forecast(result: ETSResults, n: int, ahead: int) -> tuple[np.ndarray, np.ndarray]:
+    pred = result.get_prediction(start=n, end=n + ahead - 1)
     mean = np.asarray(pred.predicted_mean, dtype=np.float64)
     return mean, np.sqrt(np.maximum(np.asarray(pred.forecast_variance, dtype=np.float64), 0.0))
 
 
-def _best_ets(y: np.ndarray, configs: tuple[tuple[bool, bool], ...], season: int) -> object:
+def _fit_ets(y: np.ndarray, configs: tuple[tuple[bool, bool], ...], season: int) -> EtsParams:
+    """The configuration with the smallest AICc and its parameters.
+
+    Each configuration's optimiser returns its parameters alone (``return_params``): the
+    results object would also compute a numerical Hessian, a third of a fit's cost,
+    that nothing here reads. AICc is statsmodels' own (``ETSResults.aicc``: the
+    log-likelihood at the parameters, one degree of freedom more than parameters).
+    """
     best, best_aicc = None, np.inf
     for trend, seasonal in configs:
         if seasonal and y.size < 2 * season:
             continue
-        fit = _ets(y, trend=trend, season=season if seasonal else None)
-        aicc = float(fit.aicc)  # type: ignore[attr-defined]
-        if np.isfinite(aicc) and aicc < best_aicc:
-            best, best_aicc = fit, aicc
+        model = _ets_model(y, trend, seasonal, season)
+        params = np.asarray(model.fit(disp=False, return_params=True), dtype=np.float64)
+        score = float(aicc(model.loglike(params), model.nobs, model.k_params + 1))
+        if np.isfinite(score) and score < best_aicc:
+            best, best_aicc = EtsParams(trend=trend, seasonal=seasonal, params=params.tolist()), score
     if best is None:
         raise ValueError("no ETS configuration could be fitted")
     return best
 
 
-def auto_ets(coarse: Coarse, ahead: int) -> tuple[np.ndarray, np.ndarray]:
+def _apply_ets(params: EtsParams, y: np.ndarray, season: int, ahead: int) -> tuple[np.ndarray, np.ndarray]:
+    model = _ets_model(y, params.trend, params.seasonal, season)
+    return _ets_forecast(model.smooth(np.asarray(params.params)), y.size, ahead)
+
+
+def fit_auto_ets(coarse: Coarse, ahead: int) -> tuple[np.ndarray, np.ndarray, Params]:
     """AutoETS: the ETS configuration with the smallest AICc (module docstring)."""
-    y = coarse.values
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter of the optimiser
-        return _ets_forecast(_best_ets(y, ETS_CONFIGS, coarse.season), y.size, ahead)
+        params = _fit_ets(coarse.values, ETS_CONFIGS, coarse.season)
+        return (*_apply_ets(params, coarse.values, coarse.season, ahead), params)
 
 
-def _theta(y: np.ndarray, season: int, method: str) -> object:
-    return ThetaModel(y, period=season, deseasonalize=True, use_test=True, method=method).fit()
+def _cycle_at(cycle: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """A season's last cycle read at ``u`` bins after the cycle's last bin (cyclic, linear between bins)."""
+    period = cycle.size
+    pos = np.mod(u + period - 1, period)
+    lo = np.floor(pos).astype(np.int64)
+    frac = pos - lo
+    return cycle[lo] * (1 - frac) + cycle[(lo + 1) % period] * frac  # type: ignore[no-any-return]
 
 
-def _theta_forecast(
-    fit: object, y: np.ndarray, ahead: int, thetas: tuple[float, ...]
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(mean, std) for each theta from one fit's components.
-
-    The mean is ``forecast``'s own combination, ``(theta-1)/theta * trend + ses``,
-    reseasonalised. The variance is ``prediction_intervals``' documented
-    ``sigma2 * (1 + (h-1)(1 + (alpha-1)^2))``, but with ``sigma2`` the variance of the
-    innovations of the fit's IMA(1,1)-with-drift form at its own ``alpha`` and ``b0``
-    (``X_t = X_{t-1} + b0 + (alpha-1) e_{t-1} + e_t``, on the deseasonalised series):
-    the results' ``sigma2`` property re-estimates that model by maximum likelihood,
-    which took up to a second per series here, a hundred times the fit.
-    """
-    comp = fit.forecast_components(steps=ahead)  # type: ignore[attr-defined]
-    trend, ses = np.asarray(comp["trend"], dtype=np.float64), np.asarray(comp["ses"], dtype=np.float64)
-    seasonal = np.asarray(comp["seasonal"], dtype=np.float64)
-    deseasonalize = bool(fit.model.deseasonalize)  # type: ignore[attr-defined]
-    multiplicative = deseasonalize and str(fit.model.method).startswith("mul")  # type: ignore[attr-defined]
-    alpha, b0 = float(fit.params["alpha"]), float(fit.params["b0"])  # type: ignore[attr-defined]
-    x = y
-    if deseasonalize:  # the past's factors: the forecast's cycle (``ahead`` >= a period) continues them
-        past = seasonal[(np.arange(y.size) - y.size) % int(fit.model.period)]  # type: ignore[attr-defined]
-        x = y / past if multiplicative else y - past
-    innovations = lfilter([1.0], [1.0, alpha - 1.0], np.diff(x) - b0)
-    var = (1 + np.arange(ahead) * (1 + (alpha - 1) ** 2)) * float(np.mean(innovations**2))
-    out = []
-    for theta in thetas:
-        mean = (theta - 1) / theta * trend + ses
-        if deseasonalize:
-            mean = mean * seasonal if multiplicative else mean + seasonal
-        out.append((mean, np.sqrt(var)))
-    return out
-
-
-def auto_theta(coarse: Coarse, ahead: int) -> tuple[np.ndarray, np.ndarray]:
-    """AutoTheta: the Theta variant that forecast the last day best (module docstring)."""
-    y, season = coarse.values, coarse.season
-    methods = ("additive", "multiplicative") if np.all(y > 0) else ("additive",)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        best, best_err = ("additive", 2.0), np.inf
-        if y.size >= 3 * season:  # two days to fit on, one to check
-            head, tail = y[:-season], y[-season:]
-            for method in methods:
-                paths = _theta_forecast(_theta(head, season, method), head, season, THETAS)
-                for theta, (mean, _) in zip(THETAS, paths, strict=True):
-                    err = float(np.mean(np.abs(mean - tail)))
-                    if err < best_err:
-                        best, best_err = (method, theta), err
-        # At least a cycle ahead: the past's seasonal factors are read off the forecast's.
-        mean, std = _theta_forecast(_theta(y, season, best[0]), y, max(ahead, season), (best[1],))[0]
-    return mean[:ahead], std[:ahead]
-
-
-def mstl(coarse: Coarse, ahead: int) -> tuple[np.ndarray, np.ndarray]:
+def fit_mstl(coarse: Coarse, ahead: int) -> tuple[np.ndarray, np.ndarray, Params]:
     """MSTL with daily (and weekly) seasons, ETS on the adjusted series (module docstring)."""
     y, day = coarse.values, coarse.season
     periods = (day, WEEK_DAYS * day) if y.size > 2 * WEEK_DAYS * day else (day,)
@@ -151,11 +127,52 @@ def mstl(coarse: Coarse, ahead: int) -> tuple[np.ndarray, np.ndarray]:
         parts = MSTL(y, periods=periods, stl_kwargs=STL_JUMPS).fit()
         seasonal = np.asarray(parts.seasonal, dtype=np.float64).reshape(y.size, -1)
         adjusted = y - seasonal.sum(axis=1)
-        mean, std = _ets_forecast(_best_ets(adjusted, ETS_CONFIGS[:2], day), y.size, ahead)
-    for i, period in enumerate(periods):
-        last_cycle = seasonal[-period:, i]
-        mean = mean + last_cycle[np.arange(ahead) % period]
-    return mean, std
+        ets = _fit_ets(adjusted, ETS_CONFIGS[:2], day)
+        mean, std = _apply_ets(ets, adjusted, day, ahead)
+    cycles = [seasonal[-period:, i] for i, period in enumerate(periods)]
+    for cycle in cycles:
+        mean = mean + cycle[np.arange(ahead) % cycle.size]
+    params = MstlParams(
+        periods=list(periods),
+        seasonal=seasonal.sum(axis=1).astype("<f4").tobytes(),
+        cycles=[c.tolist() for c in cycles],
+        end_s=coarse.end_s,
+        bin_s=coarse.bin_s,
+        ets=ets,
+    )
+    return mean, std, params
 
 
-FITS: dict[str, Fit] = {"auto_ets": auto_ets, "auto_theta": auto_theta, "mstl": mstl}
+def _apply_mstl(params: MstlParams, coarse: Coarse, ahead: int) -> tuple[np.ndarray, np.ndarray]:
+    """MSTL's forecast with its seasons' last cycles and ETS held (module docstring)."""
+    if params.bin_s != coarse.bin_s:
+        raise ValueError(f"mstl fitted on {params.bin_s} s bins, the series has {coarse.bin_s} s bins")
+    y = coarse.values
+    # Bins after the fit's last bin: the history's (<= 0 up to the fit) and the forecast's.
+    u = np.arange(1 - y.size, ahead + 1, dtype=np.float64) + (coarse.end_s - params.end_s) / coarse.bin_s
+    season = sum((_cycle_at(np.asarray(c, dtype=np.float64), u) for c in params.cycles), np.zeros(u.size))
+    fitted = np.frombuffer(params.seasonal, dtype="<f4").astype(np.float64)
+    seen = (u > -fitted.size) & (u <= 0)  # the bins the fit saw
+    season[seen] = np.interp(u[seen], np.arange(1 - fitted.size, 1, dtype=np.float64), fitted)
+    mean, std = _apply_ets(params.ets, y - season[: y.size], coarse.season, ahead)
+    return mean + season[y.size :], std
+
+
+FITS: dict[str, Fit] = {"auto_ets": fit_auto_ets, "auto_theta": theta.fit, "mstl": fit_mstl}
+
+
+def apply(params: Params, coarse: Coarse, ahead: int) -> tuple[np.ndarray, np.ndarray]:
+    """The forecast of ``coarse`` by the model ``params`` belong to, with them held (a refresh).
+
+    Raises:
+        ValueError: The parameters do not fit this series (another bin size).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        match params:
+            case EtsParams():
+                return _apply_ets(params, coarse.values, coarse.season, ahead)
+            case ThetaParams():
+                return theta.apply(params, coarse, ahead)
+            case MstlParams():
+                return _apply_mstl(params, coarse, ahead)

@@ -24,7 +24,7 @@ def test_a_refit_fits_every_series_and_a_pass_gets_its_steps(
     sections = {
         "daemon": {"data_dir": str(tmp_path / "data"), "run_dir": str(tmp_path / "run")},
         "model": {"targets": ["cpu_user_pct", "mem_used_pct"], "horizon_steps": 24},
-        "routing": {"refit_hours": 1.0},
+        "routing": {"refit_hours": 1.0, "reestimate_every": 1000},
     }
     write_config(tmp_path / "nordiqd.toml", sections)
     monkeypatch.setenv("NORDIQD_CONFIG", str(tmp_path / "nordiqd.toml"))
@@ -56,8 +56,15 @@ def test_a_refit_fits_every_series_and_a_pass_gets_its_steps(
     # A restarted predictor serves the saved fit at once.
     again = StatisticalChallenger(cfg)
     assert again.fit == fit
-    # The next refit keeps the models chosen (a day of data time) and only forecasts again.
+    # The first refit fitted every series in full; the next re-filters them with the kept
+    # parameters (none is due in 1,000), which on the same data is the same forecast.
+    assert (fit.estimated, fit.filtered) == (4, 0)
+    assert (tmp_path / "data" / "state" / "statistical_params.msgpack").is_file()
     assert again.refit()
     refitted = again.fit
-    assert refitted is not None and refitted.models == fit.models and refitted.chosen_at == fit.chosen_at
-    assert refitted.failed == 0 and refitted.cpu_s < fit.cpu_s
+    assert refitted is not None and refitted.models == fit.models
+    assert (refitted.estimated, refitted.filtered, refitted.failed) == (0, 4, 0)
+    assert refitted.cpu_s < fit.cpu_s / 3
+    np.testing.assert_allclose(
+        np.frombuffer(refitted.values, "<f4"), np.frombuffer(fit.values, "<f4"), rtol=1e-4, atol=1e-3
+    )
