@@ -29,8 +29,9 @@ class RoutingConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_
     # priority); 0: no statistical candidate
     refit_hours: Annotated[float, Meta(ge=0, le=24 * 366)] = 6.0
     # refits between two full fits of a series (model chosen, parameters estimated);
-    # each refit fits about 1/reestimate_every of the series in full (and every new
-    # one) and re-filters the rest with their kept parameters; 1: all in full each time
+    # each refit fits about 1/reestimate_every of the series in full (new ones first,
+    # that share per refit, refits a minute apart until all are fitted) and re-filters
+    # the rest with their kept parameters; 1: all in full each time
     reestimate_every: Annotated[int, Meta(ge=1, le=10_000)] = 12
     # p10/p90 of every served bucket moved by conformal calibration on the ledger's
     # recent residuals of that series, target and bucket

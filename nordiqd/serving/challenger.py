@@ -38,6 +38,7 @@ __all__ = ["FILE", "PARAMS_FILE", "Fit", "StatisticalChallenger"]
 FILE = "statistical.msgpack"
 PARAMS_FILE = "statistical_params.msgpack"  # the refit child's own: the predictor never reads it
 FIRST_DELAY_S = 600.0
+BACKLOG_GAP_S = 60.0  # between refits while series wait for their first fit (a new fleet)
 REFIT_TIMEOUT_S = 3600.0
 
 
@@ -57,6 +58,7 @@ class Fit(msgspec.Struct, frozen=True, kw_only=True):
         estimated: Series fitted in full (model chosen, parameters estimated).
         filtered: Series re-filtered with the parameters of their last full fit.
         failed: Series whose fit raised (logged; no forecast).
+        waiting: Series waiting for their first full fit (past the refresh's share).
     """
 
     origin: int
@@ -71,6 +73,7 @@ class Fit(msgspec.Struct, frozen=True, kw_only=True):
     estimated: int = 0
     filtered: int = 0
     failed: int = 0
+    waiting: int = 0
 
 
 class _Loaded:
@@ -174,13 +177,14 @@ class StatisticalChallenger:
         self.refits += 1
         log.info(
             "statistical challengers refreshed: %d servers from %d in %.1f s (%.1f CPU s; "
-            "%d series fitted in full, %d re-filtered)",
+            "%d series fitted in full, %d re-filtered, %d waiting for their first fit)",
             len(loaded.fit.servers),
             loaded.fit.origin,
             time.monotonic() - started,
             loaded.fit.cpu_s,
             loaded.fit.estimated,
             loaded.fit.filtered,
+            loaded.fit.waiting,
         )
         return True
 
@@ -190,7 +194,9 @@ class StatisticalChallenger:
             return
         while not self._stop.is_set():
             self.refit()
-            if self._stop.wait(period):
+            # A new fleet is fitted a share per refit: the next share comes soon, not in hours.
+            fit = self.fit
+            if self._stop.wait(min(period, BACKLOG_GAP_S) if fit is not None and fit.waiting else period):
                 return
 
     def _load(self) -> _Loaded | None:

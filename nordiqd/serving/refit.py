@@ -7,7 +7,9 @@ training job does, for the reasons ``training/priority.py`` gives), so serving t
 always run before it. Then it reads the last ``statistical.DAYS`` days of every target
 from the buffer into step means and runs ``statistical.refresh`` over them: a series seen
 for the first time, or whose turn it is (each refresh about ``1/[routing]
-reestimate_every`` of the fleet), is fitted in full: the best statistical model chosen
+reestimate_every`` of the fleet), is fitted in full (first sights too at most that share
+per refresh: a new fleet is fitted over refreshes a minute apart,
+``challenger.BACKLOG_GAP_S``): the best statistical model chosen
 (``statistical.select``: AutoETS, AutoTheta or MSTL, by its forecast of the series' own
 last horizon) and its parameters estimated; every other series is re-filtered over the
 new data with the model and parameters of its last full fit (no optimiser), as
@@ -107,6 +109,7 @@ def fit_fleet(
         estimated=done.estimated,
         filtered=done.filtered,
         failed=done.failed,
+        waiting=done.waiting,
     )
     return fit, done.params
 
@@ -144,12 +147,14 @@ def main(argv: list[str]) -> int:
         log.exception("statistical refit failed")
         return 1
     log.info(
-        "refreshed %d series in %.1f CPU s: %d fitted in full, %d filtered with kept parameters, %d failed",
+        "refreshed %d series in %.1f CPU s: %d fitted in full, %d filtered with kept parameters, "
+        "%d failed, %d waiting for their first fit",
         len(fit.servers) * len(fit.targets),
         fit.cpu_s,
         fit.estimated,
         fit.filtered,
         fit.failed,
+        fit.waiting,
     )
     return 0
 

@@ -5,10 +5,15 @@ horizon, the best one's form and parameters kept) costs a hundred times a filter
 the kept model over the latest data (``models.apply``). So a refresh, as production
 forecasters run them, re-estimates a series only:
 
-- on first sight (no parameters kept for it, or kept for another ``[model]``);
+- on first sight (no parameters kept for it, or kept for another ``[model]``), at most
+  ``ceil(series / every)`` of them per refresh, the steady share: a new fleet (or a
+  change of ``[model]``) is fitted over several refreshes, each costing what a steady one
+  does, instead of all at once (the rest are ``waiting``: no forecast yet; the daemon
+  runs the next refresh soon while any wait, ``serving.challenger``);
 - on its turn: each series has a fixed slot among ``every`` refreshes (a hash of its
   server and target), so each refresh re-estimates about ``1/every`` of the fleet and
-  no series' parameters are more than ``every`` refreshes old;
+  no series' parameters are more than ``every`` refreshes old. Turns are skipped while
+  the last refresh left series waiting: every kept parameter is then a few refreshes old;
 - when the filter with its kept parameters fails or gives no finite forecast.
 
 Every other series is filtered with its kept parameters. A flat series is forecast as
@@ -19,6 +24,7 @@ daemon's refit child (``serving.refit``) and ``bench/statfit.py`` both run it.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import zlib
 from collections.abc import Sequence
@@ -45,12 +51,14 @@ class FleetParams(msgspec.Struct, frozen=True, kw_only=True):
         step_seconds: Model step the parameters were fitted at.
         targets: Target names, the order of each server's list.
         series: Per server, per target, the kept parameters (None: none yet).
+        waiting: Series left without a first fit by the refresh that kept these.
     """
 
     refreshes: int
     step_seconds: int
     targets: list[str]
     series: dict[str, list[Params | None]]
+    waiting: int = 0
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,8 @@ class Refreshed:
         estimated: Series fully fitted (first sight, their turn, or a failed filter).
         filtered: Series filtered with their kept parameters.
         failed: Series whose fit raised (logged; no forecast).
+        waiting: Series seen for the first time past this refresh's share of full fits
+            (no forecast; fitted by a following refresh).
         cpu_s: CPU seconds this refresh took.
     """
 
@@ -75,6 +85,7 @@ class Refreshed:
     estimated: int
     filtered: int
     failed: int
+    waiting: int
     cpu_s: float
 
 
@@ -120,21 +131,26 @@ def refresh(
     started = time.process_time()
     kept: dict[str, list[Params | None]] = {}
     refresh_no = 0
+    turns = True  # re-estimations on each series' turn; not while first fits wait
     if previous is not None:
         refresh_no = previous.refreshes
         if (previous.targets, previous.step_seconds) == (list(targets), step_s):
             kept = previous.series
+            turns = not previous.waiting
+    first_fits = math.ceil(len(names) * len(targets) / every)  # the steady share of full fits
     values = np.full((len(names), len(targets), steps, len(quantiles)), np.nan)
     models = [[""] * len(targets) for _ in names]
     series: dict[str, list[Params | None]] = {}
-    estimated = filtered = failed = 0
+    estimated = filtered = failed = waiting = 0
     for i, name in enumerate(names):
         row = list(kept.get(name, [None] * len(targets)))
         for j, target in enumerate(targets):
-            due = row[j] is None or is_due(name, target, refresh_no, every)
+            first = row[j] is None
+            due = first or (turns and is_due(name, target, refresh_no, every))
+            may_fit = not first or first_fits > 0
             try:
                 out, params, how = _series(
-                    windows[i, :, j], row[j], due, step_s, end_s, horizon_steps, steps, quantiles
+                    windows[i, :, j], row[j], due, may_fit, step_s, end_s, horizon_steps, steps, quantiles
                 )
             except Exception:  # one series' fit never stops the fleet's (statsmodels raises odd errors)
                 log.exception("statistical fit of %s %s failed", name, target)
@@ -143,26 +159,32 @@ def refresh(
             values[i, j], row[j] = out, params
             estimated += how == "fit"
             filtered += how == "filter"
+            waiting += how == "wait"
+            first_fits -= first and how == "fit"
             if np.isfinite(out).any():
                 models[i][j] = MODELS[0] if params is None else model_of(params)
         series[name] = row
     kept_now = FleetParams(
-        refreshes=refresh_no + 1, step_seconds=step_s, targets=list(targets), series=series
+        refreshes=refresh_no + 1, step_seconds=step_s, targets=list(targets), series=series, waiting=waiting
     )
-    return Refreshed(values, models, kept_now, estimated, filtered, failed, time.process_time() - started)
+    return Refreshed(
+        values, models, kept_now, estimated, filtered, failed, waiting, time.process_time() - started
+    )
 
 
 def _series(
     history: np.ndarray,
     kept: Params | None,
     due: bool,
+    may_fit: bool,
     step_s: int,
     end_s: float,
     horizon_steps: int,
     steps: int,
     quantiles: Sequence[float],
 ) -> tuple[np.ndarray, Params | None, str]:
-    """One series' forecast [steps, Q], its parameters now, and how: "fit", "filter" or "" (neither)."""
+    """One series' forecast [steps, Q], its parameters now, and how: "fit", "filter", "wait"
+    (a first fit past the refresh's share) or "" (neither: too short, or flat)."""
     nan = np.full((steps, len(quantiles)), np.nan)
     coarse = to_coarse(history, step_s, end_s=end_s)
     if coarse is None:
@@ -178,6 +200,8 @@ def _series(
         else:
             if np.isfinite(mean).all() and np.isfinite(std).all():
                 return to_steps(coarse, mean, std, steps, quantiles), kept, "filter"
+    if not may_fit:
+        return nan, None, "wait"
     params = select(history, step_s, horizon_steps, end_s=end_s)
     if params is None:
         return nan, None, "fit"

@@ -40,8 +40,17 @@ def test_a_refit_fits_every_series_and_a_pass_gets_its_steps(
 
     challenger = StatisticalChallenger(cfg, first_delay_s=0)
     assert challenger.forecast(["x"], end) is None  # nothing fitted yet
+    # A new fleet is fitted a share per refit (1 of 4 series in 1,000 rounds up to one):
+    # the others wait, without a forecast, and turns wait until none does.
     assert challenger.refit()
-    fit = challenger.fit
+    first = challenger.fit
+    assert first is not None and (first.estimated, first.filtered, first.waiting) == (1, 0, 3)
+    fitted = np.isfinite(np.frombuffer(first.values, "<f4").reshape(2, 2, -1)).all(axis=-1)
+    assert fitted.sum() == 1
+    for share in (2, 3, 4):
+        assert challenger.refit()
+        fit = challenger.fit
+        assert fit is not None and (fit.estimated, fit.filtered, fit.waiting) == (1, share - 1, 4 - share)
     assert fit is not None and sorted(fit.servers) == sorted(s.name for s in fleet.servers)
     assert all(m in ("auto_ets", "auto_theta", "mstl") for row in fit.models for m in row), fit.models
     assert fit.steps == 24 + 12 and fit.origin % 300 == 0 and 0 < fit.origin - end <= 600
@@ -56,15 +65,13 @@ def test_a_refit_fits_every_series_and_a_pass_gets_its_steps(
     # A restarted predictor serves the saved fit at once.
     again = StatisticalChallenger(cfg)
     assert again.fit == fit
-    # The first refit fitted every series in full; the next re-filters them with the kept
-    # parameters (none is due in 1,000), which on the same data is the same forecast.
-    assert (fit.estimated, fit.filtered) == (4, 0)
+    # With every series fitted, the next refit re-filters them with the kept parameters
+    # (none is due in 1,000), which on the same data is the same forecast.
     assert (tmp_path / "data" / "state" / "statistical_params.msgpack").is_file()
     assert again.refit()
     refitted = again.fit
     assert refitted is not None and refitted.models == fit.models
-    assert (refitted.estimated, refitted.filtered, refitted.failed) == (0, 4, 0)
-    assert refitted.cpu_s < fit.cpu_s / 3
+    assert (refitted.estimated, refitted.filtered, refitted.failed, refitted.waiting) == (0, 4, 0, 0)
     np.testing.assert_allclose(
         np.frombuffer(refitted.values, "<f4"), np.frombuffer(fit.values, "<f4"), rtol=1e-4, atol=1e-3
     )

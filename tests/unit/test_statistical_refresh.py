@@ -91,8 +91,8 @@ def test_the_fleet_is_fitted_in_full_first_then_filtered_but_for_its_share() -> 
             every=every,
         )
 
-    first = run(16 * DAY, None, 4)
-    assert (first.estimated, first.filtered, first.failed) == (6, 0, 0)
+    first = run(16 * DAY, None, 1)  # every series' share: all six fitted at once
+    assert (first.estimated, first.filtered, first.failed, first.waiting) == (6, 0, 0, 0)
     assert np.isfinite(first.values).all() and (np.diff(first.values, axis=-1) > 0).all()
     assert all(m in statistical.MODELS for row in first.models for m in row)
     assert first.params.refreshes == 1
@@ -116,9 +116,45 @@ def test_the_fleet_is_fitted_in_full_first_then_filtered_but_for_its_share() -> 
     # Every 1: every series is fitted in full each time; another [model]: all are new.
     assert run(16 * DAY, later.params, 1).estimated == 8
     other = msgspec.structs.replace(later.params, targets=["disk", "mem"])
-    assert run(16 * DAY, other, 4).estimated == 8
+    renamed = run(16 * DAY, other, 4)
+    assert (renamed.estimated, renamed.waiting) == (2, 6)  # all new: the share of 8 in 4
     with pytest.raises(ValueError, match="at least 1"):
         run(16 * DAY, None, 0)
+
+
+def test_a_new_fleet_is_fitted_a_share_per_refresh_and_turns_wait_for_it() -> None:
+    names = ["web-1", "web-2", "db-1"]
+    targets = ["cpu", "mem"]
+    data = np.stack([np.stack([series(16, seed=3 * i + j) for j in range(2)], axis=-1) for i in range(3)])
+
+    def run(previous: statistical.FleetParams | None) -> statistical.Refreshed:
+        return statistical.refresh(
+            data[:, -15 * DAY :],
+            names,
+            targets,
+            step_s=STEP,
+            end_s=END,
+            horizon_steps=96,
+            steps=96,
+            quantiles=QS,
+            previous=previous,
+            every=3,
+        )
+
+    kept = None
+    have = np.zeros((3, 2), dtype=bool)
+    # Six series, every 3: two first fits a refresh; the rest wait, with no forecast.
+    for waiting in (4, 2, 0):
+        done = run(kept)
+        assert (done.estimated, done.waiting, done.failed) == (2, waiting, 0)
+        assert done.filtered == 4 - waiting  # the ones fitted before: filtered, never their turn
+        now = np.isfinite(done.values).all(axis=(-1, -2))
+        assert now.sum() == 6 - waiting and (now >= have).all()
+        have, kept = now, done.params
+    # No series waits: turns resume, each series' slot among 3.
+    steady = run(kept)
+    due = sum(is_due(n, t, 3, 3) for n in names for t in targets)
+    assert (steady.estimated, steady.filtered, steady.waiting) == (due, 6 - due, 0)
 
 
 def test_each_series_is_due_once_in_every_refreshes() -> None:
