@@ -92,13 +92,17 @@ class StatisticalChallenger:
     Args:
         config: The daemon's configuration ([model], [routing], the state folder).
         first_delay_s: Seconds from ``start`` to the first refit.
+        backlog_gap_s: Seconds between refits while series wait for their first fit.
     """
 
-    def __init__(self, config: Config, first_delay_s: float = FIRST_DELAY_S) -> None:
+    def __init__(
+        self, config: Config, first_delay_s: float = FIRST_DELAY_S, backlog_gap_s: float = BACKLOG_GAP_S
+    ) -> None:
         self.config = config
         self.path = Path(config.state_dir) / FILE
         self.params_path = Path(config.state_dir) / PARAMS_FILE
         self.first_delay_s = first_delay_s
+        self.backlog_gap_s = backlog_gap_s
         self.refits = 0  # refits completed (loaded)
         self.failures = 0
         self._loaded = self._load()
@@ -196,7 +200,8 @@ class StatisticalChallenger:
             self.refit()
             # A new fleet is fitted a share per refit: the next share comes soon, not in hours.
             fit = self.fit
-            if self._stop.wait(min(period, BACKLOG_GAP_S) if fit is not None and fit.waiting else period):
+            waiting = fit is not None and fit.waiting > 0
+            if self._stop.wait(min(period, self.backlog_gap_s) if waiting else period):
                 return
 
     def _load(self) -> _Loaded | None:

@@ -14,7 +14,7 @@ from nordiqd.buffer.records import RecordValidator
 from nordiqd.buffer.store import BufferStore
 from nordiqd.serving.challenger import StatisticalChallenger
 from nordiqd.simulate import SimulatedFleet
-from tests.harness import write_config
+from tests.harness import wait_for, write_config
 
 
 @pytest.mark.timeout(240)
@@ -38,7 +38,7 @@ def test_a_refit_fits_every_series_and_a_pass_gets_its_steps(
         store.append(validator.from_records(batch.to_records()))
     store.close()
 
-    challenger = StatisticalChallenger(cfg, first_delay_s=0)
+    challenger = StatisticalChallenger(cfg, first_delay_s=0, backlog_gap_s=0.2)
     assert challenger.forecast(["x"], end) is None  # nothing fitted yet
     # A new fleet is fitted a share per refit (1 of 4 series in 1,000 rounds up to one):
     # the others wait, without a forecast, and turns wait until none does.
@@ -47,10 +47,17 @@ def test_a_refit_fits_every_series_and_a_pass_gets_its_steps(
     assert first is not None and (first.estimated, first.filtered, first.waiting) == (1, 0, 3)
     fitted = np.isfinite(np.frombuffer(first.values, "<f4").reshape(2, 2, -1)).all(axis=-1)
     assert fitted.sum() == 1
-    for share in (2, 3, 4):
-        assert challenger.refit()
-        fit = challenger.fit
-        assert fit is not None and (fit.estimated, fit.filtered, fit.waiting) == (1, share - 1, 4 - share)
+    # The background loop refits again soon while series wait (not in refit_hours, 1 h
+    # here), one share each time, and then waits the hour.
+    challenger.start()
+    try:
+        assert wait_for(lambda: challenger.refits >= 4, 180), challenger.refits
+        time.sleep(1.0)
+    finally:
+        challenger.close()
+    fit = challenger.fit
+    assert challenger.refits == 4 and challenger.failures == 0
+    assert fit is not None and (fit.estimated, fit.filtered, fit.waiting) == (1, 3, 0)
     assert fit is not None and sorted(fit.servers) == sorted(s.name for s in fleet.servers)
     assert all(m in ("auto_ets", "auto_theta", "mstl") for row in fit.models for m in row), fit.models
     assert fit.steps == 24 + 12 and fit.origin % 300 == 0 and 0 < fit.origin - end <= 600
