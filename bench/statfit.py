@@ -163,13 +163,15 @@ def main(argv: list[str] | None = None) -> int:
         scale = args.servers / picked.size
         lines = []
         cpu = []
-        new_fleet = 0  # refreshes before no series waits for its first fit
+        new_fleet = 0  # refreshes until no series waits for its first fit, the one that clears it too
+        prev_waiting = 0
         ordered = True
         for _, done in run_scheme(data, picked, first_end, args.refreshes, args.every, cfg):
             finite = np.isfinite(done.values).all(axis=-1)
             ordered &= bool((np.diff(done.values, axis=-1)[finite] >= 0).all())
             cpu.append(scale * done.cpu_s)
-            new_fleet += bool(done.waiting) or len(cpu) == 1
+            new_fleet += len(cpu) == new_fleet + 1 and (len(cpu) == 1 or prev_waiting > 0)
+            prev_waiting = done.waiting
             lines.append(
                 f"{cpu[-1]:.1f} s ({done.estimated} fitted, {done.filtered} filtered, "
                 f"{done.waiting} waiting, {done.failed} failed, "
