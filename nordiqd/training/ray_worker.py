@@ -50,6 +50,7 @@ from nordiqd.model.errors import InsufficientData, TrainingCancelled
 from nordiqd.model.network import network_from_hparams
 from nordiqd.model.params import ModelSpec
 from nordiqd.model.series import FleetSeries, fleet_series
+from nordiqd.model.trainer import choose_device, micro_batches, trainer_options
 from nordiqd.model.windows import WindowBatches, training_windows
 from nordiqd.training import memory
 
@@ -121,17 +122,22 @@ class WorkerPlan:
 
 
 class ShardBatches(Sampler[list[int]]):
-    """Exactly ``steps`` batches of ``batch_size`` windows of ``count`` per epoch.
+    """Exactly ``steps`` batches of ``batch_size`` windows of ``count`` per epoch, each in ``parts``.
 
     Windows are drawn from random permutations, a new one when the last is used up, so
     a small shard repeats its windows rather than run fewer batches than the others.
+    With ``parts`` > 1 each batch comes as that many consecutive micro-batches
+    (``trainer.micro_batches``), the same on every rank.
     """
 
-    def __init__(self, count: int, steps: int, batch_size: int, generator: torch.Generator) -> None:
+    def __init__(
+        self, count: int, steps: int, batch_size: int, generator: torch.Generator, parts: int = 1
+    ) -> None:
         self.count, self.steps, self.batch_size, self.generator = count, steps, batch_size, generator
+        self.parts = min(parts, batch_size)
 
     def __len__(self) -> int:
-        return self.steps
+        return self.steps * self.parts
 
     def __iter__(self) -> Iterator[list[int]]:
         pool = torch.randperm(self.count, generator=self.generator)
@@ -144,14 +150,22 @@ class ShardBatches(Sampler[list[int]]):
                 take = min(self.batch_size - len(batch), pool.numel() - at)
                 batch += pool[at : at + take].tolist()
                 at += take
-            yield batch
+            for part in torch.tensor_split(torch.tensor(batch), self.parts):
+                yield part.tolist()
 
 
 class _RankCallback(Callback):
-    """Rank 0 reports progress and reads the cancel flag; every rank obeys it."""
+    """Rank 0 reports progress and reads the cancel flag; every rank obeys it.
 
-    def __init__(self, bridge: Any, rank: int) -> None:
-        self.bridge, self.rank, self.done = bridge, rank, 0
+    It counts micro-batches (``parts`` to a batch) and reports whole batches.
+    """
+
+    def __init__(self, bridge: Any, rank: int, parts: int) -> None:
+        self.bridge, self.rank, self.parts, self.done = bridge, rank, parts, 0
+
+    @property
+    def batches(self) -> int:
+        return self.done // self.parts
 
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
@@ -161,14 +175,14 @@ class _RankCallback(Callback):
             flag += 1
         dist.broadcast(flag, src=0)
         if flag.item():
-            raise TrainingCancelled(f"training cancelled after {self.done} batches")
+            raise TrainingCancelled(f"training cancelled after {self.batches} batches")
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         self.done += 1
-        if self.rank == 0:
-            self.bridge.progress.remote(self.done)
+        if self.rank == 0 and self.done % self.parts == 0:
+            self.bridge.progress.remote(self.batches)
 
 
 def shard_batches(plan: WorkerPlan, rank: int) -> WindowBatches:
@@ -272,45 +286,34 @@ def train_worker(config: dict[str, Any]) -> None:
     batches = shard_batches(plan, rank)
     network = network_from_hparams(plan.hparams, plan.parameters, plan.spec, plan.loss_weights)
     network.load_state_dict(plan.state)
+    device, precision = choose_device("gpu" if plan.use_gpu else "cpu", plan.threads)
+    parts = micro_batches(plan.spec, plan.batch_size, device)
     generator = torch.Generator().manual_seed(plan.seed + rank)
     loader = DataLoader(
         batches,
-        sampler=ShardBatches(len(batches), plan.steps, plan.batch_size, generator),
+        sampler=ShardBatches(len(batches), plan.steps, plan.batch_size, generator, parts),
         batch_size=None,
         num_workers=0,
     )
-    if not plan.use_gpu:
-        torch.set_num_threads(max(1, plan.threads))
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    callback = _RankCallback(plan.bridge, rank)
+    callback = _RankCallback(plan.bridge, rank, parts)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="nordiqd-ray-") as root, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*ReduceLROnPlateau conditioned.*")
         warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
+        options = trainer_options(plan.spec, plan.epochs, device, precision, parts, [callback], root)
         trainer = Trainer(
-            max_epochs=plan.epochs,
-            accelerator="gpu" if plan.use_gpu else "cpu",
-            devices="auto",
-            strategy=RayDDPStrategy(),
-            plugins=[RayLightningEnvironment()],
-            gradient_clip_val=plan.spec.gradient_clip,
-            callbacks=[callback],
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-            default_root_dir=root,
+            **options, devices="auto", strategy=RayDDPStrategy(), plugins=[RayLightningEnvironment()]
         )
         trainer = prepare_trainer(trainer)
         trainer.fit(network, train_dataloaders=loader)
     figures = {
         "servers": float(len(plan.shards[rank])),
         "windows": float(len(batches)),
-        "batches": float(callback.done),
+        "batches": float(callback.batches),
+        "micro_batches": float(callback.done),
         "train_s": time.monotonic() - started,
         "shard_array_mb": shard_bytes(batches) / 2**20,
         "start_rss_mb": start_rss_mb,

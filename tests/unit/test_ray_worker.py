@@ -56,3 +56,12 @@ def test_server_runs_cut_between_servers_near_the_row_count() -> None:
     ]
     assert [len(p) for p in server_runs(table, 1)] == [5, 3, 4, 1]
     assert server_runs(table.slice(0, 0), 6) == []
+
+
+def test_a_batch_comes_in_micro_batches_the_same_on_every_rank() -> None:
+    whole = list(ShardBatches(1000, 4, 8, torch.Generator().manual_seed(2)))
+    cut = list(ShardBatches(1000, 4, 8, torch.Generator().manual_seed(2), parts=3))
+    assert len(cut) == len(ShardBatches(1000, 4, 8, torch.Generator(), parts=3)) == 12
+    assert [len(p) for p in cut[:3]] == [3, 3, 2]
+    assert [sum(cut[k : k + 3], []) for k in range(0, 12, 3)] == whole
+    assert len(list(ShardBatches(1000, 2, 2, torch.Generator(), parts=4))) == 4  # at most a part a window
