@@ -152,7 +152,8 @@ def _line(r: dict[str, Any], args: argparse.Namespace) -> str:
     train_s = max(f["train_s"] for f in ranks)
     windows = args.windows * args.epochs
     mem = ", ".join(
-        f"rank {k}: peak {f['peak_rss_mb']:.0f} MB (at start {f['start_rss_mb']:.0f}) for "
+        f"rank {k}: peak {f['peak_rss_mb']:.0f} MB (at start {f['start_rss_mb']:.0f}, "
+        f"shard read and framed {f.get('shard_peak_rss_mb', 0):.0f}) for "
         f"{f['shard_array_mb']:.0f} MB of shard arrays: {_ratio(f['peak_rss_mb'], f):.1f}x, "
         f"{_ratio(f['peak_rss_mb'] - f['start_rss_mb'], f):.1f}x above start"
         for k, f in sorted(r["ranks"].items())

@@ -214,10 +214,13 @@ def shard_batches(plan: WorkerPlan, rank: int) -> WindowBatches:
         chunk = servers[lo : lo + plan.chunk_servers]
         table = read_shard(plan.buffer_uri, plan.files, list(spec.targets), chunk, plan.start_ms, plan.end_ms)
         memory.trim_heap()  # what the read's row groups left in the heap
-        for part in server_runs(table, FRAME_ROWS):
+        runs = server_runs(table, FRAME_ROWS)
+        del table  # the slices hold its buffers until the last of them is framed and let go
+        while runs:
+            part = runs.pop(0)
             with contextlib.suppress(InsufficientData):  # none of these servers has a window
                 pieces.append(fleet_series(part, spec))
-        del table
+            del part
         memory.trim_heap()  # the chunk's rows and framing, before the next chunk's
     if not pieces:
         raise InsufficientData(f"worker {rank}: none of its {len(servers)} servers has a full window")
@@ -246,21 +249,22 @@ def joined(pieces: list[FleetSeries]) -> FleetSeries:
     Empties ``pieces`` as it copies them into the joined values, so the peak is the
     shard's values and one piece, not the values twice.
     """
-    first = pieces[0]
     if len(pieces) == 1:
-        return first
+        return pieces[0]
+    width, dtype = pieces[0].values.shape[1], pieces[0].values.dtype
+    targets, step_seconds = pieces[0].targets, pieces[0].step_seconds
     lengths = [len(p.values) for p in pieces]
     offsets = np.cumsum([0, *(len(p.names) for p in pieces[:-1])])
     starts = np.cumsum([0, *lengths])
-    values = np.empty((int(starts[-1]), first.values.shape[1]), dtype=first.values.dtype)
+    values = np.empty((int(starts[-1]), width), dtype=dtype)
     kept = []
     for k in range(len(pieces)):
         piece = pieces[k]
         values[starts[k] : starts[k + 1]] = piece.values
         # An empty array of its own: a view (``values[:0]``) would keep the piece alive.
-        empty = np.empty((0, piece.values.shape[1]), dtype=piece.values.dtype)
-        kept.append(dataclasses.replace(piece, values=empty))  # the rest is small
+        kept.append(dataclasses.replace(piece, values=np.empty((0, width), dtype=dtype)))  # the rest is small
         pieces[k] = kept[-1]
+        del piece
     return FleetSeries(
         values=values,
         starts=np.concatenate(
@@ -271,8 +275,8 @@ def joined(pieces: list[FleetSeries]) -> FleetSeries:
         segment=np.concatenate([p.segment for p in kept]),
         names=[n for p in kept for n in p.names],
         profiles=[x for p in kept for x in p.profiles],
-        targets=first.targets,
-        step_seconds=first.step_seconds,
+        targets=targets,
+        step_seconds=step_seconds,
         records=sum(p.records for p in kept),
         window=(min(p.window[0] for p in kept), max(p.window[1] for p in kept)),
     )
@@ -300,6 +304,7 @@ def train_worker(config: dict[str, Any]) -> None:
     torch.manual_seed(plan.seed)
     start_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     batches = shard_batches(plan, rank)
+    shard_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     network = network_from_hparams(plan.hparams, plan.parameters, plan.spec, plan.loss_weights)
     network.load_state_dict(plan.state)
     # The framing's and the network's leftovers (pytorch-forecasting's ``__init__`` leaves
@@ -336,6 +341,7 @@ def train_worker(config: dict[str, Any]) -> None:
         "train_s": time.monotonic() - started,
         "shard_array_mb": shard_bytes(batches) / 2**20,
         "start_rss_mb": start_rss_mb,
+        "shard_peak_rss_mb": shard_rss_mb,  # the peak until the shard was read and framed
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     ray.get(plan.bridge.rank_done.remote(rank, figures))
