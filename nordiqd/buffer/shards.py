@@ -112,13 +112,15 @@ def _groups(metadata: pq.FileMetaData, names: tuple[str, str]) -> list[int]:
     """The row groups whose ``server_name`` statistics overlap [names[0], names[1]].
 
     A buffer file is sorted by server name, so a run of consecutive names touches a few
-    of its row groups; a group without statistics is read.
+    of its row groups; a group without statistics (or with other than string ones) is read.
     """
     column = metadata.schema.names.index("server_name") if "server_name" in metadata.schema.names else -1
     kept = []
     for group in range(metadata.num_row_groups):
         stats = metadata.row_group(group).column(column).statistics if column >= 0 else None
-        if stats is None or not stats.has_min_max or (stats.max >= names[0] and stats.min <= names[1]):
+        if stats is None or not stats.has_min_max or not isinstance(stats.min, str):
+            kept.append(group)
+        elif stats.max >= names[0] and stats.min <= names[1]:
             kept.append(group)
     return kept
 

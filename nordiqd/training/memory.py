@@ -121,8 +121,8 @@ def map_large_blocks(threshold: int = 1 << 20) -> None:
     Such a block goes back to the system the moment it is freed. By default glibc
     raises this threshold (up to 32 MB) each time a mapped block is freed, after which
     arrays of a few MB come from the heap, and the heap keeps their pages when they are
-    freed: a Ray worker that reads and frames its shard in pieces grew 1.1-1.7 GB that
-    way. Fixing the threshold turns the raising off. Elsewhere than glibc it does nothing.
+    freed: a Ray worker that reads and frames its shard in pieces grew by hundreds of MB
+    that way. Fixing the threshold turns the raising off. Elsewhere than glibc it does nothing.
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt
