@@ -31,6 +31,7 @@ server (the others are unknown names to the encoder, as hidden copies are).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -41,17 +42,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 _DAY_S = 86_400
 _T0 = 1_790_000_000 - 1_790_000_000 % _DAY_S
 SMALL = {"hidden_size": 16, "hidden_continuous_size": 8, "encoder_steps": 96, "horizon_steps": 24}
 
 
 def write_buffer(folder: Path, servers: int, days: int, seed: int, targets: tuple[str, ...]) -> int:
-    """Simulate the fleet day by day into ``folder/metrics_YYYY-MM-DD.parquet``; rows written."""
-    import pyarrow.parquet as pq
+    """Simulate the fleet day by day into ``folder/metrics_YYYY-MM-DD.parquet``; rows written.
+
+    Written as the buffer writes its merged days: sorted by server then time, row groups
+    of ``4 * merge.ROW_GROUP_ROWS`` rows, with statistics.
+    """
 
     from nordiqd.buffer.batch import order_and_dedup
-    from nordiqd.buffer.layout import day_name
+    from nordiqd.buffer.layout import day_name, parquet_options
+    from nordiqd.buffer.merge import ROW_GROUP_ROWS
     from nordiqd.simulate import SimulatedFleet
 
     fleet = SimulatedFleet(size=servers, seed=seed, interval_s=300)
@@ -60,7 +67,10 @@ def write_buffer(folder: Path, servers: int, days: int, seed: int, targets: tupl
         start = _T0 + d * _DAY_S
         table = fleet.generate(start, start + _DAY_S).to_arrow()
         table = order_and_dedup(table.select(["timestamp", "server_name", "profile", *targets]))
-        pq.write_table(table, folder / f"metrics_{day_name(start // _DAY_S)}.parquet")
+        # Row groups and encodings as the buffer's merged day files have them, so the
+        # workers' reads skip what the buffer's reads would.
+        path = folder / f"metrics_{day_name(start // _DAY_S)}.parquet"
+        pq.write_table(table, path, row_group_size=4 * ROW_GROUP_ROWS, **parquet_options(table))
         rows += table.num_rows
         del table
     return rows
@@ -68,7 +78,6 @@ def write_buffer(folder: Path, servers: int, days: int, seed: int, targets: tupl
 
 def fleet_names(folder: Path) -> list[str]:
     """Every server in the simulated buffer (the first day holds them all)."""
-    import pyarrow.parquet as pq
 
     first = sorted(folder.glob("metrics_*.parquet"))[0]
     return sorted(set(pq.read_table(first, columns=["server_name"])["server_name"].to_pylist()))
@@ -83,11 +92,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     spec = ModelSpec.from_dict({**ModelSpec().to_dict(), **SMALL, "max_windows_per_epoch": args.windows})
     out: dict[str, Any] = {"runs": []}
-    with tempfile.TemporaryDirectory(prefix="nordiqd-ray-bench-", dir=args.tmp) as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = str(args.fleet) if args.fleet else stack.enter_context(_scratch(args.tmp))
         t = time.perf_counter()
-        out["records"] = write_buffer(Path(tmp), args.servers, args.days, args.seed, spec.targets)
-        out["generate_s"] = time.perf_counter() - t
-        print(f"# simulated {out['records']:,} records in {out['generate_s']:.0f} s", flush=True)
+        if args.fleet and sorted(args.fleet.glob("metrics_*.parquet")):
+            out["records"] = sum(pq.read_metadata(f).num_rows for f in args.fleet.glob("metrics_*.parquet"))
+            print(f"# reusing the fleet in {args.fleet}: {out['records']:,} records", flush=True)
+        else:
+            Path(tmp).mkdir(parents=True, exist_ok=True)
+            out["records"] = write_buffer(Path(tmp), args.servers, args.days, args.seed, spec.targets)
+            out["generate_s"] = time.perf_counter() - t
+            print(f"# simulated {out['records']:,} records in {out['generate_s']:.0f} s", flush=True)
         t = time.perf_counter()
         names = fleet_names(Path(tmp))
         sample = names[: args.driver_servers] if args.driver_servers else None
@@ -128,12 +143,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _scratch(parent: str | None) -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="nordiqd-ray-bench-", dir=parent)
+
+
 def _line(r: dict[str, Any], args: argparse.Namespace) -> str:
     ranks = r["ranks"].values()
     train_s = max(f["train_s"] for f in ranks)
     windows = args.windows * args.epochs
     mem = ", ".join(
-        f"rank {k}: peak {f['peak_rss_mb']:.0f} MB (at start {f['start_rss_mb']:.0f}) for "
+        f"rank {k}: peak {f['peak_rss_mb']:.0f} MB (at start {f['start_rss_mb']:.0f}, "
+        f"shard read and framed {f.get('shard_peak_rss_mb', 0):.0f}) for "
         f"{f['shard_array_mb']:.0f} MB of shard arrays: {_ratio(f['peak_rss_mb'], f):.1f}x, "
         f"{_ratio(f['peak_rss_mb'] - f['start_rss_mb'], f):.1f}x above start"
         for k, f in sorted(r["ranks"].items())
@@ -182,6 +202,12 @@ def main(argv: list[str] | None = None) -> int:
         "not fit the driver's memory; the model is then not what a job would train",
     )
     p.add_argument("--tmp", help="folder for the simulated buffer (default: the system's)")
+    p.add_argument(
+        "--fleet",
+        type=Path,
+        help="keep the simulated buffer in this folder and reuse it when it holds day files "
+        "(it is not checked against --servers/--days/--seed: name it after them)",
+    )
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
     args.workers = [int(x) for x in args.workers.split(",")]

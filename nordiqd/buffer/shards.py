@@ -1,13 +1,16 @@
 """A share of the fleet's servers, read from the buffer's Parquet files by another machine.
 
-A Ray Train worker (``nordiqd.model.ray_train``) trains on its shard of the servers
+A Ray Train worker (``nordiqd.training.ray_worker``) trains on its shard of the servers
 only and reads only those servers' rows. The driver assigns the shards
 (``server_shards``) and lists the files of the window (``reader.parquet_files``); the
 worker reads those names under ``uri`` through ``pyarrow.fs``: the buffer folder itself
 when the workers share it (the same path on every node, an NFS mount), or an object
 store the buffer is synced to (``s3://bucket/nordiqd/buffer``, credentials from the
 environment as pyarrow's S3 filesystem takes them). Row groups whose statistics rule
-out the shard's servers or the window are skipped by the Parquet reader.
+out the servers read are skipped: a file is sorted by server name, so a worker that
+reads its shard a run of consecutive names at a time (``ray_worker.shard_batches``)
+decodes about that run's share of each file, one row group at a time, although the
+shards themselves are dealt by hash.
 """
 
 from __future__ import annotations
@@ -69,35 +72,57 @@ def read_shard(
             *[pa.field(t, METRIC_TYPE) for t in targets],
         ]
     )
-    terms = [pc.field("server_name").isin(pa.array(list(servers), pa.string()))]
-    if start_ms is not None:
-        terms.append(pc.field("timestamp") >= pa.scalar(math.ceil(start_ms), TIMESTAMP_TYPE))
-    if end_ms is not None:
-        terms.append(pc.field("timestamp") < pa.scalar(math.ceil(end_ms), TIMESTAMP_TYPE))
-    predicate = terms[0]
-    for term in terms[1:]:
-        predicate = predicate & term
+    wanted = pa.array(sorted(set(servers)), pa.string())
+    if len(wanted) == 0:
+        return schema.empty_table().cast(_plain(schema))
+    since = None if start_ms is None else pa.scalar(math.ceil(start_ms), TIMESTAMP_TYPE)
+    until = None if end_ms is None else pa.scalar(math.ceil(end_ms), TIMESTAMP_TYPE)
+    names = (wanted[0].as_py(), wanted[-1].as_py())
     tables = []
     for name in files:
         path = f"{root.rstrip('/')}/{name}"
         try:
-            present = set(pq.read_schema(path, filesystem=fs).names)
-            columns = [f.name for f in schema if f.name in present]
-            table = pq.read_table(
-                path,
-                filesystem=fs,
-                columns=columns,
-                filters=predicate,
-                read_dictionary=["server_name", "profile"],
-                use_threads=False,  # a worker has its CPUs; one row group in flight, not many
-            )
+            with fs.open_input_file(path) as source:
+                parquet = pq.ParquetFile(source, read_dictionary=["server_name", "profile"])
+                columns = [f.name for f in schema if f.name in parquet.schema_arrow.names]
+                # One row group in memory at a time, and only those that can hold the servers.
+                for group in _groups(parquet.metadata, names):
+                    rows = parquet.read_row_group(group, columns=columns, use_threads=False)
+                    tables.append(_kept(conform(rows, schema), wanted, since, until))
+                    del rows
         except (OSError, pa.ArrowException) as exc:
             raise OSError(f"cannot read the buffer file {uri.rstrip('/')}/{name}: {exc}") from exc
-        tables.append(conform(table, schema))
     if not tables:
         return schema.empty_table().cast(_plain(schema))
     table = order_and_dedup(pa.concat_tables(tables).unify_dictionaries())
     return table.cast(_plain(schema))
+
+
+def _kept(rows: pa.Table, wanted: pa.Array, since: pa.Scalar | None, until: pa.Scalar | None) -> pa.Table:
+    """The rows of ``wanted`` servers in [since, until)."""
+    mask = pc.is_in(rows["server_name"], value_set=wanted)
+    if since is not None:
+        mask = pc.and_(mask, pc.greater_equal(rows["timestamp"], since))
+    if until is not None:
+        mask = pc.and_(mask, pc.less(rows["timestamp"], until))
+    return rows.filter(mask)
+
+
+def _groups(metadata: pq.FileMetaData, names: tuple[str, str]) -> list[int]:
+    """The row groups whose ``server_name`` statistics overlap [names[0], names[1]].
+
+    A buffer file is sorted by server name, so a run of consecutive names touches a few
+    of its row groups; a group without statistics (or with other than string ones) is read.
+    """
+    column = metadata.schema.names.index("server_name") if "server_name" in metadata.schema.names else -1
+    kept = []
+    for group in range(metadata.num_row_groups):
+        stats = metadata.row_group(group).column(column).statistics if column >= 0 else None
+        if stats is None or not stats.has_min_max or not isinstance(stats.min, str):
+            kept.append(group)
+        elif stats.max >= names[0] and stats.min <= names[1]:
+            kept.append(group)
+    return kept
 
 
 def _plain(schema: pa.Schema) -> pa.Schema:

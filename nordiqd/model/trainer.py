@@ -192,6 +192,41 @@ def gpu_report(utilisation: list[int]) -> str:
     return line
 
 
+def trainer_options(
+    spec: ModelSpec,
+    epochs: int,
+    device: str,
+    precision: str,
+    parts: int,
+    callbacks: Sequence[Callback],
+    root: str,
+) -> dict[str, Any]:
+    """The Lightning ``Trainer``'s options of every training run: a local job's or a Ray rank's.
+
+    One builder, so a rank trains as a local job does: ``device`` and ``precision`` as
+    ``choose_device`` chose them, gradient clipping, each batch's ``parts`` micro-batches
+    (``micro_batches``) accumulated into one optimiser step, no validation loop
+    (``fitting.validate`` scores the model after fitting), and no logger, checkpoint,
+    progress bar or summary. The caller adds where it runs: ``devices`` locally, Ray's
+    strategy and environment on a rank.
+    """
+    return {
+        "max_epochs": epochs,
+        "accelerator": device,
+        "precision": precision,
+        "gradient_clip_val": spec.gradient_clip,
+        "accumulate_grad_batches": parts,
+        "callbacks": list(callbacks),
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "limit_val_batches": 0,
+        "num_sanity_val_steps": 0,
+        "default_root_dir": root,
+    }
+
+
 def run_trainer(
     network: TemporalFusionTransformer,
     batches: BatchSet,
@@ -231,22 +266,8 @@ def run_trainer(
         # Validation runs once after fitting (``fitting.validate``), never inside the loop.
         warnings.filterwarnings("ignore", message=".*ReduceLROnPlateau conditioned.*")
         warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
-        trainer = Trainer(
-            max_epochs=epochs,
-            accelerator=device,
-            devices=1,
-            precision=precision,  # type: ignore[arg-type]
-            gradient_clip_val=spec.gradient_clip,
-            accumulate_grad_batches=parts,
-            callbacks=[callback, *callbacks],
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-            default_root_dir=root,
-        )
+        options = trainer_options(spec, epochs, device, precision, parts, [callback, *callbacks], root)
+        trainer = Trainer(**options, devices=1)
         trainer.fit(network, train_dataloaders=loader)
     if should_stop is not None and should_stop():
         # A stop request during the last batch still means the caller does not want it.

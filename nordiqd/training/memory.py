@@ -112,6 +112,25 @@ def out_of_memory(limit: int) -> str:
     return f"out of memory (limit {limit} MB)"
 
 
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number in glibc's malloc.h
+
+
+def map_large_blocks(threshold: int = 1 << 20) -> None:
+    """Give every allocation of ``threshold`` bytes or more its own mapping (glibc).
+
+    Such a block goes back to the system the moment it is freed. By default glibc
+    raises this threshold (up to 32 MB) each time a mapped block is freed, after which
+    arrays of a few MB come from the heap, and the heap keeps their pages when they are
+    freed: a Ray worker that reads and frames its shard in pieces grew by hundreds of MB
+    that way. Fixing the threshold turns the raising off. Elsewhere than glibc it does nothing.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, threshold)
+
+
 def release_freed() -> None:
     """Free what is unreachable now and give the freed heap back to the OS.
 
@@ -122,6 +141,16 @@ def release_freed() -> None:
     returns them; elsewhere than glibc that step does nothing).
     """
     gc.collect()
+    trim_heap()
+
+
+def trim_heap() -> None:
+    """Give the heap's free pages back to the OS (glibc's ``malloc_trim``), without a collection.
+
+    A Ray worker calls it between the pieces of its shard: a collection with torch and
+    Lightning loaded takes about 0.4 s, the trim well under a millisecond, and the
+    pieces' arrays hold no reference cycle.
+    """
     try:
         trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):

@@ -52,7 +52,7 @@ from nordiqd.training.ray_worker import JobBridge, WorkerPlan, train_worker
 log = logging.getLogger(__name__)
 
 POLL_S = 0.5
-CHUNK_ROWS = 2_000_000  # rows a worker reads in one pass over the files (about 90 MB of table)
+CHUNK_ROWS = 1_000_000  # rows a worker reads in one pass over the files (about 45 MB of table)
 
 
 class RayRunFailed(ModelError):

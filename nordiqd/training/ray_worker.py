@@ -50,12 +50,13 @@ from nordiqd.model.errors import InsufficientData, TrainingCancelled
 from nordiqd.model.network import network_from_hparams
 from nordiqd.model.params import ModelSpec
 from nordiqd.model.series import FleetSeries, fleet_series
+from nordiqd.model.trainer import choose_device, micro_batches, trainer_options
 from nordiqd.model.windows import WindowBatches, training_windows
 from nordiqd.training import memory
 
 _log = logging.getLogger(__name__)
 
-FRAME_ROWS = 500_000  # rows of whole servers framed at once (about 150 MB while it runs)
+FRAME_ROWS = 250_000  # rows of whole servers framed at once (about 75 MB while it runs)
 
 
 @ray.remote(num_cpus=0)
@@ -121,37 +122,61 @@ class WorkerPlan:
 
 
 class ShardBatches(Sampler[list[int]]):
-    """Exactly ``steps`` batches of ``batch_size`` windows of ``count`` per epoch.
+    """Exactly ``steps`` batches of ``batch_size`` windows of ``count`` per epoch, each in ``parts``.
 
-    Windows are drawn from random permutations, a new one when the last is used up, so
-    a small shard repeats its windows rather than run fewer batches than the others.
+    An epoch draws only the windows it runs: distinct windows, without a permutation of
+    the whole shard (a 5,000-server shard of 30 days has 47 M windows, whose permutation
+    alone was 370 MB for an epoch of a few thousand). A shard with fewer windows than
+    an epoch runs goes round them again, a new permutation each time, rather than run
+    fewer batches than the others. With ``parts`` > 1 each batch comes as that many
+    consecutive micro-batches (``trainer.micro_batches``), the same on every rank.
     """
 
-    def __init__(self, count: int, steps: int, batch_size: int, generator: torch.Generator) -> None:
+    def __init__(
+        self, count: int, steps: int, batch_size: int, generator: torch.Generator, parts: int = 1
+    ) -> None:
         self.count, self.steps, self.batch_size, self.generator = count, steps, batch_size, generator
+        self.parts = min(parts, batch_size)
 
     def __len__(self) -> int:
-        return self.steps
+        return self.steps * self.parts
 
     def __iter__(self) -> Iterator[list[int]]:
-        pool = torch.randperm(self.count, generator=self.generator)
-        at = 0
-        for _ in range(self.steps):
-            batch: list[int] = []
-            while len(batch) < self.batch_size:
-                if at == pool.numel():
-                    pool, at = torch.randperm(self.count, generator=self.generator), 0
-                take = min(self.batch_size - len(batch), pool.numel() - at)
-                batch += pool[at : at + take].tolist()
-                at += take
-            yield batch
+        chosen = self._draw(self.steps * self.batch_size)
+        for batch in chosen.split(self.batch_size):
+            for part in torch.tensor_split(batch, self.parts):
+                yield part.tolist()
+
+    def _draw(self, need: int) -> torch.Tensor:
+        """``need`` window numbers: distinct while the shard has that many."""
+        if need >= self.count:
+            rounds = -(-need // self.count)
+            return torch.cat([torch.randperm(self.count, generator=self.generator) for _ in range(rounds)])[
+                :need
+            ]
+        if 2 * need >= self.count:  # a permutation costs at most twice the draw here
+            return torch.randperm(self.count, generator=self.generator)[:need].clone()
+        chosen = np.zeros(0, dtype=np.int64)
+        while len(chosen) < need:
+            more = torch.randint(self.count, (need - len(chosen),), generator=self.generator).numpy()
+            drawn = np.concatenate([chosen, more])
+            first = np.sort(np.unique(drawn, return_index=True)[1])  # first draws, in order
+            chosen = drawn[first]
+        return torch.from_numpy(chosen)
 
 
 class _RankCallback(Callback):
-    """Rank 0 reports progress and reads the cancel flag; every rank obeys it."""
+    """Rank 0 reports progress and reads the cancel flag; every rank obeys it.
 
-    def __init__(self, bridge: Any, rank: int) -> None:
-        self.bridge, self.rank, self.done = bridge, rank, 0
+    It counts micro-batches (``parts`` to a batch) and reports whole batches.
+    """
+
+    def __init__(self, bridge: Any, rank: int, parts: int) -> None:
+        self.bridge, self.rank, self.parts, self.done = bridge, rank, parts, 0
+
+    @property
+    def batches(self) -> int:
+        return self.done // self.parts
 
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
@@ -161,14 +186,14 @@ class _RankCallback(Callback):
             flag += 1
         dist.broadcast(flag, src=0)
         if flag.item():
-            raise TrainingCancelled(f"training cancelled after {self.done} batches")
+            raise TrainingCancelled(f"training cancelled after {self.batches} batches")
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         self.done += 1
-        if self.rank == 0:
-            self.bridge.progress.remote(self.done)
+        if self.rank == 0 and self.done % self.parts == 0:
+            self.bridge.progress.remote(self.batches)
 
 
 def shard_batches(plan: WorkerPlan, rank: int) -> WindowBatches:
@@ -188,10 +213,15 @@ def shard_batches(plan: WorkerPlan, rank: int) -> WindowBatches:
     for lo in range(0, len(servers), plan.chunk_servers):
         chunk = servers[lo : lo + plan.chunk_servers]
         table = read_shard(plan.buffer_uri, plan.files, list(spec.targets), chunk, plan.start_ms, plan.end_ms)
-        for part in server_runs(table, FRAME_ROWS):
+        memory.trim_heap()  # what the read's row groups left in the heap
+        runs = server_runs(table, FRAME_ROWS)
+        del table  # the slices hold its buffers until the last of them is framed and let go
+        while runs:
+            part = runs.pop(0)
             with contextlib.suppress(InsufficientData):  # none of these servers has a window
                 pieces.append(fleet_series(part, spec))
-        del table
+            del part
+        memory.trim_heap()  # the chunk's rows and framing, before the next chunk's
     if not pieces:
         raise InsufficientData(f"worker {rank}: none of its {len(servers)} servers has a full window")
     series = joined(pieces)
@@ -219,19 +249,22 @@ def joined(pieces: list[FleetSeries]) -> FleetSeries:
     Empties ``pieces`` as it copies them into the joined values, so the peak is the
     shard's values and one piece, not the values twice.
     """
-    first = pieces[0]
     if len(pieces) == 1:
-        return first
+        return pieces[0]
+    width, dtype = pieces[0].values.shape[1], pieces[0].values.dtype
+    targets, step_seconds = pieces[0].targets, pieces[0].step_seconds
     lengths = [len(p.values) for p in pieces]
     offsets = np.cumsum([0, *(len(p.names) for p in pieces[:-1])])
     starts = np.cumsum([0, *lengths])
-    values = np.empty((int(starts[-1]), first.values.shape[1]), dtype=first.values.dtype)
+    values = np.empty((int(starts[-1]), width), dtype=dtype)
     kept = []
     for k in range(len(pieces)):
         piece = pieces[k]
         values[starts[k] : starts[k + 1]] = piece.values
-        kept.append(dataclasses.replace(piece, values=piece.values[:0]))  # the rest is small
+        # An empty array of its own: a view (``values[:0]``) would keep the piece alive.
+        kept.append(dataclasses.replace(piece, values=np.empty((0, width), dtype=dtype)))  # the rest is small
         pieces[k] = kept[-1]
+        del piece
     return FleetSeries(
         values=values,
         starts=np.concatenate(
@@ -242,8 +275,8 @@ def joined(pieces: list[FleetSeries]) -> FleetSeries:
         segment=np.concatenate([p.segment for p in kept]),
         names=[n for p in kept for n in p.names],
         profiles=[x for p in kept for x in p.profiles],
-        targets=first.targets,
-        step_seconds=first.step_seconds,
+        targets=targets,
+        step_seconds=step_seconds,
         records=sum(p.records for p in kept),
         window=(min(p.window[0] for p in kept), max(p.window[1] for p in kept)),
     )
@@ -265,55 +298,50 @@ def train_worker(config: dict[str, Any]) -> None:
     # What Arrow frees goes back to the system, as in a local job (``memory.apply``): a
     # worker's reads come and go chunk by chunk, and its peak is what it holds.
     pa.set_memory_pool(pa.system_memory_pool())
+    memory.map_large_blocks()
     context = ray.train.get_context()
     rank = context.get_world_rank()
     torch.manual_seed(plan.seed)
     start_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     batches = shard_batches(plan, rank)
+    shard_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     network = network_from_hparams(plan.hparams, plan.parameters, plan.spec, plan.loss_weights)
     network.load_state_dict(plan.state)
+    # The framing's and the network's leftovers (pytorch-forecasting's ``__init__`` leaves
+    # a reference cycle) go before training, which then runs on top of the shard's arrays.
+    memory.release_freed()
+    device, precision = choose_device("gpu" if plan.use_gpu else "cpu", plan.threads)
+    parts = micro_batches(plan.spec, plan.batch_size, device)
     generator = torch.Generator().manual_seed(plan.seed + rank)
     loader = DataLoader(
         batches,
-        sampler=ShardBatches(len(batches), plan.steps, plan.batch_size, generator),
+        sampler=ShardBatches(len(batches), plan.steps, plan.batch_size, generator, parts),
         batch_size=None,
         num_workers=0,
     )
-    if not plan.use_gpu:
-        torch.set_num_threads(max(1, plan.threads))
     for name in ("lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    callback = _RankCallback(plan.bridge, rank)
+    callback = _RankCallback(plan.bridge, rank, parts)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="nordiqd-ray-") as root, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*ReduceLROnPlateau conditioned.*")
         warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
+        options = trainer_options(plan.spec, plan.epochs, device, precision, parts, [callback], root)
         trainer = Trainer(
-            max_epochs=plan.epochs,
-            accelerator="gpu" if plan.use_gpu else "cpu",
-            devices="auto",
-            strategy=RayDDPStrategy(),
-            plugins=[RayLightningEnvironment()],
-            gradient_clip_val=plan.spec.gradient_clip,
-            callbacks=[callback],
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-            default_root_dir=root,
+            **options, devices="auto", strategy=RayDDPStrategy(), plugins=[RayLightningEnvironment()]
         )
         trainer = prepare_trainer(trainer)
         trainer.fit(network, train_dataloaders=loader)
     figures = {
         "servers": float(len(plan.shards[rank])),
         "windows": float(len(batches)),
-        "batches": float(callback.done),
+        "batches": float(callback.batches),
+        "micro_batches": float(callback.done),
         "train_s": time.monotonic() - started,
         "shard_array_mb": shard_bytes(batches) / 2**20,
         "start_rss_mb": start_rss_mb,
+        "shard_peak_rss_mb": shard_rss_mb,  # the peak until the shard was read and framed
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     ray.get(plan.bridge.rank_done.remote(rank, figures))

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from nordiqd.buffer.batch import TIMESTAMP_TYPE
 from nordiqd.buffer.reader import parquet_files, read_window
-from nordiqd.buffer.shards import read_shard, server_shards
+from nordiqd.buffer.shards import _groups, read_shard, server_shards
 from tests.unit.test_buffer_reader import DAY, MIDNIGHT, NOW, fill, keys
 
 
@@ -50,3 +52,30 @@ def test_a_shard_reads_its_servers_in_the_window_as_read_window_does(tmp_path: P
     assert keys(everything)[-1] == ("a", 2 * DAY + 3600) and read_window(tmp_path).num_rows == 13
     assert ("a", NOW - 1 - MIDNIGHT) in keys(read_window(tmp_path))
     store.close(flush=False)
+
+
+def test_a_run_of_names_decodes_only_the_row_groups_that_can_hold_it(tmp_path: Path) -> None:
+    names = [f"s{i:02d}" for i in range(10)]
+    table = pa.table(
+        {
+            "timestamp": pa.array([t * 1000 for _ in names for t in range(4)], TIMESTAMP_TYPE),
+            "server_name": [n for n in names for _ in range(4)],
+            "profile": ["web"] * 40,
+            "cpu_user_pct": pa.array([float(i) for i in range(40)], pa.float32()),
+        }
+    )
+    pq.write_table(table, tmp_path / "metrics_2025-01-01.parquet", row_group_size=8)  # 2 servers a group
+    metadata = pq.read_metadata(tmp_path / "metrics_2025-01-01.parquet")
+    assert _groups(metadata, ("s02", "s03")) == [1]
+    assert _groups(metadata, ("s03", "s06")) == [1, 2, 3]
+    assert _groups(metadata, ("s99", "s99")) == []
+    got = read_shard(
+        str(tmp_path), ["metrics_2025-01-01.parquet"], ["cpu_user_pct"], ["s05", "s03"], 1000, 3000
+    )
+    assert got["server_name"].to_pylist() == ["s03", "s03", "s05", "s05"]
+    assert got["timestamp"].cast(pa.int64()).to_pylist() == [1000, 2000, 1000, 2000]
+    assert got["cpu_user_pct"].to_pylist() == [13.0, 14.0, 21.0, 22.0]
+    assert (
+        read_shard(str(tmp_path), ["metrics_2025-01-01.parquet"], ["cpu_user_pct"], [], None, None).num_rows
+        == 0
+    )

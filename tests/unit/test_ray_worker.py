@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import pytest
 import torch
 
@@ -24,11 +26,15 @@ def test_a_shard_framed_in_chunks_of_servers_is_the_shard_framed_at_once() -> No
     names = whole.names
     chunks = [names[:3], names[3:5], names[5:]]
     pieces = [fleet_series(table.filter(pc.field("server_name").isin(c)), spec) for c in chunks]
+    held = [weakref.ref(p.values) for p in pieces]
     got = joined(pieces)
+    # The pieces' values are let go as they are copied: the peak is the shard's values once.
+    assert [ref() for ref in held] == [None] * len(held)
     for field in ("values", "starts", "first_tick", "server", "segment"):
         np.testing.assert_array_equal(getattr(got, field), getattr(whole, field), err_msg=field)
     assert (got.names, got.profiles) == (whole.names, whole.profiles)
-    assert joined(pieces[:1]) is pieces[0]
+    one = [fleet_series(table, spec)]
+    assert joined(one) is one[0]
 
 
 def test_every_rank_runs_the_same_batches_a_small_shard_goes_round_again() -> None:
@@ -41,6 +47,12 @@ def test_every_rank_runs_the_same_batches_a_small_shard_goes_round_again() -> No
     assert sorted(drawn[10:20]) == list(range(10))
     assert len({w for b in large for w in b}) == 32  # no repeats while the shard lasts
     assert list(ShardBatches(10, 4, 8, torch.Generator().manual_seed(0))) == small
+    # An epoch draws only its own windows, never a permutation of the whole shard (this
+    # one's would be 8 TB).
+    huge = [w for b in ShardBatches(10**12, 4, 8, torch.Generator().manual_seed(1)) for w in b]
+    assert len(set(huge)) == 32 and all(0 <= w < 10**12 for w in huge)
+    half = [w for b in ShardBatches(60, 4, 8, torch.Generator().manual_seed(1)) for w in b]
+    assert len(set(half)) == 32 and all(0 <= w < 60 for w in half)
 
 
 def test_server_runs_cut_between_servers_near_the_row_count() -> None:
@@ -56,3 +68,12 @@ def test_server_runs_cut_between_servers_near_the_row_count() -> None:
     ]
     assert [len(p) for p in server_runs(table, 1)] == [5, 3, 4, 1]
     assert server_runs(table.slice(0, 0), 6) == []
+
+
+def test_a_batch_comes_in_micro_batches_the_same_on_every_rank() -> None:
+    whole = list(ShardBatches(1000, 4, 8, torch.Generator().manual_seed(2)))
+    cut = list(ShardBatches(1000, 4, 8, torch.Generator().manual_seed(2), parts=3))
+    assert len(cut) == len(ShardBatches(1000, 4, 8, torch.Generator(), parts=3)) == 12
+    assert [len(p) for p in cut[:3]] == [3, 3, 2]
+    assert [sum(cut[k : k + 3], []) for k in range(0, 12, 3)] == whole
+    assert len(list(ShardBatches(1000, 2, 2, torch.Generator(), parts=4))) == 4  # at most a part a window
