@@ -1,10 +1,11 @@
 """The TFT forward pass for training: the same function and parameters, fewer kernels.
 
-``TemporalFusionTransformer.forward`` spends most of a training step's time in many
+``TemporalFusionTransformer.forward`` spends much of a training step's time in many
 small kernels rather than in arithmetic. ``TftTraining`` computes the same network
-output (prediction, attention and selection weights) from the same input dict with the
-network's own parameters, with autograd through all of it, and differs in four ways that
-change no result beyond float rounding when dropout is off
+output (the prediction and the selection weights; the attention weights in eval mode)
+from the same input dict with the network's own parameters, with autograd through all
+of it, and differs in four ways that change no result beyond float rounding when
+dropout is off
 (``tests/unit/test_model_train_forward.py`` compares outputs and every gradient):
 
 1. The encoder's and decoder's variable selections run their per-variable GRNs as one
@@ -22,6 +23,12 @@ sees the same distribution of masks, not the same draws. Unlike the serving path
 of time: the weights change at every step. ``training_forward`` puts the pass in place
 of the network's ``forward`` for a fit and takes it away after; a network this module
 does not know keeps its own forward.
+
+Measured on this repository's 2-core box (default size, micro-batches of 16, one torch
+thread, ``bench/train.py``): about 126 training windows per CPU-second against 113-114
+with the network's own forward; the activation memory of a micro-batch is the same
+(+196 against +202 MiB). ``torch.compile`` of this pass was slower still (84 per
+CPU-second after a ten-minute compile) and is not used.
 """
 
 from __future__ import annotations
