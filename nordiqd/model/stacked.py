@@ -4,7 +4,7 @@ pytorch-forecasting's ``VariableSelectionNetwork`` runs each input through its o
 prescaler and gated residual network (GRN), one after the other: for the encoder's ten
 reals that is ten chains of a dozen small kernels, each over [batch, time, 16] or
 [batch, time, 32]. Written for [variables, batch x time, ...] tensors, the same
-arithmetic runs as one chain of batched products (``torch.baddbmm``) whose weights are
+arithmetic runs as one chain of batched products (``torch.bmm``) whose weights are
 the GRNs' own parameters stacked in every forward, so autograd reaches them as it
 reaches the modules. Dropout is drawn where the GRN draws it (before each gate's linear
 layer), element by element with the same probability, so training sees the same
