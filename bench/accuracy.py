@@ -282,7 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=THREADS)
     p.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--md", type=Path, default=MD, help=f"default {MD.relative_to(_REPO)}")
+    p.add_argument("--micro-batch", type=int, help="spec micro_batch_size (128: whole batches)")
+    p.add_argument(
+        "--tft-only", action="store_true", help="TFT and baselines only: no challengers, routing or .md"
+    )
+    p.add_argument("--out", type=Path, default=OUT, help=f"JSON folder, default {OUT.relative_to(_REPO)}")
     args = p.parse_args(argv)
+    extra = {} if args.micro_batch is None else {"micro_batch_size": args.micro_batch}
     import torch
 
     from nordiqd.backtest.report import table
@@ -291,24 +297,31 @@ def main(argv: list[str] | None = None) -> int:
 
     ensure_data(args.src)
     started, load_start = time.perf_counter(), os.getloadavg()[0]
-    OUT.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     reports: dict[str, dict[str, Any]] = {}
     for name in args.sets.split(","):
         options = Options(
             data=data_path(name),
-            spec=ModelSpec.from_dict(set_spec(name)),
+            spec=ModelSpec.from_dict({**set_spec(name), **extra}),
             train=True,
             folds=args.folds or FOLDS[name],
             epochs=args.epochs,
             seed=args.seed,
             threads=args.threads,
             device=args.device,
+            statistical=not args.tft_only,
+            route=not args.tft_only,
         )
+        set_load = os.getloadavg()[0]
         rep = backtest(options)
         rep["data"]["path"] = str(options.data.relative_to(_REPO))
+        rep["load"] = {"start": set_load, "end": os.getloadavg()[0]}
         reports[name] = rep
-        (OUT / f"{name}.json").write_text(json.dumps(rep, indent=1, allow_nan=False) + "\n")
+        (args.out / f"{name}.json").write_text(json.dumps(rep, indent=1, allow_nan=False) + "\n")
         print(f"== {name} ({rep['timings']['total_s']:.0f} s)\n{table(rep)}", flush=True)
+    if args.tft_only:
+        print(f"wrote {args.out}/*.json (no .md: --tft-only) in {time.perf_counter() - started:.0f} s")
+        return 0
     meta = {
         "spec": SPEC,
         "sim_targets": set_spec("sim")["targets"],
@@ -321,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_s": time.perf_counter() - started,
     }
     args.md.write_text(markdown(reports, meta))
-    print(f"wrote {args.md} and {OUT}/*.json in {meta['total_s']:.0f} s")
+    print(f"wrote {args.md} and {args.out}/*.json in {meta['total_s']:.0f} s")
     return 0
 
 

@@ -13,6 +13,7 @@ import logging
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -22,6 +23,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from nordiqd.model.errors import ModelError, TrainingCancelled
 from nordiqd.model.params import ModelSpec
+from nordiqd.model.train_forward import training_forward
 from nordiqd.model.windows import BatchSet
 
 _log = logging.getLogger(__name__)
@@ -268,7 +270,10 @@ def run_trainer(
         warnings.filterwarnings("ignore", message=".*no `val_dataloader`.*")
         options = trainer_options(spec, epochs, device, precision, parts, [callback, *callbacks], root)
         trainer = Trainer(**options, devices=1)
-        trainer.fit(network, train_dataloaders=loader)
+        # The CPU trains through the fused forward (``train_forward``); the GPU path
+        # keeps the network's own until it is measured there.
+        with training_forward(network) if device == "cpu" else nullcontext():
+            trainer.fit(network, train_dataloaders=loader)
     if should_stop is not None and should_stop():
         # A stop request during the last batch still means the caller does not want it.
         raise TrainingCancelled("training cancelled during its last batch")
