@@ -142,8 +142,12 @@ class LiveAccuracy:
                 at, version, kind, servers, forecasts, naive, scale, last, challenger if routed else None
             )
 
-    def routes(self, servers: Sequence[str]) -> np.ndarray | None:
+    def routes(self, servers: Sequence[str], absent: np.ndarray | None = None) -> np.ndarray | None:
         """The routing candidate of every server, target and lead bucket (``RoutingBook.choose``).
+
+        Args:
+            servers: Server names.
+            absent: Bool [S, targets, candidates]: candidates without a forecast now.
 
         Returns:
             Array [S, targets, buckets] int8 of indexes into ``routing.CANDIDATES``; None
@@ -153,7 +157,7 @@ class LiveAccuracy:
             return None
         with self._lock:
             ids = self.ledger.book.known_ids(servers)
-            return self.ledger.routes.choose(ids, self.routing.min_points)
+            return self.ledger.routes.choose(ids, self.routing.min_points, absent)
 
     def bands(self, servers: Sequence[str]) -> BandShift | None:
         """Each server's conformal band shifts per target, bucket and candidate.

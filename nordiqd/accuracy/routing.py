@@ -84,16 +84,19 @@ class RoutingBook:
         self.weight += counted
         self.points += counted
 
-    def choose(self, rows: np.ndarray, min_points: int) -> np.ndarray:
+    def choose(self, rows: np.ndarray, min_points: int, absent: np.ndarray | None = None) -> np.ndarray:
         """The candidate each server's target and bucket is served from.
 
-        A candidate may serve where it has ``min_points`` scored points; of those, the one
-        with the lowest trailing MAE serves. Where the model itself has fewer points, the
-        model serves (nothing is known yet against which to judge it).
+        A candidate may serve where it has ``min_points`` scored points and a forecast
+        now; of those, the one with the lowest trailing MAE serves. Where the model itself
+        has fewer points, the model serves (nothing is known yet against which to judge it).
 
         Args:
             rows: Array [S] of server ids; -1 (or an id never scored) for a new server.
             min_points: ``[routing] min_points``.
+            absent: Bool array [S, targets, len(CANDIDATES)]: candidates without a
+                forecast for that series now (the challenger of a series not fitted yet);
+                the best of the others serves there. None: every candidate has one.
 
         Returns:
             Array [S, targets, buckets] int8 of indexes into ``CANDIDATES``.
@@ -106,6 +109,8 @@ class RoutingBook:
         with np.errstate(invalid="ignore", divide="ignore"):
             mae = self.error[r] / self.weight[r]
         ready = (self.points[r] >= min_points) & np.isfinite(mae)
+        if absent is not None:
+            ready &= ~absent[known][:, :, None, :]
         mae = np.where(ready, mae, np.inf)
         best = np.argmin(mae, axis=-1)  # ties go to the lower index: the model first
         out[known] = np.where(ready[..., MODEL], best, MODEL)

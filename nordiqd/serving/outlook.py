@@ -22,6 +22,7 @@ import msgspec
 import numpy as np
 
 from nordiqd.accuracy.buckets import BUCKETS
+from nordiqd.accuracy.routing import CANDIDATES, STATISTICAL
 from nordiqd.config import Config
 from nordiqd.predict.naive import naive_forecast
 from nordiqd.predict.risk import Assessment, assess, clip
@@ -217,14 +218,21 @@ def _routed(
     spec = config.model
     sources = np.zeros((len(snap.names), len(spec.targets), len(BUCKETS)), dtype=np.int8)
     names = [snap.names[i] for i in eligible]
-    choice = router.choose(names) if router is not None and names else None
-    if choice is None or router is None:
+    if router is None or not names:
+        return raw, sources
+    start = float(snap.last_bucket_start[0]) + spec.step_seconds
+    challenger = router.challenger(names, start) if router.challenger is not None else None
+    # A series the challenger has no forecast for (not fitted yet) goes to the best of the rest.
+    absent = np.zeros((len(names), len(spec.targets), len(CANDIDATES)), dtype=bool)
+    absent[..., STATISTICAL] = (
+        True if challenger is None else ~np.isfinite(challenger).all(axis=(-1, -2))
+    )
+    choice = router.choose(names, absent)
+    if choice is None:
         return raw, sources
     bands = router.bands(names) if router.bands is not None else None
     if not (choice.any() or router.blend_steps or bands is not None):
         return raw, sources
-    start = float(snap.last_bucket_start[0]) + spec.step_seconds
-    challenger = router.challenger(names, start) if router.challenger is not None else None
     routed, used = route(
         snap.windows[eligible], raw[eligible], choice, spec, router.blend_steps, challenger, bands
     )

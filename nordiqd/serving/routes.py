@@ -190,7 +190,8 @@ class Router:
     """What a pass needs to route: the choices, the cross-fade and the challenger.
 
     Attributes:
-        choose: Server names -> each one's candidate per target and bucket
+        choose: Server names and which candidates have no forecast now ([n, targets,
+            candidates], None: all have) -> each one's candidate per target and bucket
             (``LiveAccuracy.routes``); None when routing is off.
         blend_steps: ``[routing] blend_steps``.
         challenger: Server names and the first forecast step's start -> the statistical
@@ -200,7 +201,7 @@ class Router:
             (``LiveAccuracy.bands``; None when calibration is off); None: no calibration.
     """
 
-    choose: Callable[[list[str]], np.ndarray | None]
+    choose: Callable[[list[str], np.ndarray | None], np.ndarray | None]
     blend_steps: int
     challenger: Callable[[list[str], float], np.ndarray | None] | None = None
     bands: Callable[[list[str]], BandShift | None] | None = None

@@ -136,6 +136,22 @@ def test_choose_needs_min_points_and_prefers_the_model_on_ties() -> None:
     assert book.nbytes == 3 * 1 * 1 * 3 * 4 * 8
 
 
+def test_a_candidate_without_a_forecast_now_leaves_its_bucket_to_the_best_of_the_rest() -> None:
+    book = RoutingBook(["cpu", "mem"], half_life_s=3600)
+    n = 8
+    rows, bucket = np.zeros(2 * n, np.int64), np.zeros(2 * n, np.int64)
+    target = np.repeat([0, 1], n)
+    # The challenger is best, the last value second, the model worst, on both targets.
+    book.add(T0, rows, target, bucket, np.array([[3.0, 1.0, 2.0, 0.5]] * (2 * n)))
+    assert book.choose(np.array([0]), min_points=4)[0, :, 0].tolist() == [STATISTICAL, STATISTICAL]
+    absent = np.zeros((1, 2, len(CANDIDATES)), dtype=bool)
+    absent[0, 1, STATISTICAL] = True  # its mem series is not fitted yet
+    assert book.choose(np.array([0]), min_points=4, absent=absent)[0, :, 0].tolist() == [
+        STATISTICAL,
+        LAST_VALUE,
+    ]
+
+
 def test_last_values_skip_gaps() -> None:
     w = np.array([[[1.0, np.nan], [2.0, 5.0], [np.nan, np.nan]]])  # [1, 3, 2]
     assert last_values(w).tolist() == [[2.0, 5.0]]
