@@ -17,10 +17,11 @@ the weight of each candidate at step h is the share of steps within ``blend_step
 whose bucket it serves, so the served path moves from one candidate to the next over
 ``2 x blend_steps + 1`` steps instead of jumping. The
 present is joined too: the level of step h is pulled towards the last value by
-``(blend_steps - h) / (blend_steps + 1)`` (3/4, 1/2, 1/4 with 3 steps), so the path
-starts near where the series is and reaches the first bucket's candidate at step
-``blend_steps`` (with the 0-1h bucket on the last value this changes nothing; a model
-or a day-old value that leaps away at the first step becomes a ramp). A convex mix of
+``(blend_steps + 1 - h) / (blend_steps + 1)`` (1, 3/4, 1/2, 1/4 with 3 steps), so the
+path starts where the series is (the next step's p50 is its last value, its band the
+candidate's) and reaches the first bucket's candidate at step ``blend_steps + 1`` (with
+the 0-1h bucket on the last value this changes nothing; a model or a day-old value that
+leaps away at the first step becomes a ramp from the present). A convex mix of
 increasing quantiles is increasing, so the quantiles stay ordered. Only the candidates
 some series uses are computed; with ``blend_steps`` 0 and every series on the model, the
 model's array is served as it is. ``sources`` names each bucket's candidate.
@@ -79,10 +80,13 @@ def step_weights(choice: np.ndarray, horizon: int, step_seconds: int, blend_step
 
 
 def present_weights(horizon: int, blend_steps: int) -> np.ndarray:
-    """How far each step's level is pulled to the last value: ``(k - h) / (k + 1)``, 0 from step k."""
+    """How far each step's level is pulled to the last value: ``(k + 1 - h) / (k + 1)``, 0 from step k + 1.
+
+    With ``blend_steps`` 0 nothing is pulled.
+    """
     k = blend_steps
     h = np.arange(horizon)
-    return np.clip((k - h) / (k + 1), 0.0, None)
+    return np.clip((k + 1 - h) / (k + 1), 0.0, None) if k else np.zeros(horizon)
 
 
 def route(

@@ -185,9 +185,9 @@ def test_an_unfitted_challenger_leaves_the_model_serving_from_the_present() -> N
     served, used = route(windows, model, choice, spec, 0, challenger=None)
     assert used.tolist() == [[[MODEL] * 3]] and served is model
     served, used = route(windows, model, choice, spec, 3, challenger=None)
-    # From the present to the model over three steps: a ramp from 1 to 5, not a leap.
-    assert served[0, 0, :4, 1].tolist() == pytest.approx([2.0, 3.0, 4.0, 5.0])
-    assert served[0, 0, 0].tolist() == pytest.approx([2.0, 2.0, 2.0])  # the model's band, moved
+    # From the present to the model over four steps: a ramp from 1 to 5, not a leap.
+    assert served[0, 0, :5, 1].tolist() == pytest.approx([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert served[0, 0, 1].tolist() == pytest.approx([2.0, 2.0, 2.0])  # the model's band, moved
     assert used.tolist() == [[[MODEL] * 3]]
 
 
