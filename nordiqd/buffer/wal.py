@@ -44,7 +44,7 @@ from nordiqd.durable import fsync_dir
 
 from .errors import DiskFull, StoreClosed
 
-__all__ = ["FsyncPolicy", "WalFrame", "WriteAheadLog", "scan_segments"]
+__all__ = ["FsyncPolicy", "WalFrame", "WriteAheadLog", "scan_segments", "segment_numbers"]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,8 @@ def _segment_path(directory: Path, seq: int) -> Path:
     return directory / f"{seq:012d}{_SUFFIX}"
 
 
-def _segments(directory: Path) -> list[int]:
+def segment_numbers(directory: Path) -> list[int]:
+    """The numbers of the segments in ``directory``, oldest first (none if it is missing)."""
     try:
         names = os.listdir(directory)
     except FileNotFoundError:
@@ -105,7 +106,7 @@ def scan_segments(directory: Path, payloads: bool = True) -> Iterator[WalFrame]:
     other processes can call this while the log is written. A segment deleted under
     the scan (checkpointed meanwhile) is skipped.
     """
-    for seq in _segments(directory):
+    for seq in segment_numbers(directory):
         try:
             frames, _, _ = _scan_file(_segment_path(directory, seq), payloads)
         except FileNotFoundError:
@@ -158,7 +159,7 @@ class WriteAheadLog:
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         frames: list[WalFrame] = []
-        existing = _segments(self.directory)
+        existing = segment_numbers(self.directory)
         for seq in existing:
             path = _segment_path(self.directory, seq)
             found, good, size = _scan_file(path, payloads=True)
@@ -236,7 +237,7 @@ class WriteAheadLog:
     def drop_before(self, seq: int) -> None:
         """Deletes every segment numbered lower than ``seq`` (checkpointed records)."""
         dropped = False
-        for old in _segments(self.directory):
+        for old in segment_numbers(self.directory):
             if old < seq and old != self._seq:
                 _segment_path(self.directory, old).unlink(missing_ok=True)
                 dropped = True

@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from nordiqd.buffer import reader
 from nordiqd.buffer.reader import buffer_stats, read_window
 from nordiqd.buffer.records import RecordValidator
 from nordiqd.buffer.store import BufferStore
@@ -120,3 +121,29 @@ def test_stats_from_footers_and_log(tmp_path: Path) -> None:
     assert stats["disk_usage_mb"] == round(size / 1e6, 2)
     store.close()
     assert buffer_stats(tmp_path)["total_records"] == 13
+
+
+def test_a_flush_between_the_listing_and_the_log_read_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race a reader in another process meets: it lists the Parquet files, then the
+    # ingest flushes the log into a new part and deletes the log's segment, then it reads
+    # the log. The records are in neither what it listed nor what is left of the log.
+    store = fill(tmp_path)
+    validator = RecordValidator(("cpu_user_pct", "mem_used_pct"), clock=clock)
+    late = [{"timestamp": NOW - 10 - i, "server_name": "c", "cpu_user_pct": 1.0} for i in range(5)]
+    store.append(validator.from_records(late))
+    listed = reader._live_files
+    calls: list[int] = []
+
+    def listing_then_flush(*args):  # type: ignore[no-untyped-def]
+        files = listed(*args)
+        if not calls:
+            store.flush()  # between this read's listing and its log read
+        calls.append(1)
+        return files
+
+    monkeypatch.setattr(reader, "_live_files", listing_then_flush)
+    table = read_window(tmp_path, servers=["c"])
+    assert table.num_rows == 5 and len(calls) == 2  # the stale listing was read again
+    store.close(flush=False)
