@@ -7,8 +7,8 @@ reals that is ten chains of a dozen small kernels, each over [batch, time, 16] o
 arithmetic runs as one chain of batched products (``torch.bmm``) whose weights are
 the GRNs' own parameters stacked in every forward, so autograd reaches them as it
 reaches the modules. Dropout is drawn where the GRN draws it (before each gate's linear
-layer), element by element with the same probability, so training sees the same
-distribution of masks, only not the same draws. Without dropout the outputs and the
+layer), element by element with the same probability (``nordiqd.model.dropout``), so
+training sees the same distribution of masks, only not the same draws. Without dropout the outputs and the
 gradients equal the network's own to float rounding
 (``tests/unit/test_model_train_forward.py``).
 
@@ -27,6 +27,7 @@ from pytorch_forecasting.models.temporal_fusion_transformer.sub_modules import (
     VariableSelectionNetwork,
 )
 
+from nordiqd.model.dropout import dropout
 from nordiqd.model.errors import ModelError
 
 
@@ -101,7 +102,7 @@ class StackedSelection:
 
         hidden = _linear(emb, [g.fc1 for g in grns])
         hidden = _linear(F.elu(hidden), [g.fc2 for g in grns])
-        hidden = F.dropout(hidden, self.dropout, vsn.training)
+        hidden = dropout(hidden, self.dropout, vsn.training)
         gated = F.glu(_linear(hidden, [g.gate_norm.glu.fc for g in grns]), dim=-1)
         # The residual: each prescaled value interpolated to the output width, gated and
         # layer-normalised by its own ResampleNorm.

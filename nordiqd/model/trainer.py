@@ -21,6 +21,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from pytorch_forecasting import TemporalFusionTransformer
 from torch.utils.data import DataLoader, Sampler
 
+from nordiqd.model.dropout import bit_dropout
 from nordiqd.model.errors import ModelError, TrainingCancelled
 from nordiqd.model.params import ModelSpec
 from nordiqd.model.train_forward import training_forward
@@ -231,7 +232,8 @@ def trainer_options(
 
 @contextmanager
 def cpu_training(network: Any) -> Iterator[None]:
-    """The fused forward (``train_forward``), and denormal floats flushed to zero.
+    """The fused forward (``train_forward``), dropout's 16-bit draw (``dropout``), and
+    denormal floats flushed to zero.
 
     Gradients and optimiser moments that decay towards zero pass through denormal
     values, which x86 cores compute in microcode, many times slower: flushing them
@@ -240,7 +242,7 @@ def cpu_training(network: Any) -> Iterator[None]:
     """
     flushed = torch.set_flush_denormal(True)
     try:
-        with training_forward(network):
+        with training_forward(network), bit_dropout(network):
             yield
     finally:
         if flushed:
