@@ -25,6 +25,7 @@ from nordiqd.model.dropout import bit_dropout
 from nordiqd.model.errors import ModelError, TrainingCancelled
 from nordiqd.model.params import ModelSpec
 from nordiqd.model.train_forward import training_forward
+from nordiqd.model.train_step import lean_training
 from nordiqd.model.windows import BatchSet
 
 _log = logging.getLogger(__name__)
@@ -232,8 +233,8 @@ def trainer_options(
 
 @contextmanager
 def cpu_training(network: Any) -> Iterator[None]:
-    """The fused forward (``train_forward``), dropout's 16-bit draw (``dropout``), and
-    denormal floats flushed to zero.
+    """The fused forward (``train_forward``), dropout's 16-bit draw (``dropout``), the
+    lean step with fused Adam (``train_step``), and denormal floats flushed to zero.
 
     Gradients and optimiser moments that decay towards zero pass through denormal
     values, which x86 cores compute in microcode, many times slower: flushing them
@@ -242,7 +243,7 @@ def cpu_training(network: Any) -> Iterator[None]:
     """
     flushed = torch.set_flush_denormal(True)
     try:
-        with training_forward(network), bit_dropout(network):
+        with training_forward(network), bit_dropout(network), lean_training(network):
             yield
     finally:
         if flushed:
