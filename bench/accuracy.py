@@ -287,8 +287,13 @@ def main(argv: list[str] | None = None) -> int:
         "--tft-only", action="store_true", help="TFT and baselines only: no challengers, routing or .md"
     )
     p.add_argument("--out", type=Path, default=OUT, help=f"JSON folder, default {OUT.relative_to(_REPO)}")
+    p.add_argument(
+        "--windows", type=int, help=f"training windows per epoch (default {SPEC['max_windows_per_epoch']:,})"
+    )
     args = p.parse_args(argv)
     extra = {} if args.micro_batch is None else {"micro_batch_size": args.micro_batch}
+    if args.windows is not None:
+        extra["max_windows_per_epoch"] = args.windows
     import torch
 
     from nordiqd.backtest.report import table
