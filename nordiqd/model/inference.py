@@ -93,16 +93,11 @@ class TftInference:
         """``network(x)["prediction"]`` for an input dict as the network's dataloader makes it."""
         net = self.net
         enc_lengths, dec_lengths = x["encoder_lengths"], x["decoder_lengths"]
-        x_cat = torch.cat([x["encoder_cat"], x["decoder_cat"]], dim=1)
-        x_cont = torch.cat([x["encoder_cont"], x["decoder_cont"]], dim=1)
-        enc = int(enc_lengths.max())
-        inputs = net.input_embeddings(x_cat)
-        inputs.update({name: x_cont[..., i].unsqueeze(-1) for i, name in self._reals})
-
+        inputs, enc = network_inputs(net, x, self._reals)
         if net.static_variables:
             static = net.static_variable_selection({n: inputs[n][:, 0] for n in net.static_variables})[0]
         else:
-            static = torch.zeros((x_cont.size(0), net.hparams.hidden_size), dtype=x_cont.dtype)
+            static = x["encoder_cont"].new_zeros((len(enc_lengths), net.hparams.hidden_size))
         context = net.static_context_variable_selection(static)[:, None]
         enc_inputs = {n: inputs[n][:, :enc] for n in net.encoder_variables}
         dec_inputs = {n: inputs[n][:, enc:] for n in net.decoder_variables}
@@ -161,6 +156,21 @@ class TftInference:
             torch.bmm(torch.softmax(scores, dim=-1).mean(dim=1), vs[lo:hi], out=mean[lo:hi])
         out: torch.Tensor = mha.w_h(mean)
         return out
+
+
+def network_inputs(
+    net: Any, x: dict[str, Any], reals: list[tuple[int, str]]
+) -> tuple[dict[str, torch.Tensor], int]:
+    """The TFT's inputs by variable name over the encoder's and decoder's steps, and the
+    encoder's length: the embedded categoricals, and each real of ``reals`` (its column
+    in the continuous inputs, its name) as [batch, steps, 1]. As the network's own
+    forward prepares them; the training forward (``train_forward``) shares this.
+    """
+    x_cat = torch.cat([x["encoder_cat"], x["decoder_cat"]], dim=1)
+    x_cont = torch.cat([x["encoder_cont"], x["decoder_cont"]], dim=1)
+    inputs: dict[str, torch.Tensor] = net.input_embeddings(x_cat)
+    inputs.update({name: x_cont[..., i].unsqueeze(-1) for i, name in reals})
+    return inputs, int(x["encoder_lengths"].max())
 
 
 def _folded(vsn: Any) -> Any:

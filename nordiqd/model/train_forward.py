@@ -47,6 +47,7 @@ from pytorch_forecasting.models.temporal_fusion_transformer.sub_modules import (
 )
 
 from nordiqd.model.errors import ModelError
+from nordiqd.model.inference import network_inputs
 from nordiqd.model.stacked import StackedSelection
 
 _log = logging.getLogger(__name__)
@@ -78,19 +79,14 @@ class TftTraining:
         """``network.forward(x)``: the network's output for an input dict from its loader."""
         net = self.net
         enc_lengths, dec_lengths = x["encoder_lengths"], x["decoder_lengths"]
-        x_cat = torch.cat([x["encoder_cat"], x["decoder_cat"]], dim=1)
-        x_cont = torch.cat([x["encoder_cont"], x["decoder_cont"]], dim=1)
-        enc = int(enc_lengths.max())
-        inputs = net.input_embeddings(x_cat)
-        inputs.update({name: x_cont[..., i].unsqueeze(-1) for i, name in self._reals})
-
+        inputs, enc = network_inputs(net, x, self._reals)
         if net.static_variables:
             static, static_weights = net.static_variable_selection(
                 {n: inputs[n][:, 0] for n in net.static_variables}
             )
         else:
-            static = torch.zeros((x_cont.size(0), net.hparams.hidden_size), dtype=x_cont.dtype)
-            static_weights = torch.zeros((x_cont.size(0), 0), dtype=x_cont.dtype)
+            static = x["encoder_cont"].new_zeros((len(enc_lengths), net.hparams.hidden_size))
+            static_weights = x["encoder_cont"].new_zeros((len(enc_lengths), 0))
         context = net.static_context_variable_selection(static)[:, None]
         enc_emb, enc_weights = self._encoder_selection(
             {n: inputs[n][:, :enc] for n in net.encoder_variables}, context
