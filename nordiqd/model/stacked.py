@@ -6,10 +6,21 @@ reals that is ten chains of a dozen small kernels, each over [batch, time, 16] o
 [batch, time, 32]. Written for [variables, batch x time, ...] tensors, the same
 arithmetic runs as one chain of batched products (``torch.bmm``) whose weights are
 the GRNs' own parameters stacked in every forward, so autograd reaches them as it
-reaches the modules. Dropout is drawn where the GRN draws it (before each gate's linear
-layer), element by element with the same probability (``nordiqd.model.dropout``), so
-training sees the same distribution of masks, only not the same draws. Without dropout the outputs and the
-gradients equal the network's own to float rounding
+reaches the modules.
+
+Each input is one real x per row and its prescaler makes ``x * s + b`` of it, so
+everything linear in the prescaled values before the first nonlinearity is an affine
+function of x alone: a GRN's first linear layer is ``x * (W s) + (W b + c)``, its
+resampled residual ``x * (s R) + b R`` (``R`` the interpolation matrix), and the
+flattened GRN's first layer and residual over the concatenation of all the prescaled
+values are ``raw @ A + const`` for the [rows, variables] values ``raw``. The
+[variables, rows, 16] prescaled values are never made; the small products of weights
+are made in every forward, from the parameters, for autograd to reach them.
+
+Dropout is drawn where the GRN draws it (before each gate's linear layer), element by
+element with the same probability (``nordiqd.model.dropout``), so training sees the
+same distribution of masks, only not the same draws. Without dropout the outputs and
+the gradients equal the network's own to float rounding
 (``tests/unit/test_model_train_forward.py``).
 
 No operation here writes in place: the tensors are the autograd graph.
@@ -41,6 +52,23 @@ def _stack(modules: list[Any], name: str) -> torch.Tensor:
     return torch.stack([getattr(m, name) for m in modules])
 
 
+def _check_grn(grn: Any, context: bool) -> None:
+    """Raise ``ModelError`` unless ``grn`` is a GRN with a resampled, gated residual
+    whose gate adds without a trainable gate, with a context layer iff ``context``."""
+    if not isinstance(grn, GatedResidualNetwork) or not isinstance(
+        getattr(grn, "resample_norm", None), ResampleNorm
+    ):
+        raise ModelError("only GRNs with a resampled residual stack")
+    add_norm = grn.gate_norm.add_norm
+    if (
+        (grn.context_size is not None) != context
+        or not grn.resample_norm.trainable_add
+        or add_norm.trainable_add
+        or add_norm.input_size != add_norm.skip_size
+    ):
+        raise ModelError("only GRNs of our layout stack")
+
+
 class StackedSelection:
     """A ``VariableSelectionNetwork`` over prescaled reals, its GRNs run as one.
 
@@ -59,60 +87,95 @@ class StackedSelection:
         if any(n not in vsn.prescalers for n in names):
             raise ModelError("only a selection over prescaled reals stacks")
         grns = [vsn.single_variable_grns[n] for n in names]
-        first = grns[0]
+        shape = (grns[0].input_size, grns[0].hidden_size, grns[0].output_size)
         for grn in grns:
-            if not isinstance(grn, GatedResidualNetwork) or not isinstance(
-                getattr(grn, "resample_norm", None), ResampleNorm
-            ):
-                raise ModelError("only GRNs with a resampled residual stack")
-            norm, add_norm = grn.resample_norm, grn.gate_norm.add_norm
-            same = (grn.input_size, grn.hidden_size, grn.output_size) == (
-                first.input_size,
-                first.hidden_size,
-                first.output_size,
-            )
-            if (
-                not same
-                or grn.context_size is not None
-                or not norm.trainable_add
-                or add_norm.trainable_add
-                or add_norm.input_size != add_norm.skip_size
-            ):
-                raise ModelError("only GRNs of one shape, without context, stack")
-        self.vsn, self.names, self.grns = vsn, names, grns
-        self.prescalers = [vsn.prescalers[n] for n in names]
-        self.resample = _interpolation(first.input_size, first.output_size)
+            _check_grn(grn, context=False)
+            if (grn.input_size, grn.hidden_size, grn.output_size) != shape:
+                raise ModelError("only GRNs of one shape stack")
+        prescalers = [vsn.prescalers[n] for n in names]
+        if any(p.in_features != 1 or p.bias is None for p in prescalers):
+            raise ModelError("only prescalers of one value with a bias stack")
+        flattened = vsn.flattened_grn
+        _check_grn(flattened, context=vsn.context_size is not None)
+        if flattened.input_size != len(names) * shape[0]:
+            raise ModelError("the flattened GRN does not read every prescaled input")
+        self.vsn, self.names, self.grns, self.prescalers = vsn, names, grns, prescalers
+        self.resample = _interpolation(shape[0], shape[2])
+        self.flat_resample = _interpolation(flattened.input_size, flattened.output_size)
         dropout = grns[0].gate_norm.glu.dropout
         self.dropout = float(dropout.p) if dropout is not None else 0.0
+        dropout = flattened.gate_norm.glu.dropout
+        self.flat_dropout = float(dropout.p) if dropout is not None else 0.0
 
     def __call__(
         self, x: dict[str, torch.Tensor], context: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(output [batch, time, hidden], weights [batch, time, 1, variables]) as the module
         returns them, for inputs [batch, time, 1] by name and a context [batch, 1, context]."""
-        vsn, grns = self.vsn, self.grns
+        grns = self.grns
         raw = torch.cat([x[n] for n in self.names], dim=-1)  # [B, T, V]
         batch, steps, count = raw.shape
-        rows = raw.reshape(-1, count).T[..., None]  # [V, N, 1]
-        # The prescalers: Linear(1, s) of each variable's value.
-        scale, shift = _stack(self.prescalers, "weight").transpose(1, 2), _stack(self.prescalers, "bias")
-        emb = rows * scale + shift[:, None]
-        flat = emb.transpose(0, 1).reshape(batch, steps, -1)  # [B, T, V x s], the module's concatenation
-        weights = torch.softmax(vsn.flattened_grn(flat, context), dim=-1)  # [B, T, V]
+        # Contiguous: the products of a strided [V, N, 1] came out strided, and every
+        # kernel after them (ELU, GLU and their backward passes) ran several times slower.
+        rows = torch.stack([x[n].reshape(-1) for n in self.names])[..., None]  # [V, N, 1]
+        # The prescalers: variable v's value x becomes x * scale[v] + shift[v].
+        scale, shift = _stack(self.prescalers, "weight")[..., 0], _stack(self.prescalers, "bias")
+        weights = torch.softmax(self._flattened(raw, scale, shift, context), dim=-1)  # [B, T, V]
 
-        hidden = _linear(emb, [g.fc1 for g in grns])
+        slope, intercept = _affine_linear(scale, shift, [g.fc1 for g in grns])
+        hidden = torch.addcmul(intercept[:, None], rows, slope[:, None])  # fc1, [V, N, h]
         hidden = _linear(F.elu(hidden), [g.fc2 for g in grns])
-        hidden = dropout(hidden, self.dropout, vsn.training)
+        hidden = dropout(hidden, self.dropout, self.vsn.training)
         gated = F.glu(_linear(hidden, [g.gate_norm.glu.fc for g in grns]), dim=-1)
         # The residual: each prescaled value interpolated to the output width, gated and
         # layer-normalised by its own ResampleNorm.
         norms = [g.resample_norm for g in grns]
-        skip = torch.matmul(emb, self.resample) * (torch.sigmoid(_stack(norms, "mask")) * 2.0)[:, None]
-        skip = _affine_norm(skip, [n.norm for n in norms])
+        gate = torch.sigmoid(_stack(norms, "mask")) * 2.0
+        slope, intercept = (scale @ self.resample) * gate, (shift @ self.resample) * gate
+        skip = _line_norm(rows, slope, intercept, [n.norm for n in norms])
         outputs = _affine_norm(gated + skip, [g.gate_norm.add_norm.norm for g in grns])  # [V, N, H]
         # Σ_v outputs[v] x weights[v] (a [1, V] @ [V, H] product per row is far slower).
         combined = (outputs * weights.reshape(-1, count).T[..., None]).sum(dim=0)
         return combined.view(batch, steps, -1), weights.unsqueeze(-2)
+
+    def _flattened(
+        self, raw: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, context: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``vsn.flattened_grn`` of the concatenated prescaled inputs: [B, T, V] logits.
+
+        Its first layer and its resampled residual over the concatenation [B, T, V x s]
+        are ``raw @ A + const`` with A [V, out] folded from the prescalers.
+        """
+        grn = self.vsn.flattened_grn
+        count, size = scale.shape
+        fc1 = grn.fc1.weight.view(-1, count, size)  # [h, V, s]
+        hidden = torch.addmm(
+            torch.einsum("hvs,vs->h", fc1, shift) + grn.fc1.bias,
+            raw.reshape(-1, count),
+            torch.einsum("hvs,vs->vh", fc1, scale),
+        ).view(*raw.shape[:2], -1)
+        if context is not None:
+            hidden = hidden + grn.context(context)
+        hidden = F.linear(F.elu(hidden), grn.fc2.weight, grn.fc2.bias)
+        hidden = dropout(hidden, self.flat_dropout, self.vsn.training)
+        gated = F.glu(grn.gate_norm.glu.fc(hidden), dim=-1)
+        norm = grn.resample_norm
+        resample = self.flat_resample.view(count, size, -1)  # [V, s, out]
+        gate = torch.sigmoid(norm.mask) * 2.0
+        skip = torch.addmm(
+            torch.einsum("vso,vs->o", resample, shift) * gate,
+            raw.reshape(-1, count),
+            torch.einsum("vso,vs->vo", resample, scale) * gate,
+        ).view(*raw.shape[:2], -1)
+        skip = norm.norm(skip)
+        return grn.gate_norm.add_norm.norm(gated + skip)
+
+
+def _affine_linear(scale: torch.Tensor, shift: torch.Tensor, layers: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(slope, intercept) [V, out] of variable v's ``Linear`` of ``x * scale[v] + shift[v]``."""
+    weight = _stack(layers, "weight")  # [V, out, in]
+    slope = torch.bmm(weight, scale[..., None])[..., 0]
+    return slope, torch.bmm(weight, shift[..., None])[..., 0] + _stack(layers, "bias")
 
 
 def _linear(x: torch.Tensor, layers: list[Any]) -> torch.Tensor:
@@ -127,3 +190,24 @@ def _affine_norm(x: torch.Tensor, norms: list[Any]) -> torch.Tensor:
     """Layer norm of ``x`` [V, N, H] with variable v's own ``LayerNorm`` affine."""
     normed = F.layer_norm(x, (x.size(-1),), eps=norms[0].eps)
     return torch.addcmul(_stack(norms, "bias")[:, None], normed, _stack(norms, "weight")[:, None])
+
+
+def _line_norm(rows: torch.Tensor, slope: torch.Tensor, intercept: torch.Tensor, norms: list[Any]) -> torch.Tensor:
+    """Variable v's ``LayerNorm`` of ``rows[v] * slope[v] + intercept[v]``: [V, N, H].
+
+    The mean and variance over the H features of a line in x are the line's and a
+    quadratic in x whose coefficients come from the [V, H] weights, so the normalised
+    row is ``x * rstd(x) * a + rstd(x) * c`` for two [V, H] vectors a and c (the
+    centred slope and intercept times the norm's weight): one batched product of
+    [V, N, 2] by [V, 2, H] instead of a layer norm of a materialised [V, N, H].
+    """
+    slope = slope - slope.mean(-1, keepdim=True)
+    intercept = intercept - intercept.mean(-1, keepdim=True)
+    p, q, r = (slope * slope).mean(-1), (slope * intercept).mean(-1), (intercept * intercept).mean(-1)
+    # The biased variance of the row: p x² + 2 q x + r, never below zero (p r >= q²)
+    # but for rounding, hence the clamp.
+    var = torch.addcmul(r[:, None, None], rows, rows * p[:, None, None] + 2.0 * q[:, None, None])
+    rstd = torch.rsqrt(var.clamp_min(0.0) + norms[0].eps)  # [V, N, 1]
+    weight = _stack(norms, "weight")
+    coefficients = torch.stack([slope * weight, intercept * weight], dim=1)  # [V, 2, H]
+    return torch.bmm(torch.cat([rows * rstd, rstd], dim=-1), coefficients) + _stack(norms, "bias")[:, None]
