@@ -9,13 +9,16 @@ the GRNs' own parameters stacked in every forward, so autograd reaches them as i
 reaches the modules.
 
 Each input is one real x per row and its prescaler makes ``x * s + b`` of it, so
-everything linear in the prescaled values before the first nonlinearity is an affine
-function of x alone: a GRN's first linear layer is ``x * (W s) + (W b + c)``, its
-resampled residual ``x * (s R) + b R`` (``R`` the interpolation matrix), and the
-flattened GRN's first layer and residual over the concatenation of all the prescaled
-values are ``raw @ A + const`` for the [rows, variables] values ``raw``. The
-[variables, rows, 16] prescaled values are never made; the small products of weights
-are made in every forward, from the parameters, for autograd to reach them.
+whatever is linear in the prescaled values before a nonlinearity is a line in x: a
+GRN's first layer is ``x * (W s) + (W b + c)``, its resampled residual
+``x * (s R) + b R`` (``R`` the interpolation matrix), whose layer norm then has a
+closed form, and the flattened GRN's first layer and residual over the concatenation
+of every prescaled input are ``raw @ A + const`` for the [rows, variables] reals. So
+the [variables, rows, 16] prescaled inputs are never made: against the stacked GRNs
+over them, the encoder's selection of a default micro-batch (10 reals x 4,608 rows)
+runs forward and backward in about 34 instead of 48-55 ms on one thread. The small
+products of weights (``W s`` and the like) are made in every forward from the
+parameters, so autograd reaches the parameters as before.
 
 Dropout is drawn where the GRN draws it (before each gate's linear layer), element by
 element with the same probability (``nordiqd.model.dropout``), so training sees the
@@ -43,8 +46,9 @@ from nordiqd.model.errors import ModelError
 
 
 def _interpolation(size: int, out: int) -> torch.Tensor:
-    """The [size, out] matrix of ``F.interpolate(..., mode="linear", align_corners=True)``."""
-    eye = torch.eye(size).unsqueeze(1)
+    """The [size, out] matrix of ``F.interpolate(..., mode="linear", align_corners=True)``,
+    in float64 (cast to the parameters' type in the forward)."""
+    eye = torch.eye(size, dtype=torch.float64).unsqueeze(1)
     return F.interpolate(eye, out, mode="linear", align_corners=True).squeeze(1)
 
 
@@ -115,25 +119,26 @@ class StackedSelection:
         grns = self.grns
         raw = torch.cat([x[n] for n in self.names], dim=-1)  # [B, T, V]
         batch, steps, count = raw.shape
-        # Contiguous: the products of a strided [V, N, 1] came out strided, and every
-        # kernel after them (ELU, GLU and their backward passes) ran several times slower.
+        # Contiguous: products of a transposed [V, N, 1] came out strided, and the kernels
+        # after them (ELU, GLU and their backward passes) ran several times slower.
         rows = torch.stack([x[n].reshape(-1) for n in self.names])[..., None]  # [V, N, 1]
-        # The prescalers: variable v's value x becomes x * scale[v] + shift[v].
+        # The prescalers: variable v's x becomes x * scale[v] + shift[v] (never made).
         scale, shift = _stack(self.prescalers, "weight")[..., 0], _stack(self.prescalers, "bias")
         weights = torch.softmax(self._flattened(raw, scale, shift, context), dim=-1)  # [B, T, V]
 
-        slope, intercept = _affine_linear(scale, shift, [g.fc1 for g in grns])
+        slope, intercept = _prescaled_linear(scale, shift, [g.fc1 for g in grns])
         hidden = torch.addcmul(intercept[:, None], rows, slope[:, None])  # fc1, [V, N, h]
         hidden = _linear(F.elu(hidden), [g.fc2 for g in grns])
         hidden = dropout(hidden, self.dropout, self.vsn.training)
         gated = F.glu(_linear(hidden, [g.gate_norm.glu.fc for g in grns]), dim=-1)
-        # The residual: each prescaled value interpolated to the output width, gated and
-        # layer-normalised by its own ResampleNorm.
+        # The residual: each prescaled input interpolated to the output width, gated and
+        # layer-normalised by its own ResampleNorm; a line in x before its norm.
         norms = [g.resample_norm for g in grns]
         gate = torch.sigmoid(_stack(norms, "mask")) * 2.0
-        slope, intercept = (scale @ self.resample) * gate, (shift @ self.resample) * gate
-        skip = _line_norm(rows, slope, intercept, [n.norm for n in norms])
-        outputs = _affine_norm(gated + skip, [g.gate_norm.add_norm.norm for g in grns])  # [V, N, H]
+        resample = self.resample.to(scale.dtype)
+        slope, intercept = (scale @ resample) * gate, (shift @ resample) * gate
+        summed = _plus_line_norm(gated, rows, slope, intercept, [n.norm for n in norms])
+        outputs = _affine_norm(summed, [g.gate_norm.add_norm.norm for g in grns])  # [V, N, H]
         # Σ_v outputs[v] x weights[v] (a [1, V] @ [V, H] product per row is far slower).
         combined = (outputs * weights.reshape(-1, count).T[..., None]).sum(dim=0)
         return combined.view(batch, steps, -1), weights.unsqueeze(-2)
@@ -144,7 +149,8 @@ class StackedSelection:
         """``vsn.flattened_grn`` of the concatenated prescaled inputs: [B, T, V] logits.
 
         Its first layer and its resampled residual over the concatenation [B, T, V x s]
-        are ``raw @ A + const`` with A [V, out] folded from the prescalers.
+        are ``raw @ A + const`` with A [V, out] folded from the prescalers; the rest is
+        the GRN's own arithmetic over [B, T, V], its dropout drawn where it draws it.
         """
         grn = self.vsn.flattened_grn
         count, size = scale.shape
@@ -160,7 +166,7 @@ class StackedSelection:
         hidden = dropout(hidden, self.flat_dropout, self.vsn.training)
         gated = F.glu(grn.gate_norm.glu.fc(hidden), dim=-1)
         norm = grn.resample_norm
-        resample = self.flat_resample.view(count, size, -1)  # [V, s, out]
+        resample = self.flat_resample.to(scale.dtype).view(count, size, -1)  # [V, s, out]
         gate = torch.sigmoid(norm.mask) * 2.0
         skip = torch.addmm(
             torch.einsum("vso,vs->o", resample, shift) * gate,
@@ -171,7 +177,9 @@ class StackedSelection:
         return grn.gate_norm.add_norm.norm(gated + skip)
 
 
-def _affine_linear(scale: torch.Tensor, shift: torch.Tensor, layers: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+def _prescaled_linear(
+    scale: torch.Tensor, shift: torch.Tensor, layers: list[Any]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(slope, intercept) [V, out] of variable v's ``Linear`` of ``x * scale[v] + shift[v]``."""
     weight = _stack(layers, "weight")  # [V, out, in]
     slope = torch.bmm(weight, scale[..., None])[..., 0]
@@ -192,22 +200,33 @@ def _affine_norm(x: torch.Tensor, norms: list[Any]) -> torch.Tensor:
     return torch.addcmul(_stack(norms, "bias")[:, None], normed, _stack(norms, "weight")[:, None])
 
 
-def _line_norm(rows: torch.Tensor, slope: torch.Tensor, intercept: torch.Tensor, norms: list[Any]) -> torch.Tensor:
-    """Variable v's ``LayerNorm`` of ``rows[v] * slope[v] + intercept[v]``: [V, N, H].
+def _plus_line_norm(
+    gated: torch.Tensor, rows: torch.Tensor, slope: torch.Tensor, intercept: torch.Tensor, norms: list[Any]
+) -> torch.Tensor:
+    """``gated`` [V, N, H] plus variable v's ``LayerNorm`` of ``rows[v] * slope[v] + intercept[v]``.
 
-    The mean and variance over the H features of a line in x are the line's and a
-    quadratic in x whose coefficients come from the [V, H] weights, so the normalised
-    row is ``x * rstd(x) * a + rstd(x) * c`` for two [V, H] vectors a and c (the
-    centred slope and intercept times the norm's weight): one batched product of
-    [V, N, 2] by [V, 2, H] instead of a layer norm of a materialised [V, N, H].
+    Over the H features the mean of a line in x is a line in x, so the centred row is
+    ``x a + c`` (a and c the centred slope and intercept) and its variance a quadratic
+    in x. Written about ``x0``, the x where the row is flattest, the row is
+    ``(x - x0) a + e`` and its variance ``p (x - x0)² + 2 k (x - x0) + m`` (k is zero
+    but for rounding): for any x the terms are never much larger than the variance, so
+    rows nearly constant for some x (a bias nearly parallel to the weight) keep float32
+    precision, as ``F.layer_norm`` of the made row does. The normalised row times the
+    norm's weight is then ``(x - x0) rstd * a w + rstd * e w``: one ``baddbmm`` of
+    [V, N, 3] by [V, 3, H] onto ``gated`` instead of making the line, its norm and the
+    sum (about 4 against 11 ms forward and backward for the encoder's [10, 4608, 32]).
     """
     slope = slope - slope.mean(-1, keepdim=True)
     intercept = intercept - intercept.mean(-1, keepdim=True)
-    p, q, r = (slope * slope).mean(-1), (slope * intercept).mean(-1), (intercept * intercept).mean(-1)
-    # The biased variance of the row: p x² + 2 q x + r, never below zero (p r >= q²)
-    # but for rounding, hence the clamp.
-    var = torch.addcmul(r[:, None, None], rows, rows * p[:, None, None] + 2.0 * q[:, None, None])
-    rstd = torch.rsqrt(var.clamp_min(0.0) + norms[0].eps)  # [V, N, 1]
+    p = (slope * slope).mean(-1, keepdim=True)  # [V, 1]
+    # The clamp keeps x0 finite for a slope flat across features (then p and the
+    # products with it vanish and x0 is about 0: the formula stays exact through k).
+    x0 = -(slope * intercept).mean(-1, keepdim=True) / p.clamp_min(1e-20)
+    flat = intercept + x0 * slope  # e, [V, H]
+    k, m = (slope * flat).mean(-1), (flat * flat).mean(-1)
+    d = rows - x0[..., None]  # [V, N, 1]
+    var = torch.addcmul(m[:, None, None], d, d * p[..., None] + 2.0 * k[:, None, None])
+    rstd = torch.rsqrt(var.clamp_min(0.0) + norms[0].eps)
     weight = _stack(norms, "weight")
-    coefficients = torch.stack([slope * weight, intercept * weight], dim=1)  # [V, 2, H]
-    return torch.bmm(torch.cat([rows * rstd, rstd], dim=-1), coefficients) + _stack(norms, "bias")[:, None]
+    coefficients = torch.stack([slope * weight, flat * weight, _stack(norms, "bias")], dim=1)
+    return torch.baddbmm(gated, torch.cat([d * rstd, rstd, torch.ones_like(rstd)], dim=-1), coefficients)
