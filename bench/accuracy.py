@@ -290,10 +290,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--windows", type=int, help=f"training windows per epoch (default {SPEC['max_windows_per_epoch']:,})"
     )
+    p.add_argument(
+        "--hidden",
+        type=int,
+        help=f"TFT hidden size, continuous inputs at half of it (default {SPEC['hidden_size']})",
+    )
     args = p.parse_args(argv)
     extra = {} if args.micro_batch is None else {"micro_batch_size": args.micro_batch}
     if args.windows is not None:
         extra["max_windows_per_epoch"] = args.windows
+    if args.hidden is not None:
+        extra |= {"hidden_size": args.hidden, "hidden_continuous_size": max(1, args.hidden // 2)}
     import torch
 
     from nordiqd.backtest.report import table
