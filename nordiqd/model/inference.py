@@ -71,7 +71,7 @@ class TftInference:
         ):
             raise ModelError("fast inference does not know this TFT's attention or variable selection")
         self.net = network
-        self._reals = [(i, name) for i, name in enumerate(network.hparams.x_reals) if name in network.reals]
+        self._reals = network_reals(network)
         # All heads' query and key projections as one linear layer each; the query's
         # carries the scores' 1 / sqrt(d).
         scale = mha.d_k**-0.5
@@ -158,13 +158,19 @@ class TftInference:
         return out
 
 
+def network_reals(net: Any) -> list[tuple[int, str]]:
+    """(column in the continuous inputs, name) of each real the network reads, for
+    ``network_inputs``: built once per network, not per batch."""
+    return [(i, name) for i, name in enumerate(net.hparams.x_reals) if name in net.reals]
+
+
 def network_inputs(
     net: Any, x: dict[str, Any], reals: list[tuple[int, str]]
 ) -> tuple[dict[str, torch.Tensor], int]:
     """The TFT's inputs by variable name over the encoder's and decoder's steps, and the
-    encoder's length: the embedded categoricals, and each real of ``reals`` (its column
-    in the continuous inputs, its name) as [batch, steps, 1]. As the network's own
-    forward prepares them; the training forward (``train_forward``) shares this.
+    encoder's length: the embedded categoricals, and each real of ``reals``
+    (``network_reals``) as [batch, steps, 1]. As the network's own forward prepares
+    them; the training forward (``train_forward``) shares this.
     """
     x_cat = torch.cat([x["encoder_cat"], x["decoder_cat"]], dim=1)
     x_cont = torch.cat([x["encoder_cont"], x["decoder_cont"]], dim=1)

@@ -106,10 +106,8 @@ class StackedSelection:
         self.vsn, self.names, self.grns, self.prescalers = vsn, names, grns, prescalers
         self.resample = _interpolation(shape[0], shape[2])
         self.flat_resample = _interpolation(flattened.input_size, flattened.output_size)
-        dropout = grns[0].gate_norm.glu.dropout
-        self.dropout = float(dropout.p) if dropout is not None else 0.0
-        dropout = flattened.gate_norm.glu.dropout
-        self.flat_dropout = float(dropout.p) if dropout is not None else 0.0
+        self.dropout = _dropout_p(grns[0])
+        self.flat_dropout = _dropout_p(flattened)
 
     def __call__(
         self, x: dict[str, torch.Tensor], context: torch.Tensor | None
@@ -175,6 +173,12 @@ class StackedSelection:
         ).view(*raw.shape[:2], -1)
         skip = norm.norm(skip)
         return grn.gate_norm.add_norm.norm(gated + skip)
+
+
+def _dropout_p(grn: Any) -> float:
+    """The probability of the dropout a GRN draws before its gate's linear layer (0 without)."""
+    module = grn.gate_norm.glu.dropout
+    return float(module.p) if module is not None else 0.0
 
 
 def _prescaled_linear(

@@ -47,7 +47,7 @@ from pytorch_forecasting.models.temporal_fusion_transformer.sub_modules import (
 )
 
 from nordiqd.model.errors import ModelError
-from nordiqd.model.inference import network_inputs
+from nordiqd.model.inference import network_inputs, network_reals
 from nordiqd.model.stacked import StackedSelection
 
 _log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class TftTraining:
         if network.multihead_attn.attention.dropout is not None:
             raise ModelError("the training forward does not know attention-weight dropout")
         self.net = network
-        self._reals = [(i, name) for i, name in enumerate(network.hparams.x_reals) if name in network.reals]
+        self._reals = network_reals(network)
         self._encoder_selection = _stacked(network.encoder_variable_selection)
         self._decoder_selection = _stacked(network.decoder_variable_selection)
 
